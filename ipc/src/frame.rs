@@ -1,0 +1,271 @@
+//! Length-prefixed MessagePack frames, with the size cap checked before any
+//! allocation.
+//!
+//! Both a blocking ([`FrameReader`], [`FrameWriter`]) and a tokio
+//! ([`AsyncFrameReader`], [`AsyncFrameWriter`]) flavour exist: the worker is
+//! a handful of threads, the host is async.
+//!
+//! # Caveats
+//! - A reader keeps one body buffer. It grows to the largest frame read so
+//!   far (never past the cap) and shrinks back after a frame larger than
+//!   [`RETAINED_BUFFER_BYTES`], so an idle connection holds little.
+//! - Decoding a body can allocate while building the message (strings,
+//!   byte buffers), but never more than a small multiple of the body size:
+//!   `rmp_serde` reads lengths from the slice and fails when they overrun it.
+
+use std::io::{self, Read, Write};
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Size of the length prefix.
+pub const HEADER_BYTES: usize = 4;
+
+/// A reader keeps at most this much buffer between frames. A chunk frame is
+/// a little over 64 KiB; anything larger is rare (a big `Invoke`), so its
+/// buffer is given back instead of being held for the rest of the call.
+pub const RETAINED_BUFFER_BYTES: usize = 128 << 10;
+
+/// Why a frame could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    #[error("i/o error on the ipc channel: {0}")]
+    Io(#[from] io::Error),
+    #[error("frame of {len} bytes exceeds the cap of {max} bytes")]
+    Oversized { len: u64, max: usize },
+    #[error("frame of zero bytes")]
+    Empty,
+    #[error("channel closed inside a frame ({got} of {expected} bytes)")]
+    Truncated { expected: usize, got: usize },
+    #[error("malformed frame body: {0}")]
+    Malformed(String),
+    #[error("frame body has {0} trailing bytes after the message")]
+    TrailingBytes(usize),
+}
+
+/// Serializes `msg` into a complete frame appended to `out`.
+pub fn encode_frame<T: Serialize>(
+    msg: &T,
+    out: &mut Vec<u8>,
+    max: usize,
+) -> Result<(), FrameError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER_BYTES]);
+    rmp_serde::encode::write(out, msg).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let len = out.len() - start - HEADER_BYTES;
+    if len > max {
+        out.truncate(start);
+        return Err(FrameError::Oversized {
+            len: len as u64,
+            max,
+        });
+    }
+    let len = u32::try_from(len).map_err(|_| FrameError::Oversized {
+        len: len as u64,
+        max,
+    })?;
+    out[start..start + HEADER_BYTES].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+/// Checks a frame header against the cap. This is the one place that
+/// decides whether a body may be allocated.
+pub fn check_header(header: [u8; HEADER_BYTES], max: usize) -> Result<usize, FrameError> {
+    let len = u32::from_le_bytes(header) as usize;
+    if len == 0 {
+        return Err(FrameError::Empty);
+    }
+    if len > max {
+        return Err(FrameError::Oversized {
+            len: len as u64,
+            max,
+        });
+    }
+    Ok(len)
+}
+
+/// Decodes one message from a complete frame body. Trailing bytes are an
+/// error: a frame holds exactly one message.
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
+    // The reader flavour copies a `bin` through `take(len).read_to_end`, so
+    // a declared length larger than the body fails without being allocated.
+    let mut de = rmp_serde::Deserializer::new(io::Cursor::new(body));
+    let msg = serde::Deserialize::deserialize(&mut de).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let used = usize::try_from(de.position()).unwrap_or(usize::MAX);
+    if used < body.len() {
+        return Err(FrameError::TrailingBytes(body.len() - used));
+    }
+    Ok(msg)
+}
+
+fn prepare_body(buf: &mut Vec<u8>, len: usize) {
+    if buf.capacity() > RETAINED_BUFFER_BYTES && len <= RETAINED_BUFFER_BYTES {
+        *buf = Vec::new();
+    }
+    buf.clear();
+    buf.resize(len, 0);
+}
+
+/// Blocking frame reader.
+pub struct FrameReader<R> {
+    inner: R,
+    max: usize,
+    body: Vec<u8>,
+}
+
+impl<R: Read> FrameReader<R> {
+    pub fn new(inner: R, max: usize) -> Self {
+        Self {
+            inner,
+            max,
+            body: Vec::new(),
+        }
+    }
+
+    /// Reads the next message. `Ok(None)` is a clean end of stream on a
+    /// frame boundary.
+    pub fn read<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
+        let mut header = [0; HEADER_BYTES];
+        let got = read_full(&mut self.inner, &mut header)?;
+        if got == 0 {
+            return Ok(None);
+        }
+        if got < HEADER_BYTES {
+            return Err(FrameError::Truncated {
+                expected: HEADER_BYTES,
+                got,
+            });
+        }
+        let len = check_header(header, self.max)?;
+        prepare_body(&mut self.body, len);
+        let got = read_full(&mut self.inner, &mut self.body)?;
+        if got < len {
+            return Err(FrameError::Truncated { expected: len, got });
+        }
+        decode_body(&self.body).map(Some)
+    }
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Blocking frame writer. One `write` is one `write_all` of a whole frame,
+/// so frames from several threads never interleave when the writer sits
+/// behind a mutex.
+pub struct FrameWriter<W> {
+    inner: W,
+    max: usize,
+    scratch: Vec<u8>,
+}
+
+impl<W: Write> FrameWriter<W> {
+    pub fn new(inner: W, max: usize) -> Self {
+        Self {
+            inner,
+            max,
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn write<T: Serialize>(&mut self, msg: &T) -> Result<(), FrameError> {
+        self.scratch.clear();
+        encode_frame(msg, &mut self.scratch, self.max)?;
+        self.inner.write_all(&self.scratch)?;
+        if self.scratch.capacity() > RETAINED_BUFFER_BYTES {
+            self.scratch = Vec::new();
+        }
+        Ok(())
+    }
+}
+
+/// Async frame reader for the host.
+pub struct AsyncFrameReader<R> {
+    inner: R,
+    max: usize,
+    body: Vec<u8>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncFrameReader<R> {
+    pub fn new(inner: R, max: usize) -> Self {
+        Self {
+            inner,
+            max,
+            body: Vec::new(),
+        }
+    }
+
+    /// Reads the next message; `Ok(None)` is a clean end of stream.
+    ///
+    /// Cancel safety: not cancel safe. A frame half read when the future is
+    /// dropped is lost, so callers keep one read in flight and finish it.
+    pub async fn read<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
+        let mut header = [0; HEADER_BYTES];
+        let got = read_full_async(&mut self.inner, &mut header).await?;
+        if got == 0 {
+            return Ok(None);
+        }
+        if got < HEADER_BYTES {
+            return Err(FrameError::Truncated {
+                expected: HEADER_BYTES,
+                got,
+            });
+        }
+        let len = check_header(header, self.max)?;
+        prepare_body(&mut self.body, len);
+        let got = read_full_async(&mut self.inner, &mut self.body).await?;
+        if got < len {
+            return Err(FrameError::Truncated { expected: len, got });
+        }
+        decode_body(&self.body).map(Some)
+    }
+}
+
+async fn read_full_async(r: &mut (impl AsyncRead + Unpin), buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]).await {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Async frame writer for the host.
+pub struct AsyncFrameWriter<W> {
+    inner: W,
+    max: usize,
+    scratch: Vec<u8>,
+}
+
+impl<W: AsyncWrite + Unpin> AsyncFrameWriter<W> {
+    pub fn new(inner: W, max: usize) -> Self {
+        Self {
+            inner,
+            max,
+            scratch: Vec::new(),
+        }
+    }
+
+    pub async fn write<T: Serialize>(&mut self, msg: &T) -> Result<(), FrameError> {
+        self.scratch.clear();
+        encode_frame(msg, &mut self.scratch, self.max)?;
+        self.inner.write_all(&self.scratch).await?;
+        self.inner.flush().await?;
+        Ok(())
+    }
+}

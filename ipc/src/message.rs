@@ -1,0 +1,157 @@
+//! The messages that travel in frames.
+//!
+//! Structs serialize as MessagePack arrays (positional), enums as a map with
+//! one key: the variant name. Unknown variants fail to decode, which the
+//! host treats as a protocol violation.
+
+use serde::{Deserialize, Serialize};
+
+/// What the host sends to a worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum HostMessage {
+    /// First frame of every connection.
+    Hello { protocol: u32, host_version: String },
+    /// The one call this worker serves.
+    Invoke(Invoke),
+    /// Permission to send `chunks` more `Chunk` messages.
+    Credit { chunks: u32 },
+    /// Stop the tool now; the worker still answers with `Done` or `Error`.
+    Cancel,
+}
+
+/// What a worker sends to the host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WorkerMessage {
+    /// First frame of every connection.
+    Hello { protocol: u32, worker_version: String, pid: u32 },
+    /// What the worker applied to itself before running the tool.
+    Confined(Confinement),
+    /// A piece of the tool's output.
+    Chunk(Chunk),
+    /// Free-form progress from the tool ("searched 1200 files").
+    Progress(Progress),
+    /// The worker's own view of resource use so far.
+    Usage(WorkerUsage),
+    /// The tool ended. Last message of a successful exchange.
+    Done(Done),
+    /// The tool could not run or failed inside the worker. Last message.
+    Error(ToolError),
+}
+
+/// One call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Invoke {
+    pub call_id: u64,
+    pub tool: String,
+    /// Arguments as a JSON document, validated by the tool against its schema.
+    pub args_json: String,
+    pub limits: WorkerLimits,
+}
+
+/// The limits a worker applies to itself and to its tool.
+///
+/// Memory is enforced by the host (cgroup or watchdog); the worker only sets
+/// the `RLIMIT_DATA` backstop that the host computes for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerLimits {
+    /// RLIMIT_CPU, seconds of CPU for the worker and each process it starts.
+    pub cpu_seconds: Option<u64>,
+    /// RLIMIT_DATA. `None` leaves it as inherited.
+    pub data_bytes: Option<u64>,
+    /// RLIMIT_AS. Off by default: node, the JVM and Go die under it.
+    pub address_space_bytes: Option<u64>,
+    /// RLIMIT_NOFILE.
+    pub open_files: u64,
+    /// RLIMIT_FSIZE, the largest file the tool may write.
+    pub file_size_bytes: Option<u64>,
+    /// Processes the call may run at once. The worker turns it into
+    /// RLIMIT_NPROC where that means something (not for root).
+    pub processes: Option<u64>,
+    /// Output the host will keep. The worker counts against it.
+    pub max_output_bytes: u64,
+    /// Stop the tool once `max_output_bytes` is crossed (default). When
+    /// false the worker drains the tool to its end, so the host can keep a
+    /// tail.
+    pub stop_at_output_cap: bool,
+}
+
+/// Which of a tool's outputs a chunk belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StreamId {
+    Stdout,
+    Stderr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chunk {
+    pub stream: StreamId,
+    /// 0, 1, 2, … across all streams of the call, with no gaps.
+    pub seq: u64,
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    pub message: String,
+    pub done: u64,
+    pub total: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WorkerUsage {
+    /// CPU time of the worker and its reaped children, in milliseconds.
+    pub cpu_ms: u64,
+    /// Output bytes the tool produced so far, kept or not.
+    pub bytes_seen: u64,
+}
+
+/// What the worker applied to itself, reported so that weaker isolation is
+/// never silent.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Confinement {
+    /// One entry per mechanism, e.g. ("RLIMIT_NPROC", "not enforced: root ignores it").
+    pub applied: Vec<(String, String)>,
+}
+
+/// How the tool ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ToolExit {
+    /// An in-worker tool finished normally.
+    Finished,
+    /// A child process exited with this code.
+    Code(i32),
+    /// A child process was killed by this signal.
+    Signal(i32),
+    /// The worker stopped the tool (output cap or cancel).
+    Stopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Done {
+    pub exit: ToolExit,
+    /// Bytes of output the tool produced, including what was not sent.
+    pub bytes_seen: u64,
+    /// Newlines in those bytes.
+    pub lines_seen: u64,
+    /// True when the worker stopped the tool because the output cap was hit.
+    pub stopped_at_output_cap: bool,
+    /// Tool-specific facts as a JSON object, e.g. `{"matches": 2008, "files": 412}`.
+    pub summary_json: Option<String>,
+    pub usage: WorkerUsage,
+}
+
+/// Why a tool failed inside the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ToolErrorKind {
+    UnknownTool,
+    BadArguments,
+    Io,
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolError {
+    pub kind: ToolErrorKind,
+    pub message: String,
+}

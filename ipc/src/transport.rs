@@ -1,0 +1,64 @@
+//! The channel between host and worker: two anonymous pipes, wrapped in the
+//! `interprocess` crate's unnamed-pipe types.
+//!
+//! The worker's ends become its stdin (host → worker) and stdout (worker →
+//! host) when it is spawned, so they travel through `posix_spawn`'s file
+//! actions and no `pre_exec` is needed. Anonymous pipes have no name, so no
+//! other process can connect to them or inject frames; the only way in is to
+//! inherit an end, and both ends are created close-on-exec.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+
+/// One direction of the channel: `(read end, write end)`, both close-on-exec.
+pub fn cloexec_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The host's half of a fresh channel, plus the two fds to hand the worker.
+pub struct HostChannel {
+    /// Host reads worker messages here.
+    pub from_worker: interprocess::unnamed_pipe::tokio::Recver,
+    /// Host writes host messages here.
+    pub to_worker: interprocess::unnamed_pipe::tokio::Sender,
+    /// Becomes the worker's stdin.
+    pub worker_stdin: OwnedFd,
+    /// Becomes the worker's stdout.
+    pub worker_stdout: OwnedFd,
+}
+
+impl HostChannel {
+    /// Creates both pipes. Must be called inside a tokio runtime.
+    pub fn new() -> io::Result<Self> {
+        let (h2w_read, h2w_write) = cloexec_pipe()?;
+        let (w2h_read, w2h_write) = cloexec_pipe()?;
+        Ok(Self {
+            from_worker: interprocess::unnamed_pipe::tokio::Recver::try_from(w2h_read)?,
+            to_worker: interprocess::unnamed_pipe::tokio::Sender::try_from(h2w_write)?,
+            worker_stdin: h2w_read,
+            worker_stdout: w2h_write,
+        })
+    }
+}
+
+/// The worker's half: blocking pipe ends made from the fds it was given.
+pub struct WorkerChannel {
+    pub from_host: interprocess::unnamed_pipe::Recver,
+    pub to_host: interprocess::unnamed_pipe::Sender,
+}
+
+impl WorkerChannel {
+    pub fn from_fds(from_host: OwnedFd, to_host: OwnedFd) -> Self {
+        Self {
+            from_host: from_host.into(),
+            to_host: to_host.into(),
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The built-in tools. They live only in the worker binary: the `bulkhead`
+//! binary does not link this crate (a test reads `cargo metadata` to prove it).
+//!
+//! A tool gets its arguments as JSON text, parses them against its own
+//! argument type (whose JSON Schema it publishes), and writes output to an
+//! [`OutputSink`]. Like ripgrep's `Sink`, the sink answers `false` when the
+//! tool must stop: the output cap was crossed or the call was cancelled.
+
+use std::io;
+
+use bulkhead_ipc::{StreamId, ToolErrorKind, ToolExit, WorkerLimits};
+
+pub mod args;
+pub mod list_directory;
+pub mod read_file;
+pub mod search;
+pub mod shell;
+
+/// Where a tool's output goes. Implemented by the worker's IPC sender, which
+/// waits for credit (back-pressure) and counts bytes against the cap.
+pub trait OutputSink {
+    /// Writes `data` on `stream`. `Ok(true)`: keep going. `Ok(false)`: stop
+    /// now (cap crossed or cancelled); the bytes were counted.
+    fn write(&mut self, stream: StreamId, data: &[u8]) -> io::Result<bool>;
+
+    /// Reports progress; best effort, never blocks on credit.
+    fn progress(&mut self, message: &str, done: u64, total: Option<u64>);
+
+    /// True once the host cancelled the call.
+    fn cancelled(&self) -> bool;
+}
+
+/// Facts a tool may need besides its arguments.
+pub struct ToolContext<'a> {
+    pub limits: &'a WorkerLimits,
+}
+
+/// How a tool ended, when it did not fail.
+#[derive(Debug)]
+pub struct ToolEnd {
+    pub exit: ToolExit,
+    /// Tool-specific counters, e.g. `{"matches": 2008, "files_searched": 412}`.
+    pub summary: Option<serde_json::Value>,
+}
+
+/// Why a tool failed. `message` names the bad field for bad arguments.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ToolFailure {
+    pub kind: ToolErrorKind,
+    pub message: String,
+}
+
+impl ToolFailure {
+    pub fn bad_args(message: impl Into<String>) -> Self {
+        Self {
+            kind: ToolErrorKind::BadArguments,
+            message: message.into(),
+        }
+    }
+
+    pub fn io(context: impl std::fmt::Display, err: io::Error) -> Self {
+        Self {
+            kind: ToolErrorKind::Io,
+            message: format!("{context}: {err}"),
+        }
+    }
+}
+
+/// A built-in tool.
+pub trait Tool: Sync {
+    fn name(&self) -> &'static str;
+    /// One line, shown by `bulkhead tools`.
+    fn description(&self) -> &'static str;
+    /// JSON Schema of the arguments.
+    fn schema(&self) -> serde_json::Value;
+    fn run(
+        &self,
+        args_json: &str,
+        sink: &mut dyn OutputSink,
+        ctx: &ToolContext<'_>,
+    ) -> Result<ToolEnd, ToolFailure>;
+}
+
+/// Every built-in tool, in the order `bulkhead tools` lists them.
+pub fn all() -> [&'static dyn Tool; 4] {
+    [
+        &search::SearchFilesContent,
+        &shell::Shell,
+        &read_file::ReadFile,
+        &list_directory::ListDirectory,
+    ]
+}
+
+/// Looks a tool up by name.
+pub fn find(name: &str) -> Option<&'static dyn Tool> {
+    all().into_iter().find(|t| t.name() == name)
+}
