@@ -9,9 +9,13 @@
 //! - A reader keeps one body buffer. It grows to the largest frame read so
 //!   far (never past the cap) and shrinks back after a frame larger than
 //!   [`RETAINED_BUFFER_BYTES`], so an idle connection holds little.
-//! - Decoding a body can allocate while building the message (strings,
-//!   byte buffers), but never more than a small multiple of the body size:
-//!   `rmp_serde` reads lengths from the slice and fails when they overrun it.
+//! - Decoding a body allocates while building the message. Byte buffers and
+//!   strings never exceed the body (`rmp_serde` copies through
+//!   `take(len).read_to_end`, failing when a length overruns it), but serde
+//!   may reserve up to 1 MiB for a sequence whose declared length is a lie
+//!   (`size_hint::cautious`). So one read allocates at most about the body,
+//!   plus 1 MiB, plus the message itself: `ipc/tests/alloc_bound.rs` measures
+//!   a worst case near 3 × the 1 MiB cap.
 
 use std::io::{self, Read, Write};
 
@@ -26,6 +30,13 @@ pub const HEADER_BYTES: usize = 4;
 /// a little over 64 KiB; anything larger is rare (a big `Invoke`), so its
 /// buffer is given back instead of being held for the rest of the call.
 pub const RETAINED_BUFFER_BYTES: usize = 128 << 10;
+
+/// Deepest MessagePack nesting `decode_body` accepts. Our messages nest at
+/// most four levels (variant map, struct, `Vec`, tuple); a hostile body that
+/// nests deeper (an unknown map field is skipped by recursing into it) is
+/// malformed. rmp-serde's own limit of 1024 levels overflows a 2 MiB thread
+/// stack in a debug build, which aborts the whole host.
+pub const MAX_DECODE_DEPTH: usize = 32;
 
 /// Why a frame could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +54,8 @@ pub enum FrameError {
     Malformed(String),
     #[error("frame body has {0} trailing bytes after the message")]
     TrailingBytes(usize),
+    #[error("frame body stalled: {got} of {expected} bytes arrived within {timeout_ms} ms")]
+    Stalled { expected: usize, got: usize, timeout_ms: u64 },
 }
 
 /// Serializes `msg` into a complete frame appended to `out`.
@@ -92,6 +105,7 @@ pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
     // The reader flavour copies a `bin` through `take(len).read_to_end`, so
     // a declared length larger than the body fails without being allocated.
     let mut de = rmp_serde::Deserializer::new(io::Cursor::new(body));
+    de.set_max_depth(MAX_DECODE_DEPTH);
     let msg = serde::Deserialize::deserialize(&mut de).map_err(|e| FrameError::Malformed(e.to_string()))?;
     let used = usize::try_from(de.position()).unwrap_or(usize::MAX);
     if used < body.len() {
@@ -195,6 +209,7 @@ pub struct AsyncFrameReader<R> {
     inner: R,
     max: usize,
     body: Vec<u8>,
+    body_timeout: Option<std::time::Duration>,
 }
 
 impl<R: AsyncRead + Unpin> AsyncFrameReader<R> {
@@ -203,7 +218,16 @@ impl<R: AsyncRead + Unpin> AsyncFrameReader<R> {
             inner,
             max,
             body: Vec::new(),
+            body_timeout: None,
         }
+    }
+
+    /// Once a header has arrived, its body must follow within `timeout`.
+    /// A peer writes whole frames at once, so a body that stalls means a
+    /// broken or hostile peer, and waiting for it would hold the call open.
+    pub fn with_body_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.body_timeout = Some(timeout);
+        self
     }
 
     /// Reads the next message; `Ok(None)` is a clean end of stream.
@@ -224,7 +248,23 @@ impl<R: AsyncRead + Unpin> AsyncFrameReader<R> {
         }
         let len = check_header(header, self.max)?;
         prepare_body(&mut self.body, len);
-        let got = read_full_async(&mut self.inner, &mut self.body).await?;
+        let got = match self.body_timeout {
+            None => read_full_async(&mut self.inner, &mut self.body).await?,
+            Some(timeout) => {
+                let mut filled = 0;
+                let read = read_counting(&mut self.inner, &mut self.body, &mut filled);
+                match tokio::time::timeout(timeout, read).await {
+                    Ok(r) => r?,
+                    Err(_) => {
+                        return Err(FrameError::Stalled {
+                            expected: len,
+                            got: filled,
+                            timeout_ms: timeout.as_millis() as u64,
+                        });
+                    }
+                }
+            }
+        };
         if got < len {
             return Err(FrameError::Truncated { expected: len, got });
         }
@@ -234,15 +274,25 @@ impl<R: AsyncRead + Unpin> AsyncFrameReader<R> {
 
 async fn read_full_async(r: &mut (impl AsyncRead + Unpin), buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]).await {
+    read_counting(r, buf, &mut filled).await
+}
+
+/// Like `read_full_async`, but keeps the count in `filled` so a caller that
+/// gives up (timeout) can still say how far it got.
+async fn read_counting(
+    r: &mut (impl AsyncRead + Unpin),
+    buf: &mut [u8],
+    filled: &mut usize,
+) -> io::Result<usize> {
+    while *filled < buf.len() {
+        match r.read(&mut buf[*filled..]).await {
             Ok(0) => break,
-            Ok(n) => filled += n,
+            Ok(n) => *filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(filled)
+    Ok(*filled)
 }
 
 /// Async frame writer for the host.

@@ -104,6 +104,9 @@ pub struct WorkerUsage {
     pub cpu_ms: u64,
     /// Output bytes the tool produced so far, kept or not.
     pub bytes_seen: u64,
+    /// Largest resident set of the worker or any process it reaped, in
+    /// bytes (`ru_maxrss`). Catches a peak between two host samples.
+    pub max_rss_bytes: u64,
 }
 
 /// What the worker applied to itself, reported so that weaker isolation is

@@ -1,1 +1,41 @@
-fn main(){}
+//! `bulkhead-worker`: started by the host, never by hand.
+//!
+//! With no arguments it serves one call on stdin/stdout (see
+//! `bulkhead_worker::serve`). `--list-tools` prints the tool catalogue as
+//! JSON, which is how `bulkhead tools` learns it without linking tool code.
+
+use bulkhead_worker::{serve, tools};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    match args.next().as_deref() {
+        Some("--list-tools") => {
+            let list: Vec<_> = tools::all()
+                .iter()
+                .map(|t| {
+                    serde_json::json!({
+                        "name": t.name(),
+                        "description": t.description(),
+                        "schema": t.schema(),
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::Value::Array(list));
+        }
+        Some("--version") => println!("bulkhead-worker {}", serve::WORKER_VERSION),
+        None => {
+            let parent = std::env::var("BULKHEAD_HOST_PID").ok().and_then(|p| p.parse().ok());
+            if let Err(e) = serve::serve(parent) {
+                eprintln!("bulkhead-worker: {e}");
+                std::process::exit(1);
+            }
+        }
+        Some(other) => {
+            eprintln!(
+                "bulkhead-worker: unknown argument \"{other}\". This program is started by \
+                 bulkhead; it takes no arguments except --list-tools and --version."
+            );
+            std::process::exit(2);
+        }
+    }
+}

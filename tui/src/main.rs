@@ -1,1 +1,60 @@
-fn main(){}
+//! `bulkhead`: the user's entry point. It hosts tool calls and never runs
+//! one itself; the tools live in `bulkhead-worker`, which this binary does
+//! not link (a test checks its dependency tree).
+
+mod cli;
+mod doctor;
+mod run;
+mod tools;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+/// Exit code when bulkhead itself could not do its job (no worker binary,
+/// no runtime). Distinct from a call's outcome codes.
+const EXIT_INTERNAL: u8 = 1;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help and version to stdout with exit 0, and
+            // usage errors to stderr; we keep its text, and use exit 2 for
+            // every usage error as documented.
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(cli::EXIT_USAGE) } else { ExitCode::SUCCESS };
+        }
+    };
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bulkhead: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_INTERNAL);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run::run(args).await,
+            Command::Tools(args) => tools::tools(args).await,
+            Command::Doctor(args) => doctor::doctor(args).await,
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("bulkhead: {e:#}");
+            ExitCode::from(EXIT_INTERNAL)
+        }
+    }
+}
+
+/// Logs go to stderr, filtered by `BULKHEAD_LOG` (default: warnings).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BULKHEAD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

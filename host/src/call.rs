@@ -1,0 +1,382 @@
+//! The supervisor of one call: from queue to reaped worker.
+//!
+//! **Architecture invariant:** [`drive`] returns exactly one report, and
+//! before it returns, every process of the call is dead ([`Cage::kill_all`])
+//! and the worker is reaped. Every exit path below goes through
+//! [`Supervisor::finish`], which is where that happens.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bulkhead_ipc::{HostMessage, Invoke, PROTOCOL_VERSION, ToolExit, WorkerMessage, WorkerStreamValidator};
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::enforce::{Cage, CageLimits};
+use crate::host::{CallRequest, Inner};
+use crate::outcome::{KillReason, Outcome, Usage};
+use crate::output::CapturedOutput;
+use crate::report::{CallEvent, CallReport, CallState, Enforcement, LiveStatus};
+use crate::spawn::SpawnRequest;
+use crate::worker_io;
+
+/// Chunks a worker may have in flight. 16 × 64 KiB = 1 MiB: enough to keep
+/// the pipe busy while the host works, and a hard bound on what the channel
+/// holds for one call.
+const CREDIT_WINDOW: u64 = 16;
+
+/// How long a worker may take to exit after its final report before it is
+/// killed. It only has to reap and return from `main`.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// SIGXCPU: the kernel's signal for a process over RLIMIT_CPU.
+const SIGXCPU: i32 = 24;
+
+/// Runs one call and sends its events. Never panics on worker behaviour.
+pub(crate) async fn run(
+    inner: Arc<Inner>,
+    call_id: u64,
+    req: CallRequest,
+    events: mpsc::UnboundedSender<CallEvent>,
+    live: watch::Sender<LiveStatus>,
+    cancel: CancellationToken,
+) {
+    let report = drive(&inner, call_id, req, &events, &live, &cancel).await;
+    live.send_modify(|l| l.state = CallState::Ended);
+    let _ = events.send(CallEvent::Finished(Box::new(report)));
+}
+
+async fn drive(
+    inner: &Arc<Inner>,
+    call_id: u64,
+    req: CallRequest,
+    events: &mpsc::UnboundedSender<CallEvent>,
+    live: &watch::Sender<LiveStatus>,
+    cancel: &CancellationToken,
+) -> CallReport {
+    let mut sup = Supervisor::new(inner, call_id, &req, live);
+    if let Err(e) = req.limits.validate() {
+        return sup.finish_early(Outcome::Failed { error: format!("invalid limits: {e}") });
+    }
+    let _permit = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => return sup.finish_early(Outcome::Killed { reason: KillReason::Cancelled }),
+        permit = inner.slots.clone().acquire_owned() => match permit {
+            Ok(p) => p,
+            Err(_) => return sup.finish_early(Outcome::Failed { error: "tool host is shutting down".into() }),
+        },
+    };
+    sup.started = Instant::now();
+    live.send_modify(|l| l.state = CallState::Running);
+
+    let cage_limits = CageLimits { memory_bytes: Some(req.limits.memory_bytes), pids: Some(req.limits.pids) };
+    let cage = match inner.enforcer.cage(call_id, &cage_limits) {
+        Ok(c) => c,
+        Err(e) => return sup.finish_early(Outcome::Failed { error: format!("cannot set up limits: {e}") }),
+    };
+    let channel = match bulkhead_ipc::transport::HostChannel::new() {
+        Ok(c) => c,
+        Err(e) => return sup.finish_early(Outcome::Failed { error: format!("cannot create the ipc channel: {e}") }),
+    };
+    let spawn = SpawnRequest {
+        program: inner.worker.path.clone(),
+        stdin: channel.worker_stdin,
+        stdout: channel.worker_stdout,
+        env: inner.env.clone(),
+        cwd: req.cwd.clone(),
+    };
+    let mut child = match inner.spawner.spawn(spawn).await {
+        Ok(c) => c,
+        Err(e) => {
+            let error = format!("cannot start worker {}: {e}", inner.worker.path.display());
+            return sup.finish_early(Outcome::Failed { error });
+        }
+    };
+    let mut cage = cage;
+    let pid = child.id().unwrap_or(0);
+    // The worker waits for our Hello before it runs anything, so attaching
+    // here, before the first write, puts the whole tool inside the cage.
+    if let Err(e) = cage.attach(pid) {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        return sup.finish_early(Outcome::Failed { error: format!("cannot confine worker {pid}: {e}") });
+    }
+    let stderr_tail = worker_io::spawn_stderr_tail(child.stderr.take());
+    let mut frames = worker_io::spawn_reader(channel.from_worker);
+    let (granted, granted_rx) = watch::channel(CREDIT_WINDOW);
+    let opening = vec![
+        HostMessage::Hello { protocol: PROTOCOL_VERSION, host_version: crate::VERSION.to_owned() },
+        HostMessage::Invoke(Invoke {
+            call_id,
+            tool: req.tool.clone(),
+            args_json: req.args_json.clone(),
+            limits: req.limits.for_worker(),
+        }),
+    ];
+    worker_io::spawn_writer(channel.to_worker, opening, granted_rx);
+    sup.validator.grant(CREDIT_WINDOW as u32);
+
+    let deadline = tokio::time::Instant::from_std(sup.started + req.limits.timeout);
+    let mut ticks = tokio::time::interval(inner.enforcer.sample_interval());
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let cpu_limit_ms = req.limits.cpu.map(|d| d.as_millis() as u64);
+
+    // Some(outcome): the host decided; None: the worker's report decides.
+    let verdict: Option<Outcome> = loop {
+        tokio::select! {
+            frame = frames.recv() => match frame {
+                Some(Ok(Some(msg))) => {
+                    if let Err(v) = sup.validator.accept(&msg) {
+                        break Some(Outcome::Failed { error: format!("protocol violation by the worker: {v}") });
+                    }
+                    match sup.handle(msg, events) {
+                        Step::Continue => {}
+                        Step::Ended => break None,
+                        Step::Kill(outcome) => break Some(outcome),
+                    }
+                    if sup.validator.credit() < CREDIT_WINDOW / 2 {
+                        let more = CREDIT_WINDOW - sup.validator.credit();
+                        sup.validator.grant(more as u32);
+                        granted.send_modify(|g| *g += more);
+                    }
+                }
+                Some(Err(e)) => break Some(Outcome::Failed { error: format!("protocol violation by the worker: {e}") }),
+                // EOF before a final report: the worker died or gave up.
+                Some(Ok(None)) | None => break None,
+            },
+            _ = tokio::time::sleep_until(deadline) => break Some(Outcome::Killed { reason: KillReason::Timeout }),
+            _ = ticks.tick() => {
+                let s = cage.sample();
+                sup.observe(s.rss_bytes, s.peak_rss_bytes, s.cpu_ms);
+                if s.memory_exceeded {
+                    break Some(Outcome::Killed { reason: KillReason::Memory });
+                }
+                if cpu_limit_ms.is_some_and(|lim| s.cpu_ms > lim) {
+                    break Some(Outcome::Killed { reason: KillReason::Cpu });
+                }
+            }
+            _ = cancel.cancelled() => break Some(Outcome::Killed { reason: KillReason::Cancelled }),
+        }
+    };
+
+    // Let a worker that reported exit on its own; kill anything else.
+    let status = if verdict.is_none() && sup.validator.ended() {
+        tokio::time::timeout(EXIT_GRACE, child.wait()).await.ok().and_then(Result::ok)
+    } else {
+        None
+    };
+    let final_sample = cage.sample();
+    sup.observe(final_sample.rss_bytes, final_sample.peak_rss_bytes, final_sample.cpu_ms);
+    cage.kill_all();
+    let _ = child.start_kill();
+    let status = match status {
+        Some(s) => Some(s),
+        None => child.wait().await.ok(),
+    };
+    // A worker that died on its own (EOF with no report) may have been
+    // killed by the kernel: the OOM killer on a cgroup, or RLIMIT_CPU.
+    let outcome = match verdict {
+        Some(o) => o,
+        None => sup.outcome_from_worker(status, &cage),
+    };
+    let stderr = stderr_tail.await.unwrap_or_default();
+    sup.finish(outcome, stderr)
+}
+
+enum Step {
+    Continue,
+    Ended,
+    Kill(Outcome),
+}
+
+/// The state of one call while it runs.
+struct Supervisor<'a> {
+    inner: &'a Inner,
+    call_id: u64,
+    tool: String,
+    limits: crate::limits::CallLimits,
+    live: &'a watch::Sender<LiveStatus>,
+    started: Instant,
+    validator: WorkerStreamValidator,
+    output: CapturedOutput,
+    peak_rss: u64,
+    cpu_ms: u64,
+    worker_bytes_seen: u64,
+    worker_lines_seen: u64,
+    exit: Option<ToolExit>,
+    summary: Option<serde_json::Value>,
+    worker_error: Option<String>,
+    confinement: Vec<(String, String)>,
+}
+
+impl<'a> Supervisor<'a> {
+    fn new(inner: &'a Inner, call_id: u64, req: &CallRequest, live: &'a watch::Sender<LiveStatus>) -> Self {
+        Self {
+            inner,
+            call_id,
+            tool: req.tool.clone(),
+            limits: req.limits.clone(),
+            live,
+            started: Instant::now(),
+            validator: WorkerStreamValidator::new(),
+            output: CapturedOutput::new(req.limits.max_output_bytes, req.limits.tail_bytes),
+            peak_rss: 0,
+            cpu_ms: 0,
+            worker_bytes_seen: 0,
+            worker_lines_seen: 0,
+            exit: None,
+            summary: None,
+            worker_error: None,
+            confinement: Vec::new(),
+        }
+    }
+
+    fn handle(&mut self, msg: WorkerMessage, events: &mpsc::UnboundedSender<CallEvent>) -> Step {
+        match msg {
+            WorkerMessage::Hello { worker_version, .. } if worker_version != crate::VERSION => {
+                return Step::Kill(Outcome::Failed {
+                    error: format!(
+                        "version mismatch: bulkhead {} cannot use bulkhead-worker {worker_version}; \
+                         install both from the same release",
+                        crate::VERSION
+                    ),
+                });
+            }
+            WorkerMessage::Hello { .. } => {}
+            WorkerMessage::Confined(c) => self.confinement = c.applied,
+            WorkerMessage::Chunk(chunk) => {
+                // The worker stops at the cap by itself; one that keeps
+                // sending in stop mode is ignoring its limits.
+                let overrun = self.limits.tail_bytes == 0
+                    && self.output.bytes_seen() >= self.limits.max_output_bytes;
+                if overrun {
+                    return Step::Kill(Outcome::Killed { reason: KillReason::Output });
+                }
+                let data = Bytes::from(chunk.data);
+                if let Some(kept) = self.output.push(chunk.stream, data) {
+                    // The receiver may be gone (a caller that only awaits
+                    // the report); the bytes are in `output` either way.
+                    let _ = events.send(CallEvent::Output { stream: chunk.stream, data: kept });
+                }
+                let seen = self.output.bytes_seen();
+                self.live.send_modify(|l| l.bytes_seen = seen);
+            }
+            WorkerMessage::Progress(p) => self.live.send_modify(|l| l.progress = Some(p.message)),
+            WorkerMessage::Usage(u) => {
+                self.worker_bytes_seen = self.worker_bytes_seen.max(u.bytes_seen);
+                self.observe(0, u.max_rss_bytes, u.cpu_ms);
+            }
+            WorkerMessage::Done(done) => {
+                self.worker_bytes_seen = self.worker_bytes_seen.max(done.bytes_seen);
+                self.worker_lines_seen = done.lines_seen;
+                self.observe(0, done.usage.max_rss_bytes, done.usage.cpu_ms);
+                self.exit = Some(done.exit);
+                self.summary = done.summary_json.and_then(|s| serde_json::from_str(&s).ok());
+                return Step::Ended;
+            }
+            WorkerMessage::Error(e) => {
+                self.worker_error = Some(e.message);
+                return Step::Ended;
+            }
+        }
+        Step::Continue
+    }
+
+    fn observe(&mut self, rss: u64, peak: u64, cpu_ms: u64) {
+        self.peak_rss = self.peak_rss.max(peak).max(rss);
+        self.cpu_ms = self.cpu_ms.max(cpu_ms);
+        let (peak, cpu, elapsed) = (self.peak_rss, self.cpu_ms, self.started.elapsed());
+        self.live.send_modify(|l| {
+            if rss > 0 {
+                l.rss_bytes = rss;
+            }
+            l.peak_rss_bytes = peak;
+            l.cpu_ms = cpu;
+            l.elapsed = elapsed;
+        });
+    }
+
+    fn bytes_seen(&self) -> u64 {
+        self.output.bytes_seen().max(self.worker_bytes_seen)
+    }
+
+    /// The outcome when the host did not decide it.
+    fn outcome_from_worker(&self, status: Option<std::process::ExitStatus>, cage: &Cage) -> Outcome {
+        use std::os::unix::process::ExitStatusExt;
+        let killed_by = |sig: i32| if sig == SIGXCPU { KillReason::Cpu } else { KillReason::Signal(sig) };
+        if let Some(error) = &self.worker_error {
+            return Outcome::Failed { error: error.clone() };
+        }
+        // The kernel's OOM killer fired inside the cage: whatever the tool
+        // then reported (a shell says "Killed", exit 137), the call was
+        // killed for memory.
+        if cage.memory_limit_hit() {
+            return Outcome::Killed { reason: KillReason::Memory };
+        }
+        if let Some(exit) = self.exit {
+            return match exit {
+                ToolExit::Signal(SIGXCPU) => Outcome::Killed { reason: KillReason::Cpu },
+                _ if self.bytes_seen() > self.limits.max_output_bytes => Outcome::Truncated {
+                    limit: self.limits.max_output_bytes,
+                    bytes_seen: self.bytes_seen(),
+                },
+                _ => Outcome::Completed,
+            };
+        }
+        match status {
+            Some(s) if s.signal().is_some() => Outcome::Killed { reason: killed_by(s.signal().unwrap_or(0)) },
+            Some(s) => Outcome::Failed {
+                error: format!("worker exited ({s}) before reporting an outcome"),
+            },
+            None => Outcome::Failed { error: "worker vanished before reporting an outcome".into() },
+        }
+    }
+
+    fn enforcement(&self) -> Enforcement {
+        Enforcement {
+            memory: self.inner.enforcer.mechanism(),
+            kill: self.inner.enforcer.kill_mechanism(),
+            sample_interval_ms: self.inner.enforcer.sample_interval().as_millis() as u64,
+            worker: self.confinement.clone(),
+        }
+    }
+
+    fn finish_early(self, outcome: Outcome) -> CallReport {
+        self.report(outcome, String::new())
+    }
+
+    fn finish(self, outcome: Outcome, worker_stderr: String) -> CallReport {
+        let outcome = match outcome {
+            // A worker that failed without saying why: show its stderr.
+            Outcome::Failed { error } if !worker_stderr.trim().is_empty() && self.worker_error.is_none() => {
+                Outcome::Failed { error: format!("{error}; worker stderr: {}", worker_stderr.trim()) }
+            }
+            o => o,
+        };
+        self.report(outcome, worker_stderr)
+    }
+
+    fn report(self, outcome: Outcome, worker_stderr: String) -> CallReport {
+        let usage = Usage {
+            peak_rss_bytes: self.peak_rss,
+            cpu_ms: self.cpu_ms,
+            wall_ms: self.started.elapsed().as_millis() as u64,
+            bytes_produced: self.bytes_seen(),
+        };
+        let enforcement = self.enforcement();
+        let lines_seen = self.output.lines_seen().max(self.worker_lines_seen);
+        CallReport {
+            call_id: self.call_id,
+            tool: self.tool,
+            outcome,
+            usage,
+            output: self.output,
+            exit: self.exit,
+            summary: self.summary,
+            enforcement,
+            worker_stderr,
+            lines_seen,
+        }
+    }
+}

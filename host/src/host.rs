@@ -1,0 +1,248 @@
+//! [`ToolHost`]: the public face of the supervisor.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::enforce::{Enforcer, MemoryMechanism};
+use crate::limits::CallLimits;
+use crate::report::{CallEvent, CallReport, Enforcement, LiveStatus};
+use crate::spawn::{DEFAULT_ENV_ALLOWLIST, Spawner, WorkerBinary, find_worker};
+
+/// How long `bulkhead-worker --list-tools` may take. It prints static
+/// schemas; seconds mean something is badly wrong.
+const LIST_TOOLS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest tool catalogue accepted from the worker. Four schemas are a few
+/// KiB; the cap only keeps a broken worker from feeding us without end.
+const LIST_TOOLS_MAX_BYTES: usize = 1 << 20;
+
+/// How a [`ToolHost`] is set up.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Workers running at once; more calls wait in a queue.
+    pub max_workers: usize,
+    /// The worker binary; `None` looks beside the running executable.
+    pub worker: Option<PathBuf>,
+    /// Variables passed to workers from the host's environment.
+    pub env_allowlist: Vec<String>,
+    /// Variables set for every worker, whatever the host's environment.
+    pub worker_env: Vec<(String, String)>,
+    /// Forces a memory mechanism (tests, or a user who distrusts detection).
+    pub memory_mechanism: Option<MemoryMechanism>,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            // One worker per CPU: tools are mostly CPU- or IO-bound, and more
+            // in flight only adds memory and contention.
+            max_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            worker: None,
+            env_allowlist: DEFAULT_ENV_ALLOWLIST.iter().map(|s| (*s).to_owned()).collect(),
+            worker_env: Vec::new(),
+            memory_mechanism: None,
+        }
+    }
+}
+
+/// Why the host could not start, or could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    #[error("{0}")]
+    WorkerNotFound(String),
+    #[error("limits cannot be enforced: {0}")]
+    Enforcement(#[from] crate::enforce::EnforceError),
+    #[error("cannot start the spawner thread: {0}")]
+    Spawner(std::io::Error),
+    #[error("cannot list tools: {0}")]
+    ListTools(String),
+}
+
+/// One tool call to make.
+#[derive(Debug, Clone)]
+pub struct CallRequest {
+    pub tool: String,
+    /// Arguments as JSON text; the tool validates them.
+    pub args_json: String,
+    pub limits: CallLimits,
+    /// The worker's working directory; `None` is the host's.
+    pub cwd: Option<PathBuf>,
+}
+
+pub(crate) struct Inner {
+    pub enforcer: Enforcer,
+    pub spawner: Spawner,
+    pub slots: Arc<Semaphore>,
+    pub worker: WorkerBinary,
+    pub env: Vec<(String, String)>,
+}
+
+/// Call ids are unique in the process, not per host: they name cgroups,
+/// and several hosts in one process (tests, an embedder) must not collide.
+static NEXT_CALL_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Runs tool calls in capped worker processes.
+#[derive(Clone)]
+pub struct ToolHost {
+    inner: Arc<Inner>,
+    max_workers: usize,
+}
+
+impl ToolHost {
+    /// Detects the enforcement mechanisms, clears cgroups left by crashed
+    /// hosts, finds the worker and starts the spawner thread. Must be called
+    /// inside a tokio runtime.
+    pub fn new(config: HostConfig) -> Result<Self, HostError> {
+        let worker = find_worker(config.worker.as_deref()).map_err(HostError::WorkerNotFound)?;
+        let enforcer = Enforcer::detect(config.memory_mechanism)?;
+        let stale = enforcer.clear_stale();
+        if stale > 0 {
+            tracing::info!(stale, "removed cgroups left by hosts that died");
+        }
+        let mut env: Vec<(String, String)> = config
+            .env_allowlist
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
+            .collect();
+        env.extend(config.worker_env.iter().cloned());
+        let max_workers = config.max_workers.max(1);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                enforcer,
+                spawner: Spawner::start().map_err(HostError::Spawner)?,
+                slots: Arc::new(Semaphore::new(max_workers)),
+                worker,
+                env,
+            }),
+            max_workers,
+        })
+    }
+
+    /// Starts a call. It waits for a worker slot in the background; the
+    /// handle streams its events and ends with exactly one report.
+    pub fn call(&self, req: CallRequest) -> CallHandle {
+        let call_id = NEXT_CALL_ID.fetch_add(1, Ordering::Relaxed);
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let (live_tx, live) = watch::channel(LiveStatus::default());
+        let cancel = CancellationToken::new();
+        tokio::spawn(crate::call::run(
+            self.inner.clone(),
+            call_id,
+            req,
+            events_tx,
+            live_tx,
+            cancel.clone(),
+        ));
+        let enforcement = Enforcement {
+            memory: self.inner.enforcer.mechanism(),
+            kill: self.inner.enforcer.kill_mechanism(),
+            sample_interval_ms: self.inner.enforcer.sample_interval().as_millis() as u64,
+            worker: Vec::new(),
+        };
+        CallHandle { call_id, events, live, enforcement, finished: false, cancel: cancel.clone(), _guard: cancel.drop_guard() }
+    }
+
+    pub fn enforcer(&self) -> &Enforcer {
+        &self.inner.enforcer
+    }
+
+    pub fn worker(&self) -> &WorkerBinary {
+        &self.inner.worker
+    }
+
+    pub fn max_workers(&self) -> usize {
+        self.max_workers
+    }
+
+    /// Workers running now.
+    pub fn running(&self) -> usize {
+        self.max_workers - self.inner.slots.available_permits()
+    }
+
+    /// The tools the worker offers, with their schemas, as JSON
+    /// (`[{"name", "description", "schema"}]`). Asked of the worker binary:
+    /// the host holds no tool code.
+    pub async fn list_tools(&self) -> Result<serde_json::Value, HostError> {
+        use tokio::io::AsyncReadExt;
+        let mut child = tokio::process::Command::new(&self.inner.worker.path)
+            .arg("--list-tools")
+            .env_clear()
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| HostError::ListTools(format!("{}: {e}", self.inner.worker.path.display())))?;
+        let mut out = Vec::new();
+        let stdout = child.stdout.take().ok_or_else(|| HostError::ListTools("no stdout".into()))?;
+        let mut limited = stdout.take(LIST_TOOLS_MAX_BYTES as u64 + 1);
+        let read = limited.read_to_end(&mut out);
+        match tokio::time::timeout(LIST_TOOLS_TIMEOUT, read).await {
+            Ok(Ok(_)) if out.len() <= LIST_TOOLS_MAX_BYTES => {}
+            Ok(Ok(_)) => return Err(HostError::ListTools("catalogue larger than 1 MiB".into())),
+            Ok(Err(e)) => return Err(HostError::ListTools(e.to_string())),
+            Err(_) => return Err(HostError::ListTools("worker did not answer within 10 s".into())),
+        }
+        let _ = child.wait().await;
+        serde_json::from_slice(&out).map_err(|e| HostError::ListTools(format!("bad catalogue: {e}")))
+    }
+}
+
+/// A running call. Dropping it cancels the call and kills its worker.
+pub struct CallHandle {
+    call_id: u64,
+    events: mpsc::UnboundedReceiver<CallEvent>,
+    live: watch::Receiver<LiveStatus>,
+    enforcement: Enforcement,
+    finished: bool,
+    cancel: CancellationToken,
+    _guard: DropGuard,
+}
+
+impl CallHandle {
+    pub fn id(&self) -> u64 {
+        self.call_id
+    }
+
+    /// The next event; `Finished` comes exactly once, last, and then
+    /// `None`. The queue holds at most the output the host keeps (the cap),
+    /// plus one report.
+    pub async fn next_event(&mut self) -> Option<CallEvent> {
+        if self.finished {
+            return None;
+        }
+        let event = match self.events.recv().await {
+            Some(e) => e,
+            // The supervisor always sends Finished; if it died without,
+            // the caller still gets exactly one outcome.
+            None => CallEvent::Finished(Box::new(CallReport::lost(self.call_id, self.enforcement.clone()))),
+        };
+        self.finished = matches!(event, CallEvent::Finished(_));
+        Some(event)
+    }
+
+    /// Latest live figures (memory, CPU, bytes, progress).
+    pub fn live(&self) -> watch::Receiver<LiveStatus> {
+        self.live.clone()
+    }
+
+    /// Kills the call. Its report says `killed: cancelled`.
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Waits for the report, skipping live output.
+    pub async fn wait(mut self) -> CallReport {
+        loop {
+            if let Some(CallEvent::Finished(report)) = self.next_event().await {
+                return *report;
+            }
+        }
+    }
+}

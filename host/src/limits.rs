@@ -1,0 +1,117 @@
+//! What one call may use, with defaults that say why they are what they are.
+
+use std::time::Duration;
+
+use bulkhead_ipc::WorkerLimits;
+
+/// Memory for a call's whole process tree. 1 GiB runs compilers, test
+/// suites and node-based tools, and is a rounding error next to the 26 GB
+/// that one unbounded search took in the incident bulkhead answers.
+pub const DEFAULT_MEMORY_BYTES: u64 = 1 << 30;
+
+/// Wall-clock limit. Five minutes covers a slow build; a call that needs
+/// longer should say so, rather than every hung call costing an hour.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Output the host keeps per call. 1 MiB is about 250k tokens: more than
+/// any model context should receive from one call, small enough that many
+/// calls in flight cost the host little.
+pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 1 << 20;
+
+/// Processes a call may run at once. Enough for `make -j` or a test runner,
+/// low enough that a fork bomb stops long before the machine notices.
+pub const DEFAULT_PIDS: u64 = 256;
+
+/// Open files per process. The common soft default; tools needing more
+/// (watchers, big builds) can raise it per call.
+pub const DEFAULT_OPEN_FILES: u64 = 1024;
+
+/// Largest file a tool may write. Stops a runaway `yes > file` from filling
+/// the disk, yet fits any build artefact a tool normally writes.
+pub const DEFAULT_FILE_SIZE_BYTES: u64 = 4 << 30;
+
+/// RLIMIT_DATA is a per-process backstop behind the tree-wide memory cap.
+/// It sits above the cap, so the cgroup or watchdog acts first and reports
+/// `killed: memory`; the rlimit only stops a single allocation that would
+/// leap far past the cap between two watchdog samples.
+pub fn data_backstop(memory_bytes: u64) -> u64 {
+    /// Room above the cap for the watchdog to notice first: a process can
+    /// touch about 64 MiB between two samples at 20 ms.
+    const MIN_HEADROOM: u64 = 64 << 20;
+    memory_bytes.saturating_add((memory_bytes / 2).max(MIN_HEADROOM))
+}
+
+/// The limits of one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallLimits {
+    /// Memory of the whole process tree.
+    pub memory_bytes: u64,
+    /// CPU time of the whole tree (also RLIMIT_CPU per process).
+    pub cpu: Option<Duration>,
+    /// Wall-clock time from the worker's start.
+    pub timeout: Duration,
+    /// Output bytes kept: the head, plus the tail when `tail_bytes` > 0.
+    pub max_output_bytes: u64,
+    /// Of `max_output_bytes`, how much is kept from the end of the output.
+    /// Non-zero means the tool runs to its end instead of being stopped at
+    /// the cap, so the tail can be seen.
+    pub tail_bytes: u64,
+    pub pids: u64,
+    pub open_files: u64,
+    pub file_size_bytes: u64,
+    /// RLIMIT_AS. Off by default: node, the JVM and Go reserve large
+    /// address ranges and die under it even when they use little memory.
+    pub address_space_bytes: Option<u64>,
+}
+
+impl Default for CallLimits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: DEFAULT_MEMORY_BYTES,
+            cpu: None,
+            timeout: DEFAULT_TIMEOUT,
+            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+            tail_bytes: 0,
+            pids: DEFAULT_PIDS,
+            open_files: DEFAULT_OPEN_FILES,
+            file_size_bytes: DEFAULT_FILE_SIZE_BYTES,
+            address_space_bytes: None,
+        }
+    }
+}
+
+impl CallLimits {
+    /// Checks the limits make sense together. The text names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.memory_bytes < (16 << 20) {
+            return Err(format!(
+                "memory limit {} is below 16 MiB, too little to start a worker",
+                self.memory_bytes
+            ));
+        }
+        if self.tail_bytes > self.max_output_bytes {
+            return Err("tail is larger than max_output; the tail is part of max_output".into());
+        }
+        if self.timeout.is_zero() {
+            return Err("timeout must be above zero".into());
+        }
+        if self.pids == 0 || self.open_files < 16 {
+            return Err("pids must be at least 1 and open_files at least 16".into());
+        }
+        Ok(())
+    }
+
+    /// The part of the limits the worker applies to itself.
+    pub fn for_worker(&self) -> WorkerLimits {
+        WorkerLimits {
+            cpu_seconds: self.cpu.map(|d| d.as_secs().max(1)),
+            data_bytes: Some(data_backstop(self.memory_bytes)),
+            address_space_bytes: self.address_space_bytes,
+            open_files: self.open_files,
+            file_size_bytes: Some(self.file_size_bytes),
+            processes: Some(self.pids),
+            max_output_bytes: self.max_output_bytes,
+            stop_at_output_cap: self.tail_bytes == 0,
+        }
+    }
+}

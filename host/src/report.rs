@@ -1,0 +1,121 @@
+//! What a caller sees of a call: live events while it runs, then one report.
+
+use std::time::Duration;
+
+use bulkhead_ipc::{StreamId, ToolExit};
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::enforce::MemoryMechanism;
+use crate::outcome::{Outcome, Usage};
+use crate::output::CapturedOutput;
+
+/// Something that happened during a call, in order.
+#[derive(Debug)]
+pub enum CallEvent {
+    /// Output the host kept (never more than the cap in total).
+    Output { stream: StreamId, data: Bytes },
+    /// The last event of every call.
+    Finished(Box<CallReport>),
+}
+
+/// Latest figures of a running call. Published through a `watch` channel:
+/// a slow reader sees the newest figures, never a backlog.
+#[derive(Debug, Clone, Default)]
+pub struct LiveStatus {
+    pub state: CallState,
+    pub rss_bytes: u64,
+    pub peak_rss_bytes: u64,
+    pub cpu_ms: u64,
+    pub bytes_seen: u64,
+    pub elapsed: Duration,
+    pub progress: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CallState {
+    /// Waiting for a worker slot.
+    #[default]
+    Queued,
+    Running,
+    Ended,
+}
+
+/// Which mechanisms guarded the call. Weaker isolation is never silent: this
+/// travels with every report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Enforcement {
+    pub memory: MemoryMechanism,
+    pub kill: &'static str,
+    pub sample_interval_ms: u64,
+    /// What the worker applied to itself: (mechanism, what was set or why not).
+    pub worker: Vec<(String, String)>,
+}
+
+/// The end of a call: its one outcome, its usage and its bounded output.
+#[derive(Debug)]
+pub struct CallReport {
+    pub call_id: u64,
+    pub tool: String,
+    pub outcome: Outcome,
+    pub usage: Usage,
+    pub output: CapturedOutput,
+    /// How the tool itself ended, when the worker got to say.
+    pub exit: Option<ToolExit>,
+    /// Tool-specific counters, e.g. matches and files searched.
+    pub summary: Option<serde_json::Value>,
+    pub enforcement: Enforcement,
+    /// The worker's own stderr (its diagnostics, not the tool's), last bytes.
+    pub worker_stderr: String,
+    /// Newlines the tool produced, kept or not (the worker counts what it
+    /// did not send).
+    pub lines_seen: u64,
+}
+
+impl CallReport {
+    /// Bytes produced but not kept: cut by the worker at the cap, or by the
+    /// host between head and tail.
+    pub fn cut_bytes(&self) -> u64 {
+        self.usage.bytes_produced.saturating_sub(self.output.kept())
+    }
+
+    /// The marker placed where output was cut, saying what and why.
+    pub fn cut_marker(&self) -> String {
+        format!(
+            "\n[… bulkhead cut {} bytes: the call produced {} bytes / {} lines, and --max-output keeps {} …]\n",
+            self.cut_bytes(),
+            self.usage.bytes_produced,
+            self.lines_seen,
+            self.output.kept()
+        )
+    }
+
+    /// Output as one string (lossy UTF-8), with the cut marker where bytes
+    /// were cut.
+    pub fn output_text(&self) -> String {
+        let marker = (self.cut_bytes() > 0).then(|| self.cut_marker());
+        String::from_utf8_lossy(&self.output.render(marker.as_deref())).into_owned()
+    }
+}
+
+impl CallReport {
+    /// The report of a call whose supervisor task died (a bug). The caller
+    /// still gets exactly one outcome, and the cage's `Drop` has killed the
+    /// processes.
+    pub(crate) fn lost(call_id: u64, enforcement: Enforcement) -> Self {
+        CallReport {
+            call_id,
+            tool: String::new(),
+            outcome: Outcome::Failed {
+                error: "internal error: the call's supervisor stopped without a report".into(),
+            },
+            usage: Usage::default(),
+            output: CapturedOutput::default(),
+            exit: None,
+            summary: None,
+            enforcement,
+            worker_stderr: String::new(),
+            lines_seen: 0,
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! When the host is SIGKILLed, its workers and their tools die within 1 s.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bulkhead_tests::{alive, bin};
+
+fn children_of(pid: u32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            let after = stat.rfind(')').map(|i| &stat[i + 2..]).unwrap_or("");
+            after.split_whitespace().nth(1) == Some(&pid.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn workers_die_with_the_host() {
+    let mut host = Command::new(bin("bulkhead"))
+        .args(["run", "shell", r#"{"command":"sleep 300 & echo pid $!; wait"}"#])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(host.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let tool_pid: i32 = line.trim().strip_prefix("pid ").unwrap().parse().unwrap();
+    let workers = children_of(host.id());
+    assert!(!workers.is_empty(), "no worker found under the host");
+    assert!(alive(tool_pid));
+
+    let killed_at = Instant::now();
+    host.kill().unwrap();
+    host.wait().unwrap();
+    let mut watched: Vec<i32> = workers.clone();
+    watched.push(tool_pid);
+    while watched.iter().any(|&p| alive(p)) && killed_at.elapsed() < Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let survivors: Vec<_> = watched.iter().copied().filter(|&p| alive(p)).collect();
+    assert!(survivors.is_empty(), "alive 1 s after the host died: {survivors:?}");
+}

@@ -1,0 +1,260 @@
+//! The worker's end of the IPC channel: the reader thread, credit, cancel,
+//! and the [`OutputSink`] that tools write to.
+//!
+//! **Invariant:** the worker never sends a `Chunk` without credit, and waits
+//! for credit *inside* `OutputSink::write`. A tool that writes blocks there,
+//! so it stops reading its child's pipe, the pipe fills, and the child
+//! blocks in `write(2)`: back-pressure reaches the tool's own pipe and
+//! nothing buffers without bound.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bulkhead_ipc::{
+    Chunk, DEFAULT_MAX_FRAME_BYTES, FrameReader, FrameWriter, HostMessage, MAX_CHUNK_BYTES,
+    Progress, StreamId, WorkerMessage, WorkerUsage,
+};
+
+use crate::tools::OutputSink;
+use crate::tree;
+
+/// How often the sink volunteers a `Usage` report. Four a second is enough
+/// for a live display and costs nothing next to the chunks.
+const USAGE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Progress messages closer together than this are dropped: a tool calling
+/// `progress` in a tight loop must not flood the channel.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Default)]
+struct State {
+    credit: u64,
+    cancelled: bool,
+    host_gone: bool,
+}
+
+/// State shared by the sink (main thread) and the reader thread.
+#[derive(Clone, Default)]
+pub struct Shared(Arc<(Mutex<State>, Condvar)>);
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock means a thread panicked while holding it; the
+        // state is plain counters, still meaningful, so keep going.
+        self.0.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn cancelled(&self) -> bool {
+        let s = self.lock();
+        s.cancelled || s.host_gone
+    }
+}
+
+/// Starts the thread that reads host messages after `Invoke`.
+///
+/// On `Cancel` it kills the tool's processes at once, so a tool blocked in a
+/// read of its child's pipe sees EOF. On EOF or error (the host died or
+/// broke the protocol) it tears the whole call down and exits the process.
+pub fn spawn_reader(
+    mut reader: FrameReader<interprocess::unnamed_pipe::Recver>,
+    shared: Shared,
+) -> std::io::Result<()> {
+    std::thread::Builder::new().name("host-reader".into()).spawn(move || {
+        loop {
+            match reader.read::<HostMessage>() {
+                Ok(Some(HostMessage::Credit { chunks })) => {
+                    shared.lock().credit += u64::from(chunks);
+                    shared.0.1.notify_all();
+                }
+                Ok(Some(HostMessage::Cancel)) => {
+                    shared.lock().cancelled = true;
+                    shared.0.1.notify_all();
+                    tree::signal_descendants();
+                }
+                // Hello and Invoke only come once, before this thread runs;
+                // a second one is a broken host. Treat like EOF.
+                Ok(Some(_)) | Ok(None) | Err(_) => {
+                    shared.lock().host_gone = true;
+                    shared.0.1.notify_all();
+                    crate::teardown_and_exit(crate::EXIT_HOST_GONE);
+                }
+            }
+        }
+    })?;
+    Ok(())
+}
+
+/// The sink tools write to. Counts bytes against the output cap and sends
+/// chunks as credit allows.
+pub struct IpcSink {
+    writer: FrameWriter<interprocess::unnamed_pipe::Sender>,
+    shared: Shared,
+    seq: u64,
+    max_output: u64,
+    stop_at_cap: bool,
+    bytes_seen: u64,
+    lines_seen: u64,
+    stopped_at_cap: bool,
+    last_usage: Instant,
+    last_progress: Option<Instant>,
+}
+
+impl IpcSink {
+    pub fn new(
+        writer: FrameWriter<interprocess::unnamed_pipe::Sender>,
+        shared: Shared,
+        max_output: u64,
+        stop_at_cap: bool,
+    ) -> Self {
+        Self {
+            writer,
+            shared,
+            seq: 0,
+            max_output,
+            stop_at_cap,
+            bytes_seen: 0,
+            lines_seen: 0,
+            stopped_at_cap: false,
+            last_usage: Instant::now(),
+            last_progress: None,
+        }
+    }
+
+    pub fn bytes_seen(&self) -> u64 {
+        self.bytes_seen
+    }
+
+    pub fn lines_seen(&self) -> u64 {
+        self.lines_seen
+    }
+
+    pub fn stopped_at_cap(&self) -> bool {
+        self.stopped_at_cap
+    }
+
+    pub fn usage(&self) -> WorkerUsage {
+        WorkerUsage {
+            cpu_ms: cpu_ms_self_and_children(),
+            bytes_seen: self.bytes_seen,
+            max_rss_bytes: max_rss_bytes(),
+        }
+    }
+
+    /// Sends a message that needs no credit.
+    pub fn send(&mut self, msg: &WorkerMessage) -> std::io::Result<()> {
+        self.writer.write(msg).map_err(std::io::Error::other)
+    }
+
+    /// Blocks until one chunk of credit is available. `false`: cancelled.
+    fn take_credit(&self) -> bool {
+        let mut s = self.shared.lock();
+        loop {
+            if s.cancelled || s.host_gone {
+                return false;
+            }
+            if s.credit > 0 {
+                s.credit -= 1;
+                return true;
+            }
+            s = self.shared.0.1.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn send_chunk(&mut self, stream: StreamId, data: &[u8]) -> std::io::Result<bool> {
+        for piece in data.chunks(MAX_CHUNK_BYTES) {
+            if !self.take_credit() {
+                return Ok(false);
+            }
+            let msg = WorkerMessage::Chunk(Chunk {
+                stream,
+                seq: self.seq,
+                data: piece.to_vec(),
+            });
+            self.seq += 1;
+            self.send(&msg)?;
+        }
+        Ok(true)
+    }
+}
+
+impl OutputSink for IpcSink {
+    fn write(&mut self, stream: StreamId, data: &[u8]) -> std::io::Result<bool> {
+        if data.is_empty() {
+            return Ok(!self.cancelled());
+        }
+        let before = self.bytes_seen;
+        self.bytes_seen += data.len() as u64;
+        self.lines_seen += data.iter().filter(|&&b| b == b'\n').count() as u64;
+        if self.last_usage.elapsed() >= USAGE_INTERVAL {
+            self.last_usage = Instant::now();
+            let usage = WorkerMessage::Usage(self.usage());
+            self.send(&usage)?;
+        }
+        // Only bytes up to the cap are sent (the host keeps nothing past it
+        // unless it asked for a tail). Past the cap, with a tail wanted,
+        // everything is sent and the host keeps only the last part.
+        let send_len = if self.stop_at_cap {
+            usize::try_from(self.max_output.saturating_sub(before))
+                .unwrap_or(usize::MAX)
+                .min(data.len())
+        } else {
+            data.len()
+        };
+        if send_len > 0 && !self.send_chunk(stream, &data[..send_len])? {
+            return Ok(false);
+        }
+        if self.stop_at_cap && self.bytes_seen > self.max_output {
+            self.stopped_at_cap = true;
+            return Ok(false);
+        }
+        Ok(!self.cancelled())
+    }
+
+    fn progress(&mut self, message: &str, done: u64, total: Option<u64>) {
+        if self.last_progress.is_some_and(|t| t.elapsed() < PROGRESS_INTERVAL) {
+            return;
+        }
+        self.last_progress = Some(Instant::now());
+        let msg = WorkerMessage::Progress(Progress {
+            message: message.to_owned(),
+            done,
+            total,
+        });
+        // Progress is best effort: a failed send surfaces on the next chunk.
+        let _ = self.send(&msg);
+    }
+
+    fn cancelled(&self) -> bool {
+        self.shared.cancelled()
+    }
+}
+
+/// CPU time of the worker plus every reaped descendant, in milliseconds.
+pub fn cpu_ms_self_and_children() -> u64 {
+    let ms = |who| {
+        nix::sys::resource::getrusage(who)
+            .map(|u| {
+                let t = |tv: nix::sys::time::TimeVal| {
+                    (tv.tv_sec() as u64) * 1000 + (tv.tv_usec() as u64) / 1000
+                };
+                t(u.user_time()) + t(u.system_time())
+            })
+            .unwrap_or(0)
+    };
+    ms(nix::sys::resource::UsageWho::RUSAGE_SELF) + ms(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+}
+
+/// Largest `ru_maxrss` of the worker and its reaped children, in bytes.
+pub fn max_rss_bytes() -> u64 {
+    use nix::sys::resource::{UsageWho, getrusage};
+    [UsageWho::RUSAGE_SELF, UsageWho::RUSAGE_CHILDREN]
+        .into_iter()
+        .filter_map(|who| getrusage(who).ok())
+        // Linux reports ru_maxrss in KiB.
+        .map(|u| u.max_rss().max(0) as u64 * 1024)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The cap the host's frame reader uses; the worker writes with the same.
+pub const FRAME_CAP: usize = DEFAULT_MAX_FRAME_BYTES;

@@ -1,0 +1,136 @@
+//! One call, from handshake to exit.
+
+use std::io;
+
+use bulkhead_ipc::{
+    Confinement, Done, FrameReader, FrameWriter, HostMessage, PROTOCOL_VERSION, ToolError,
+    ToolErrorKind, ToolExit, WorkerMessage,
+};
+
+use crate::channel::{self, FRAME_CAP, IpcSink, Shared};
+use crate::confine;
+use crate::tools::{self, OutputSink, ToolContext};
+
+/// The worker's version, sent in `Hello`; the host refuses a mismatch.
+pub const WORKER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Runs one call. Errors here are channel errors: nobody can be told, so
+/// the caller just exits non-zero.
+pub fn serve(expected_parent: Option<i32>) -> io::Result<()> {
+    let (from_host, to_host, mut applied) = confine::confine_process(expected_parent)?;
+    block_termination_signals()?;
+    let channel = bulkhead_ipc::transport::WorkerChannel::from_fds(from_host, to_host);
+    let mut reader = FrameReader::new(channel.from_host, FRAME_CAP);
+    let mut writer = FrameWriter::new(channel.to_host, FRAME_CAP);
+    let pid = std::process::id();
+    write(
+        &mut writer,
+        &WorkerMessage::Hello {
+            protocol: PROTOCOL_VERSION,
+            worker_version: WORKER_VERSION.to_owned(),
+            pid,
+        },
+    )?;
+    match read(&mut reader)? {
+        HostMessage::Hello { protocol, host_version } => {
+            if protocol != PROTOCOL_VERSION || host_version != WORKER_VERSION {
+                let message = format!(
+                    "version mismatch: host is bulkhead {host_version} (protocol {protocol}), \
+                     worker is bulkhead-worker {WORKER_VERSION} (protocol {PROTOCOL_VERSION})"
+                );
+                return fail(&mut writer, ToolErrorKind::Internal, message);
+            }
+        }
+        other => return Err(protocol_error("Hello", &other)),
+    }
+    let invoke = match read(&mut reader)? {
+        HostMessage::Invoke(invoke) => invoke,
+        other => return Err(protocol_error("Invoke", &other)),
+    };
+    if let Err(e) = confine::apply_limits(&invoke.limits, &mut applied) {
+        return fail(&mut writer, ToolErrorKind::Internal, format!("cannot apply limits: {e}"));
+    }
+    write(&mut writer, &WorkerMessage::Confined(Confinement { applied: applied.0 }))?;
+
+    let Some(tool) = tools::find(&invoke.tool) else {
+        let names: Vec<_> = tools::all().iter().map(|t| t.name()).collect();
+        let message = format!("unknown tool \"{}\"; the tools are: {}", invoke.tool, names.join(", "));
+        return fail(&mut writer, ToolErrorKind::UnknownTool, message);
+    };
+
+    let shared = Shared::default();
+    channel::spawn_reader(reader, shared.clone())?;
+    let mut sink = IpcSink::new(
+        writer,
+        shared,
+        invoke.limits.max_output_bytes,
+        invoke.limits.stop_at_output_cap,
+    );
+    let ctx = ToolContext { limits: &invoke.limits };
+    let result = tool.run(&invoke.args_json, &mut sink, &ctx);
+    // Nothing of the call outlives it, whatever the tool did.
+    crate::tree::signal_descendants();
+    crate::tree::kill_descendants();
+    let msg = match result {
+        Ok(end) => WorkerMessage::Done(Done {
+            // An in-worker tool that returned because the sink said stop
+            // did not finish; say so, as the shell tool does.
+            exit: match end.exit {
+                ToolExit::Finished if sink.stopped_at_cap() || sink.cancelled() => ToolExit::Stopped,
+                other => other,
+            },
+            bytes_seen: sink.bytes_seen(),
+            lines_seen: sink.lines_seen(),
+            stopped_at_output_cap: sink.stopped_at_cap(),
+            summary_json: end.summary.map(|v| v.to_string()),
+            usage: sink.usage(),
+        }),
+        Err(failure) => WorkerMessage::Error(ToolError {
+            kind: failure.kind,
+            message: failure.message,
+        }),
+    };
+    sink.send(&msg)
+}
+
+/// SIGTERM (our parent-death signal), SIGHUP and SIGINT are blocked in every
+/// thread and taken by one thread that tears the call down: the worker must
+/// kill its descendants before it goes, which a default SIGTERM would not do.
+fn block_termination_signals() -> io::Result<()> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for sig in [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGINT] {
+        set.add(sig);
+    }
+    set.thread_block().map_err(io::Error::from)?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        if set.wait().is_ok() {
+            crate::teardown_and_exit(crate::EXIT_HOST_GONE);
+        }
+    })?;
+    Ok(())
+}
+
+fn write(w: &mut FrameWriter<interprocess::unnamed_pipe::Sender>, msg: &WorkerMessage) -> io::Result<()> {
+    w.write(msg).map_err(io::Error::other)
+}
+
+fn read(r: &mut FrameReader<interprocess::unnamed_pipe::Recver>) -> io::Result<HostMessage> {
+    match r.read() {
+        Ok(Some(m)) => Ok(m),
+        Ok(None) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "host closed the channel")),
+        Err(e) => Err(io::Error::other(e)),
+    }
+}
+
+fn protocol_error(expected: &str, got: &HostMessage) -> io::Error {
+    io::Error::other(format!("expected {expected} from the host, got {got:?}"))
+}
+
+fn fail(
+    w: &mut FrameWriter<interprocess::unnamed_pipe::Sender>,
+    kind: ToolErrorKind,
+    message: String,
+) -> io::Result<()> {
+    write(w, &WorkerMessage::Error(ToolError { kind, message }))
+}

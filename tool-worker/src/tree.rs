@@ -1,0 +1,99 @@
+//! Killing and reaping everything the tool started.
+//!
+//! The worker is a child subreaper (see `confine`), so every descendant,
+//! including one that double-forked and called `setsid`, stays in the
+//! worker's process tree until it is reaped. Walking `/proc` from our own pid
+//! therefore finds the whole call.
+//!
+//! # Caveats
+//! - This is the worker's own clean-up, for the normal end of a call, a
+//!   cancel, and host death. The host does not trust it: it kills the call
+//!   through the cgroup (or its own tree walk) whatever the worker does.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::unistd::Pid;
+
+/// How long teardown keeps killing before it gives up. A fork bomb under the
+/// pids cap is stopped in a few passes; far longer than that means something
+/// refuses to die (uninterruptible sleep), and the host's cgroup takes over.
+const TEARDOWN_BUDGET: Duration = Duration::from_secs(2);
+
+/// Pids of every live descendant of this process.
+pub fn descendants() -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    for entry in dir.filter_map(Result::ok) {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if let Some(ppid) = parent_of(pid) {
+            children.entry(ppid).or_default().push(pid);
+        }
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![me];
+    while let Some(p) = stack.pop() {
+        if let Some(kids) = children.get(&p) {
+            out.extend_from_slice(kids);
+            stack.extend_from_slice(kids);
+        }
+    }
+    out
+}
+
+/// The ppid field of /proc/PID/stat. The command name may hold spaces and
+/// parentheses, so parse from the last ')'.
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    let _state = fields.next()?;
+    fields.next()?.parse().ok()
+}
+
+/// Reaps every exited child without blocking. Returns how many.
+pub fn reap_exited() -> usize {
+    let mut n = 0;
+    while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+        if matches!(status, nix::sys::wait::WaitStatus::StillAlive) {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
+/// Kills every descendant and reaps them. Stops them first so a process
+/// that forks in a loop cannot add children faster than we kill.
+pub fn kill_descendants() {
+    let deadline = Instant::now() + TEARDOWN_BUDGET;
+    loop {
+        reap_exited();
+        let pids = descendants();
+        if pids.is_empty() || Instant::now() > deadline {
+            return;
+        }
+        for &pid in &pids {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGSTOP);
+        }
+        for &pid in &pids {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Sends SIGKILL to every descendant without reaping, so it is safe from any
+/// thread while the main thread still waits on the tool's direct child.
+pub fn signal_descendants() {
+    for pid in descendants() {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}

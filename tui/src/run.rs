@@ -1,0 +1,168 @@
+//! `bulkhead run`: one call, its output, its one outcome.
+
+use std::io::Write;
+
+use bulkhead_host::units::format_size;
+use bulkhead_host::{CallEvent, CallLimits, CallReport, CallRequest, HostConfig, Outcome, ToolHost};
+use bulkhead_ipc::StreamId;
+
+use crate::cli::{EXIT_USAGE, RunArgs};
+
+/// Exit codes per outcome, documented in `--help`.
+fn exit_code(outcome: &Outcome) -> u8 {
+    match outcome {
+        Outcome::Completed => 0,
+        Outcome::Truncated { .. } => 3,
+        Outcome::Killed { .. } => 4,
+        Outcome::Failed { .. } => 5,
+    }
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
+    if let Err(e) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&args.args_json) {
+        eprintln!("bulkhead: ARGS_JSON must be a JSON object, e.g. '{{\"command\":\"ls\"}}': {e}");
+        return Ok(EXIT_USAGE);
+    }
+    let limits = CallLimits {
+        memory_bytes: args.memory,
+        cpu: args.cpu.map(std::time::Duration::from_secs),
+        timeout: args.timeout,
+        max_output_bytes: args.max_output,
+        tail_bytes: args.tail,
+        pids: args.pids,
+        address_space_bytes: args.address_space,
+        ..CallLimits::default()
+    };
+    if let Err(e) = limits.validate() {
+        eprintln!("bulkhead: {e}");
+        return Ok(EXIT_USAGE);
+    }
+    let config = HostConfig { memory_mechanism: args.memory_mechanism, ..HostConfig::default() };
+    let host = ToolHost::new(config)?;
+    let mut call = host.call(CallRequest {
+        tool: args.tool.clone(),
+        args_json: args.args_json.clone(),
+        limits,
+        cwd: args.cwd.clone(),
+    });
+
+    let report = if args.json {
+        call.wait().await
+    } else {
+        stream_text(&mut call).await?
+    };
+    let code = exit_code(&report.outcome);
+    if args.json {
+        println!("{}", json_report(&report));
+    } else {
+        eprintln!("{}", status_line(&report));
+    }
+    Ok(code)
+}
+
+/// Prints output as it arrives: stdout chunks to stdout, stderr to stderr.
+/// Returns the report, after printing its cut marker and tail.
+async fn stream_text(call: &mut bulkhead_host::CallHandle) -> anyhow::Result<CallReport> {
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr();
+    while let Some(event) = call.next_event().await {
+        match event {
+            CallEvent::Output { stream, data } => {
+                // A closed stdout (`| head`) must not abort the call's
+                // report, so write errors are ignored here.
+                let _ = match stream {
+                    StreamId::Stdout => stdout.write_all(&data),
+                    StreamId::Stderr => stderr.write_all(&data),
+                };
+            }
+            CallEvent::Finished(report) => {
+                if report.cut_bytes() > 0 {
+                    let _ = stdout.write_all(report.cut_marker().as_bytes());
+                }
+                for seg in report.output.tail() {
+                    let _ = match seg.stream {
+                        StreamId::Stdout => stdout.write_all(&seg.data),
+                        StreamId::Stderr => stderr.write_all(&seg.data),
+                    };
+                }
+                let _ = stdout.flush();
+                return Ok(*report);
+            }
+        }
+    }
+    // `next_event` yields `Finished` before it ends, always.
+    anyhow::bail!("internal error: the call ended without a report")
+}
+
+fn status_line(r: &CallReport) -> String {
+    let what = match &r.outcome {
+        Outcome::Completed => "completed".to_owned(),
+        Outcome::Truncated { limit, bytes_seen } => format!(
+            "truncated: kept {} of {} produced ({} lines seen)",
+            format_size(*limit),
+            format_size(*bytes_seen),
+            r.lines_seen
+        ),
+        Outcome::Killed { reason } => format!("killed: {reason}"),
+        Outcome::Failed { error } => format!("failed: {error}"),
+    };
+    let exit = match r.exit {
+        Some(bulkhead_ipc::ToolExit::Code(c)) => format!(" · exit {c}"),
+        Some(bulkhead_ipc::ToolExit::Signal(s)) => format!(" · signal {s}"),
+        _ => String::new(),
+    };
+    format!(
+        "bulkhead: {what}{exit} · peak {} · cpu {} ms · wall {} ms · memory cap by {}",
+        format_size(r.usage.peak_rss_bytes),
+        r.usage.cpu_ms,
+        r.usage.wall_ms,
+        r.enforcement.memory
+    )
+}
+
+fn json_report(r: &CallReport) -> serde_json::Value {
+    let exit = match r.exit {
+        Some(bulkhead_ipc::ToolExit::Code(c)) => serde_json::json!({"code": c}),
+        Some(bulkhead_ipc::ToolExit::Signal(s)) => serde_json::json!({"signal": s}),
+        Some(bulkhead_ipc::ToolExit::Finished) => serde_json::json!("finished"),
+        Some(bulkhead_ipc::ToolExit::Stopped) => serde_json::json!("stopped"),
+        None => serde_json::Value::Null,
+    };
+    serde_json::json!({
+        "status": r.outcome.status(),
+        "reason": r.outcome.reason(),
+        "output": r.output_text(),
+        "bytes_seen": r.usage.bytes_produced,
+        "lines_seen": r.lines_seen,
+        "output_bytes_kept": r.output.kept(),
+        "usage": {
+            "peak_rss_bytes": r.usage.peak_rss_bytes,
+            "cpu_ms": r.usage.cpu_ms,
+            "wall_ms": r.usage.wall_ms,
+        },
+        "enforcement": {
+            "memory": r.enforcement.memory,
+            "kill": r.enforcement.kill,
+            "sample_interval_ms": r.enforcement.sample_interval_ms,
+            "worker": r.enforcement.worker.iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect::<serde_json::Map<_, _>>(),
+        },
+        "exit": exit,
+        "summary": r.summary,
+        "tool": r.tool,
+        "call_id": r.call_id,
+        "host_peak_rss_bytes": host_peak_rss_bytes(),
+    })
+}
+
+/// This process's own high-water mark, not its children's.
+fn host_peak_rss_bytes() -> u64 {
+    // SAFETY: getrusage fills the struct we pass; a zeroed rusage is valid.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0;
+    }
+    // Linux reports ru_maxrss in KiB.
+    ru.ru_maxrss.max(0) as u64 * 1024
+}
