@@ -8,7 +8,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bulkhead_ipc::{HostMessage, Invoke, PROTOCOL_VERSION, ToolExit, WorkerMessage, WorkerStreamValidator};
+use bulkhead_ipc::{
+    HostMessage, Invoke, PROTOCOL_VERSION, ToolExit, WorkerMessage, WorkerStreamValidator,
+};
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -42,9 +44,15 @@ pub(crate) async fn run(
     live: watch::Sender<LiveStatus>,
     cancel: CancellationToken,
 ) {
-    let report = drive(&inner, call_id, req, &events, &live, &cancel).await;
+    let (report, cage) = drive(&inner, call_id, req, &events, &live, &cancel).await;
     live.send_modify(|l| l.state = CallState::Ended);
     let _ = events.send(CallEvent::Finished(Box::new(report)));
+    // Removing the (now empty) cgroups can take a while on cgroup v1; the
+    // caller need not wait for it. A runtime shutting down waits for it,
+    // and a host that dies first leaves it to the next host's stale sweep.
+    if let Some(cage) = cage {
+        tokio::task::spawn_blocking(move || drop(cage));
+    }
 }
 
 async fn drive(
@@ -54,30 +62,43 @@ async fn drive(
     events: &mpsc::UnboundedSender<CallEvent>,
     live: &watch::Sender<LiveStatus>,
     cancel: &CancellationToken,
-) -> CallReport {
+) -> (CallReport, Option<Cage>) {
     let mut sup = Supervisor::new(inner, call_id, &req, live);
     if let Err(e) = req.limits.validate() {
-        return sup.finish_early(Outcome::Failed { error: format!("invalid limits: {e}") });
+        return sup.finish_early_with(Outcome::Failed {
+            error: format!("invalid limits: {e}"),
+        });
     }
     let _permit = tokio::select! {
         biased;
-        _ = cancel.cancelled() => return sup.finish_early(Outcome::Killed { reason: KillReason::Cancelled }),
+        _ = cancel.cancelled() => return sup.finish_early_with(Outcome::Killed { reason: KillReason::Cancelled }),
         permit = inner.slots.clone().acquire_owned() => match permit {
             Ok(p) => p,
-            Err(_) => return sup.finish_early(Outcome::Failed { error: "tool host is shutting down".into() }),
+            Err(_) => return sup.finish_early_with(Outcome::Failed { error: "tool host is shutting down".into() }),
         },
     };
     sup.started = Instant::now();
     live.send_modify(|l| l.state = CallState::Running);
 
-    let cage_limits = CageLimits { memory_bytes: Some(req.limits.memory_bytes), pids: Some(req.limits.pids) };
+    let cage_limits = CageLimits {
+        memory_bytes: Some(req.limits.memory_bytes),
+        pids: Some(req.limits.pids),
+    };
     let cage = match inner.enforcer.cage(call_id, &cage_limits) {
         Ok(c) => c,
-        Err(e) => return sup.finish_early(Outcome::Failed { error: format!("cannot set up limits: {e}") }),
+        Err(e) => {
+            return sup.finish_early_with(Outcome::Failed {
+                error: format!("cannot set up limits: {e}"),
+            });
+        }
     };
     let channel = match bulkhead_ipc::transport::HostChannel::new() {
         Ok(c) => c,
-        Err(e) => return sup.finish_early(Outcome::Failed { error: format!("cannot create the ipc channel: {e}") }),
+        Err(e) => {
+            return sup.finish_early_with(Outcome::Failed {
+                error: format!("cannot create the ipc channel: {e}"),
+            });
+        }
     };
     let spawn = SpawnRequest {
         program: inner.worker.path.clone(),
@@ -90,7 +111,7 @@ async fn drive(
         Ok(c) => c,
         Err(e) => {
             let error = format!("cannot start worker {}: {e}", inner.worker.path.display());
-            return sup.finish_early(Outcome::Failed { error });
+            return sup.finish_early_with(Outcome::Failed { error });
         }
     };
     let mut cage = cage;
@@ -100,18 +121,25 @@ async fn drive(
     if let Err(e) = cage.attach(pid) {
         let _ = child.start_kill();
         let _ = child.wait().await;
-        return sup.finish_early(Outcome::Failed { error: format!("cannot confine worker {pid}: {e}") });
+        return sup.finish_early_with(Outcome::Failed {
+            error: format!("cannot confine worker {pid}: {e}"),
+        });
     }
     let stderr_tail = worker_io::spawn_stderr_tail(child.stderr.take());
     let mut frames = worker_io::spawn_reader(channel.from_worker);
     let (granted, granted_rx) = watch::channel(CREDIT_WINDOW);
     let opening = vec![
-        HostMessage::Hello { protocol: PROTOCOL_VERSION, host_version: crate::VERSION.to_owned() },
+        HostMessage::Hello {
+            protocol: PROTOCOL_VERSION,
+            host_version: crate::VERSION.to_owned(),
+        },
         HostMessage::Invoke(Invoke {
             call_id,
             tool: req.tool.clone(),
             args_json: req.args_json.clone(),
-            limits: req.limits.for_worker(),
+            limits: req
+                .limits
+                .for_worker(inner.enforcer.rlimit_data_backstop(&cage_limits)),
         }),
     ];
     worker_io::spawn_writer(channel.to_worker, opening, granted_rx);
@@ -162,13 +190,31 @@ async fn drive(
 
     // Let a worker that reported exit on its own; kill anything else.
     let status = if verdict.is_none() && sup.validator.ended() {
-        tokio::time::timeout(EXIT_GRACE, child.wait()).await.ok().and_then(Result::ok)
+        tokio::time::timeout(EXIT_GRACE, child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok)
     } else {
         None
     };
     let final_sample = cage.sample();
-    sup.observe(final_sample.rss_bytes, final_sample.peak_rss_bytes, final_sample.cpu_ms);
-    cage.kill_all();
+    sup.observe(
+        final_sample.rss_bytes,
+        final_sample.peak_rss_bytes,
+        final_sample.cpu_ms,
+    );
+    let memory_hit = cage.memory_limit_hit();
+    // Killing may block (it polls until the cgroup is empty), so it runs
+    // on a blocking thread; it is awaited, because no process of the call
+    // may outlive its report.
+    // If the kill panicked, the cage went down with it, and its Drop has
+    // killed again; there is nothing left to remove.
+    let cage = tokio::task::spawn_blocking(move || {
+        cage.kill_all();
+        cage
+    })
+    .await
+    .ok();
     let _ = child.start_kill();
     let status = match status {
         Some(s) => Some(s),
@@ -178,10 +224,10 @@ async fn drive(
     // killed by the kernel: the OOM killer on a cgroup, or RLIMIT_CPU.
     let outcome = match verdict {
         Some(o) => o,
-        None => sup.outcome_from_worker(status, &cage),
+        None => sup.outcome_from_worker(status, memory_hit),
     };
     let stderr = stderr_tail.await.unwrap_or_default();
-    sup.finish(outcome, stderr)
+    (sup.finish(outcome, stderr), cage)
 }
 
 enum Step {
@@ -211,7 +257,12 @@ struct Supervisor<'a> {
 }
 
 impl<'a> Supervisor<'a> {
-    fn new(inner: &'a Inner, call_id: u64, req: &CallRequest, live: &'a watch::Sender<LiveStatus>) -> Self {
+    fn new(
+        inner: &'a Inner,
+        call_id: u64,
+        req: &CallRequest,
+        live: &'a watch::Sender<LiveStatus>,
+    ) -> Self {
         Self {
             inner,
             call_id,
@@ -251,13 +302,18 @@ impl<'a> Supervisor<'a> {
                 let overrun = self.limits.tail_bytes == 0
                     && self.output.bytes_seen() >= self.limits.max_output_bytes;
                 if overrun {
-                    return Step::Kill(Outcome::Killed { reason: KillReason::Output });
+                    return Step::Kill(Outcome::Killed {
+                        reason: KillReason::Output,
+                    });
                 }
                 let data = Bytes::from(chunk.data);
                 if let Some(kept) = self.output.push(chunk.stream, data) {
                     // The receiver may be gone (a caller that only awaits
                     // the report); the bytes are in `output` either way.
-                    let _ = events.send(CallEvent::Output { stream: chunk.stream, data: kept });
+                    let _ = events.send(CallEvent::Output {
+                        stream: chunk.stream,
+                        data: kept,
+                    });
                 }
                 let seen = self.output.bytes_seen();
                 self.live.send_modify(|l| l.bytes_seen = seen);
@@ -272,7 +328,9 @@ impl<'a> Supervisor<'a> {
                 self.worker_lines_seen = done.lines_seen;
                 self.observe(0, done.usage.max_rss_bytes, done.usage.cpu_ms);
                 self.exit = Some(done.exit);
-                self.summary = done.summary_json.and_then(|s| serde_json::from_str(&s).ok());
+                self.summary = done
+                    .summary_json
+                    .and_then(|s| serde_json::from_str(&s).ok());
                 return Step::Ended;
             }
             WorkerMessage::Error(e) => {
@@ -302,21 +360,37 @@ impl<'a> Supervisor<'a> {
     }
 
     /// The outcome when the host did not decide it.
-    fn outcome_from_worker(&self, status: Option<std::process::ExitStatus>, cage: &Cage) -> Outcome {
+    fn outcome_from_worker(
+        &self,
+        status: Option<std::process::ExitStatus>,
+        memory_hit: bool,
+    ) -> Outcome {
         use std::os::unix::process::ExitStatusExt;
-        let killed_by = |sig: i32| if sig == SIGXCPU { KillReason::Cpu } else { KillReason::Signal(sig) };
+        let killed_by = |sig: i32| {
+            if sig == SIGXCPU {
+                KillReason::Cpu
+            } else {
+                KillReason::Signal(sig)
+            }
+        };
         if let Some(error) = &self.worker_error {
-            return Outcome::Failed { error: error.clone() };
+            return Outcome::Failed {
+                error: error.clone(),
+            };
         }
         // The kernel's OOM killer fired inside the cage: whatever the tool
         // then reported (a shell says "Killed", exit 137), the call was
         // killed for memory.
-        if cage.memory_limit_hit() {
-            return Outcome::Killed { reason: KillReason::Memory };
+        if memory_hit {
+            return Outcome::Killed {
+                reason: KillReason::Memory,
+            };
         }
         if let Some(exit) = self.exit {
             return match exit {
-                ToolExit::Signal(SIGXCPU) => Outcome::Killed { reason: KillReason::Cpu },
+                ToolExit::Signal(SIGXCPU) => Outcome::Killed {
+                    reason: KillReason::Cpu,
+                },
                 _ if self.bytes_seen() > self.limits.max_output_bytes => Outcome::Truncated {
                     limit: self.limits.max_output_bytes,
                     bytes_seen: self.bytes_seen(),
@@ -325,11 +399,15 @@ impl<'a> Supervisor<'a> {
             };
         }
         match status {
-            Some(s) if s.signal().is_some() => Outcome::Killed { reason: killed_by(s.signal().unwrap_or(0)) },
+            Some(s) if s.signal().is_some() => Outcome::Killed {
+                reason: killed_by(s.signal().unwrap_or(0)),
+            },
             Some(s) => Outcome::Failed {
                 error: format!("worker exited ({s}) before reporting an outcome"),
             },
-            None => Outcome::Failed { error: "worker vanished before reporting an outcome".into() },
+            None => Outcome::Failed {
+                error: "worker vanished before reporting an outcome".into(),
+            },
         }
     }
 
@@ -342,15 +420,21 @@ impl<'a> Supervisor<'a> {
         }
     }
 
-    fn finish_early(self, outcome: Outcome) -> CallReport {
-        self.report(outcome, String::new())
+    /// Ends a call that never had a worker running (or had one that was
+    /// reaped on the spot): nothing to kill, no cage to keep.
+    fn finish_early_with(self, outcome: Outcome) -> (CallReport, Option<Cage>) {
+        (self.report(outcome, String::new()), None)
     }
 
     fn finish(self, outcome: Outcome, worker_stderr: String) -> CallReport {
         let outcome = match outcome {
             // A worker that failed without saying why: show its stderr.
-            Outcome::Failed { error } if !worker_stderr.trim().is_empty() && self.worker_error.is_none() => {
-                Outcome::Failed { error: format!("{error}; worker stderr: {}", worker_stderr.trim()) }
+            Outcome::Failed { error }
+                if !worker_stderr.trim().is_empty() && self.worker_error.is_none() =>
+            {
+                Outcome::Failed {
+                    error: format!("{error}; worker stderr: {}", worker_stderr.trim()),
+                }
             }
             o => o,
         };

@@ -43,7 +43,10 @@ impl Default for HostConfig {
             // in flight only adds memory and contention.
             max_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             worker: None,
-            env_allowlist: DEFAULT_ENV_ALLOWLIST.iter().map(|s| (*s).to_owned()).collect(),
+            env_allowlist: DEFAULT_ENV_ALLOWLIST
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
             worker_env: Vec::new(),
             memory_mechanism: None,
         }
@@ -145,7 +148,15 @@ impl ToolHost {
             sample_interval_ms: self.inner.enforcer.sample_interval().as_millis() as u64,
             worker: Vec::new(),
         };
-        CallHandle { call_id, events, live, enforcement, finished: false, cancel: cancel.clone(), _guard: cancel.drop_guard() }
+        CallHandle {
+            call_id,
+            events,
+            live,
+            enforcement,
+            finished: false,
+            cancel: cancel.clone(),
+            _guard: cancel.drop_guard(),
+        }
     }
 
     pub fn enforcer(&self) -> &Enforcer {
@@ -178,19 +189,29 @@ impl ToolHost {
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| HostError::ListTools(format!("{}: {e}", self.inner.worker.path.display())))?;
+            .map_err(|e| {
+                HostError::ListTools(format!("{}: {e}", self.inner.worker.path.display()))
+            })?;
         let mut out = Vec::new();
-        let stdout = child.stdout.take().ok_or_else(|| HostError::ListTools("no stdout".into()))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| HostError::ListTools("no stdout".into()))?;
         let mut limited = stdout.take(LIST_TOOLS_MAX_BYTES as u64 + 1);
         let read = limited.read_to_end(&mut out);
         match tokio::time::timeout(LIST_TOOLS_TIMEOUT, read).await {
             Ok(Ok(_)) if out.len() <= LIST_TOOLS_MAX_BYTES => {}
             Ok(Ok(_)) => return Err(HostError::ListTools("catalogue larger than 1 MiB".into())),
             Ok(Err(e)) => return Err(HostError::ListTools(e.to_string())),
-            Err(_) => return Err(HostError::ListTools("worker did not answer within 10 s".into())),
+            Err(_) => {
+                return Err(HostError::ListTools(
+                    "worker did not answer within 10 s".into(),
+                ));
+            }
         }
         let _ = child.wait().await;
-        serde_json::from_slice(&out).map_err(|e| HostError::ListTools(format!("bad catalogue: {e}")))
+        serde_json::from_slice(&out)
+            .map_err(|e| HostError::ListTools(format!("bad catalogue: {e}")))
     }
 }
 
@@ -221,7 +242,10 @@ impl CallHandle {
             Some(e) => e,
             // The supervisor always sends Finished; if it died without,
             // the caller still gets exactly one outcome.
-            None => CallEvent::Finished(Box::new(CallReport::lost(self.call_id, self.enforcement.clone()))),
+            None => CallEvent::Finished(Box::new(CallReport::lost(
+                self.call_id,
+                self.enforcement.clone(),
+            ))),
         };
         self.finished = matches!(event, CallEvent::Finished(_));
         Some(event)

@@ -30,17 +30,6 @@ pub const DEFAULT_OPEN_FILES: u64 = 1024;
 /// the disk, yet fits any build artefact a tool normally writes.
 pub const DEFAULT_FILE_SIZE_BYTES: u64 = 4 << 30;
 
-/// RLIMIT_DATA is a per-process backstop behind the tree-wide memory cap.
-/// It sits above the cap, so the cgroup or watchdog acts first and reports
-/// `killed: memory`; the rlimit only stops a single allocation that would
-/// leap far past the cap between two watchdog samples.
-pub fn data_backstop(memory_bytes: u64) -> u64 {
-    /// Room above the cap for the watchdog to notice first: a process can
-    /// touch about 64 MiB between two samples at 20 ms.
-    const MIN_HEADROOM: u64 = 64 << 20;
-    memory_bytes.saturating_add((memory_bytes / 2).max(MIN_HEADROOM))
-}
-
 /// The limits of one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallLimits {
@@ -101,11 +90,13 @@ impl CallLimits {
         Ok(())
     }
 
-    /// The part of the limits the worker applies to itself.
-    pub fn for_worker(&self) -> WorkerLimits {
+    /// The part of the limits the worker applies to itself. `data_bytes` is
+    /// the RLIMIT_DATA backstop the enforcer chose for its mechanism
+    /// (`Enforcer::rlimit_data_backstop`).
+    pub fn for_worker(&self, data_bytes: Option<u64>) -> WorkerLimits {
         WorkerLimits {
             cpu_seconds: self.cpu.map(|d| d.as_secs().max(1)),
-            data_bytes: Some(data_backstop(self.memory_bytes)),
+            data_bytes,
             address_space_bytes: self.address_space_bytes,
             open_files: self.open_files,
             file_size_bytes: Some(self.file_size_bytes),

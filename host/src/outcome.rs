@@ -36,9 +36,16 @@ impl fmt::Display for KillReason {
 pub enum Outcome {
     Completed,
     /// Output passed `limit`; `bytes_seen` were produced in all.
-    Truncated { limit: u64, bytes_seen: u64 },
-    Killed { reason: KillReason },
-    Failed { error: String },
+    Truncated {
+        limit: u64,
+        bytes_seen: u64,
+    },
+    Killed {
+        reason: KillReason,
+    },
+    Failed {
+        error: String,
+    },
 }
 
 impl Outcome {

@@ -49,7 +49,10 @@ impl CapturedOutput {
         let kept = (take > 0).then(|| data.slice(..take));
         if let Some(k) = &kept {
             self.head_len += k.len() as u64;
-            self.head.push(Segment { stream, data: k.clone() });
+            self.head.push(Segment {
+                stream,
+                data: k.clone(),
+            });
         }
         if self.tail_limit > 0 && take < data.len() {
             self.push_tail(stream, data.slice(take..));
@@ -67,7 +70,9 @@ impl CapturedOutput {
         self.tail_len += data.len() as u64;
         self.tail.push_back(Segment { stream, data });
         while self.tail_len > self.tail_limit {
-            let Some(front) = self.tail.front_mut() else { break };
+            let Some(front) = self.tail.front_mut() else {
+                break;
+            };
             let excess = (self.tail_len - self.tail_limit) as usize;
             if front.data.len() <= excess {
                 self.tail_len -= front.data.len() as u64;

@@ -81,12 +81,17 @@ impl CallReport {
 
     /// The marker placed where output was cut, saying what and why.
     pub fn cut_marker(&self) -> String {
+        let why = if self.exit == Some(ToolExit::Stopped) && self.output.tail().next().is_none() {
+            "the tool was stopped at the output limit, so it may have had more"
+        } else {
+            "the limit keeps the rest"
+        };
         format!(
-            "\n[… bulkhead cut {} bytes: the call produced {} bytes / {} lines, and --max-output keeps {} …]\n",
+            "\n[… bulkhead cut {} bytes: kept {} of the {} bytes / {} lines produced; {why} …]\n",
             self.cut_bytes(),
+            self.output.kept(),
             self.usage.bytes_produced,
             self.lines_seen,
-            self.output.kept()
         )
     }
 

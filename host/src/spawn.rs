@@ -40,7 +40,8 @@ pub fn find_worker(explicit: Option<&Path>) -> Result<WorkerBinary, String> {
     if let Some(p) = std::env::var_os("BULKHEAD_WORKER") {
         return check(Path::new(&p), "BULKHEAD_WORKER");
     }
-    let exe = std::env::current_exe().map_err(|e| format!("cannot locate the running executable: {e}"))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot locate the running executable: {e}"))?;
     let dir = exe.parent().unwrap_or(Path::new("."));
     let candidates = [dir.join("bulkhead-worker"), dir.join("../bulkhead-worker")];
     for c in &candidates {
@@ -52,7 +53,11 @@ pub fn find_worker(explicit: Option<&Path>) -> Result<WorkerBinary, String> {
         "bulkhead-worker not found next to {} (looked for {}); install both binaries side by side \
          or set BULKHEAD_WORKER to its path",
         exe.display(),
-        candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", ")
+        candidates
+            .iter()
+            .map(|c| c.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     ))
 }
 
@@ -63,7 +68,10 @@ fn check(p: &Path, found_by: &'static str) -> Result<WorkerBinary, String> {
             path: p.canonicalize().unwrap_or_else(|_| p.to_path_buf()),
             found_by,
         }),
-        Ok(_) => Err(format!("worker {} (from {found_by}) is not an executable file", p.display())),
+        Ok(_) => Err(format!(
+            "worker {} (from {found_by}) is not an executable file",
+            p.display()
+        )),
         Err(e) => Err(format!("worker {} (from {found_by}): {e}", p.display())),
     }
 }
@@ -91,12 +99,14 @@ impl Spawner {
     pub fn start() -> std::io::Result<Self> {
         let handle = tokio::runtime::Handle::current();
         let (tx, rx) = mpsc::channel::<(SpawnRequest, Reply)>();
-        std::thread::Builder::new().name("bulkhead-spawner".into()).spawn(move || {
-            let _guard = handle.enter();
-            for (req, reply) in rx {
-                let _ = reply.send(spawn_one(req));
-            }
-        })?;
+        std::thread::Builder::new()
+            .name("bulkhead-spawner".into())
+            .spawn(move || {
+                let _guard = handle.enter();
+                for (req, reply) in rx {
+                    let _ = reply.send(spawn_one(req));
+                }
+            })?;
         Ok(Self { tx })
     }
 
@@ -105,7 +115,8 @@ impl Spawner {
         self.tx
             .send((req, reply))
             .map_err(|_| std::io::Error::other("spawner thread is gone"))?;
-        rx.await.map_err(|_| std::io::Error::other("spawner thread dropped the request"))?
+        rx.await
+            .map_err(|_| std::io::Error::other("spawner thread dropped the request"))?
     }
 }
 

@@ -15,7 +15,9 @@ pub struct UnitError(String);
 /// Parses `1024`, `64K`, `64KiB`, `256M`, `1.5G`, `2GiB`, `1T` into bytes.
 pub fn parse_size(text: &str) -> Result<u64, UnitError> {
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
@@ -29,9 +31,11 @@ pub fn parse_size(text: &str) -> Result<u64, UnitError> {
             )));
         }
     };
-    let value: f64 = num
-        .parse()
-        .map_err(|_| UnitError(format!("invalid size \"{text}\": expected a number then a unit, e.g. 256M")))?;
+    let value: f64 = num.parse().map_err(|_| {
+        UnitError(format!(
+            "invalid size \"{text}\": expected a number then a unit, e.g. 256M"
+        ))
+    })?;
     let bytes = value * factor as f64;
     if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
         return Err(UnitError(format!("invalid size \"{text}\": out of range")));
@@ -42,7 +46,9 @@ pub fn parse_size(text: &str) -> Result<u64, UnitError> {
 /// Parses `500ms`, `30s`, `2m`, `1h`, `1.5s`; a bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let secs_per_unit = match unit.trim() {
         "ms" => 0.001,
@@ -56,7 +62,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
         }
     };
     let value: f64 = num.parse().map_err(|_| {
-        UnitError(format!("invalid duration \"{text}\": expected a number then a unit, e.g. 30s"))
+        UnitError(format!(
+            "invalid duration \"{text}\": expected a number then a unit, e.g. 30s"
+        ))
     })?;
     Duration::try_from_secs_f64(value * secs_per_unit)
         .map_err(|_| UnitError(format!("invalid duration \"{text}\": out of range")))
@@ -71,7 +79,11 @@ pub fn format_size(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 #[cfg(test)]
@@ -85,8 +97,18 @@ mod tests {
         assert_eq!(parse_size("256M").unwrap(), 256 << 20);
         assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
         assert_eq!(parse_size("1.5g").unwrap(), 3 << 29);
-        assert!(parse_size("12Q").unwrap_err().to_string().contains("unknown unit \"Q\""));
-        assert!(parse_size("M").unwrap_err().to_string().contains("expected a number"));
+        assert!(
+            parse_size("12Q")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown unit \"Q\"")
+        );
+        assert!(
+            parse_size("M")
+                .unwrap_err()
+                .to_string()
+                .contains("expected a number")
+        );
         assert!(parse_size("-1M").is_err());
     }
 
@@ -96,7 +118,12 @@ mod tests {
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
-        assert!(parse_duration("3 days").unwrap_err().to_string().contains("unknown unit"));
+        assert!(
+            parse_duration("3 days")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown unit")
+        );
     }
 
     #[test]

@@ -32,7 +32,8 @@ pub fn spawn_reader(
 ) -> mpsc::Receiver<FrameResult> {
     let (tx, rx) = mpsc::channel(READ_AHEAD_FRAMES);
     tokio::spawn(async move {
-        let mut reader = AsyncFrameReader::new(recv, DEFAULT_MAX_FRAME_BYTES).with_body_timeout(FRAME_BODY_TIMEOUT);
+        let mut reader = AsyncFrameReader::new(recv, DEFAULT_MAX_FRAME_BYTES)
+            .with_body_timeout(FRAME_BODY_TIMEOUT);
         loop {
             let frame = reader.read::<WorkerMessage>().await;
             let last = !matches!(frame, Ok(Some(_)));

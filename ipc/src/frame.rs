@@ -55,7 +55,11 @@ pub enum FrameError {
     #[error("frame body has {0} trailing bytes after the message")]
     TrailingBytes(usize),
     #[error("frame body stalled: {got} of {expected} bytes arrived within {timeout_ms} ms")]
-    Stalled { expected: usize, got: usize, timeout_ms: u64 },
+    Stalled {
+        expected: usize,
+        got: usize,
+        timeout_ms: u64,
+    },
 }
 
 /// Serializes `msg` into a complete frame appended to `out`.
@@ -106,7 +110,8 @@ pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
     // a declared length larger than the body fails without being allocated.
     let mut de = rmp_serde::Deserializer::new(io::Cursor::new(body));
     de.set_max_depth(MAX_DECODE_DEPTH);
-    let msg = serde::Deserialize::deserialize(&mut de).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let msg = serde::Deserialize::deserialize(&mut de)
+        .map_err(|e| FrameError::Malformed(e.to_string()))?;
     let used = usize::try_from(de.position()).unwrap_or(usize::MAX);
     if used < body.len() {
         return Err(FrameError::TrailingBytes(body.len() - used));

@@ -23,7 +23,11 @@ pub enum HostMessage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum WorkerMessage {
     /// First frame of every connection.
-    Hello { protocol: u32, worker_version: String, pid: u32 },
+    Hello {
+        protocol: u32,
+        worker_version: String,
+        pid: u32,
+    },
     /// What the worker applied to itself before running the tool.
     Confined(Confinement),
     /// A piece of the tool's output.

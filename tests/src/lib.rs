@@ -11,7 +11,10 @@ use std::process::{Command, Output};
 /// `target/<profile>`, from the running test binary (`target/<profile>/deps/…`).
 pub fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    exe.parent().and_then(|d| d.parent()).expect("test binary lives in target/<profile>/deps").to_path_buf()
+    exe.parent()
+        .and_then(|d| d.parent())
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
 }
 
 /// Path of a workspace binary, checked to exist.
@@ -57,7 +60,9 @@ pub fn alive(pid: i32) -> bool {
 /// in the command it runs), excluding this process.
 pub fn pids_with_marker(needle: &str) -> Vec<i32> {
     let me = std::process::id() as i32;
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     dir.filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|&pid| pid != me)

@@ -1,7 +1,9 @@
 //! A worker that sends malformed, oversized, truncated or out-of-order
 //! frames is killed, and its call fails with a reason naming the violation.
 
-use bulkhead_host::{CallLimits, CallReport, CallRequest, HostConfig, KillReason, Outcome, ToolHost};
+use bulkhead_host::{
+    CallLimits, CallReport, CallRequest, HostConfig, KillReason, Outcome, ToolHost,
+};
 
 /// Far below the default 5 min: a host that failed to kill a violator
 /// fails the test in seconds instead of hanging the suite.
@@ -27,38 +29,56 @@ async fn report_of(mode: &str) -> CallReport {
         .call(CallRequest {
             tool: "shell".into(),
             args_json: "{}".into(),
-            limits: CallLimits { timeout: TEST_TIMEOUT, ..CallLimits::default() },
+            limits: CallLimits {
+                timeout: TEST_TIMEOUT,
+                ..CallLimits::default()
+            },
             cwd: None,
         })
         .wait()
         .await;
     // The fake worker would sleep 30 s; the host must kill it, not wait.
-    assert!(started.elapsed().as_secs() < 10, "{mode}: host waited for the violator");
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "{mode}: host waited for the violator"
+    );
     report
 }
 
 #[tokio::test]
 async fn malformed_frame() {
     let e = run_fake("malformed").await;
-    assert!(e.contains("protocol violation") && e.contains("malformed"), "{e}");
+    assert!(
+        e.contains("protocol violation") && e.contains("malformed"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
 async fn oversized_frame() {
     let e = run_fake("oversized").await;
-    assert!(e.contains("protocol violation") && e.contains("exceeds the cap"), "{e}");
+    assert!(
+        e.contains("protocol violation") && e.contains("exceeds the cap"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
 async fn truncated_frame() {
     let e = run_fake("truncated").await;
-    assert!(e.contains("protocol violation") && e.contains("closed inside a frame"), "{e}");
+    assert!(
+        e.contains("protocol violation") && e.contains("closed inside a frame"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
 async fn stalled_frame_body() {
     let e = run_fake("stalled").await;
-    assert!(e.contains("protocol violation") && e.contains("stalled"), "{e}");
+    assert!(
+        e.contains("protocol violation") && e.contains("stalled"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -79,7 +99,13 @@ async fn chunk_over_the_chunk_cap() {
 #[tokio::test]
 async fn blind_flood_past_the_cap() {
     let report = report_of("flood").await;
-    assert_eq!(report.outcome, Outcome::Killed { reason: KillReason::Output }, "{report:?}");
+    assert_eq!(
+        report.outcome,
+        Outcome::Killed {
+            reason: KillReason::Output
+        },
+        "{report:?}"
+    );
     assert_eq!(report.output.kept(), 1 << 20);
 }
 
@@ -92,5 +118,8 @@ async fn no_hello() {
 #[tokio::test]
 async fn version_mismatch_names_both_versions() {
     let e = run_fake("wrong-version").await;
-    assert!(e.contains("0.0.0-other") && e.contains(bulkhead_host::VERSION), "{e}");
+    assert!(
+        e.contains("0.0.0-other") && e.contains(bulkhead_host::VERSION),
+        "{e}"
+    );
 }

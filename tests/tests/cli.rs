@@ -31,12 +31,22 @@ fn text_mode_prints_output_then_a_status_line() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("err\n"), "{err}");
-    assert!(err.lines().last().unwrap().starts_with("bulkhead: completed"), "{err}");
+    assert!(
+        err.lines()
+            .last()
+            .unwrap()
+            .starts_with("bulkhead: completed"),
+        "{err}"
+    );
 }
 
 #[test]
 fn bad_tool_arguments_name_the_field() {
-    let (v, out) = run_json("search_files_content", r#"{"pattern": 3, "path": "."}"#, &[]);
+    let (v, out) = run_json(
+        "search_files_content",
+        r#"{"pattern": 3, "path": "."}"#,
+        &[],
+    );
     assert_eq!(out.status.code(), Some(5));
     assert_eq!(v["status"], "failed");
     assert!(v["reason"].as_str().unwrap().contains("pattern"), "{v}");
@@ -51,7 +61,10 @@ fn unknown_tool_lists_the_tools() {
     let (v, out) = run_json("grep", "{}", &[]);
     assert_eq!(out.status.code(), Some(5));
     let reason = v["reason"].as_str().unwrap();
-    assert!(reason.contains("unknown tool \"grep\"") && reason.contains("search_files_content"), "{reason}");
+    assert!(
+        reason.contains("unknown tool \"grep\"") && reason.contains("search_files_content"),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -72,7 +85,13 @@ fn usage_errors_exit_two_and_say_what_is_wrong() {
 fn help_documents_exit_codes() {
     let out = bulkhead(&["run", "--help"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    for line in ["0  completed", "3  truncated", "4  killed", "5  failed", "2  usage"] {
+    for line in [
+        "0  completed",
+        "3  truncated",
+        "4  killed",
+        "5  failed",
+        "2  usage",
+    ] {
         assert!(text.contains(line), "--help lacks {line:?}");
     }
 }
@@ -82,8 +101,21 @@ fn tools_lists_every_tool_with_a_schema() {
     let out = bulkhead(&["tools", "--json"]);
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let names: Vec<_> = v.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(names, ["search_files_content", "shell", "read_file", "list_directory"]);
+    let names: Vec<_> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "search_files_content",
+            "shell",
+            "read_file",
+            "list_directory"
+        ]
+    );
     for t in v.as_array().unwrap() {
         assert_eq!(t["schema"]["type"], "object", "{t}");
         assert!(t["schema"]["properties"].is_object(), "{t}");
@@ -95,13 +127,20 @@ fn tools_lists_every_tool_with_a_schema() {
 #[test]
 fn doctor_reports_mechanisms() {
     let out = bulkhead(&["doctor", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mech = v["memory_mechanism"].as_str().unwrap();
     assert!(["cgroup-v2", "cgroup-v1", "watchdog"].contains(&mech));
     let rows = v["mechanisms"].as_array().unwrap();
     assert!(rows.iter().any(|r| r["used"] == true));
-    assert!(rows.iter().all(|r| r["why"].as_str().is_some_and(|w| !w.is_empty())));
+    assert!(
+        rows.iter()
+            .all(|r| r["why"].as_str().is_some_and(|w| !w.is_empty()))
+    );
     let text = bulkhead(&["doctor"]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("verdict:"));
 }

@@ -1,7 +1,9 @@
 //! A worker SIGKILLed in the middle of its output ends as
 //! `killed: signal(9)`, and the output received so far is kept.
 
-use bulkhead_host::{CallEvent, CallLimits, CallRequest, HostConfig, KillReason, Outcome, ToolHost};
+use bulkhead_host::{
+    CallEvent, CallLimits, CallRequest, HostConfig, KillReason, Outcome, ToolHost,
+};
 use bulkhead_tests::bin;
 
 /// Children of this process whose executable is the worker.
@@ -22,14 +24,21 @@ fn worker_children() -> Vec<i32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_stream_keeps_partial_output() {
-    let host = ToolHost::new(HostConfig { worker: Some(bin("bulkhead-worker")), ..HostConfig::default() }).unwrap();
+    let host = ToolHost::new(HostConfig {
+        worker: Some(bin("bulkhead-worker")),
+        ..HostConfig::default()
+    })
+    .unwrap();
     // Slow, endless output: a line every 10 ms.
-    let mut call = host.call(CallRequest {
-        tool: "shell".into(),
-        args_json: r#"{"command":"i=0; while true; do i=$((i+1)); echo line $i; sleep 0.01; done"}"#.into(),
-        limits: CallLimits::default(),
-        cwd: None,
-    });
+    let mut call =
+        host.call(CallRequest {
+            tool: "shell".into(),
+            args_json:
+                r#"{"command":"i=0; while true; do i=$((i+1)); echo line $i; sleep 0.01; done"}"#
+                    .into(),
+            limits: CallLimits::default(),
+            cwd: None,
+        });
     let mut received = 0usize;
     let report = loop {
         match call.next_event().await.expect("events end with Finished") {
@@ -44,8 +53,17 @@ async fn sigkill_mid_stream_keeps_partial_output() {
             CallEvent::Finished(r) => break r,
         }
     };
-    assert_eq!(report.outcome, Outcome::Killed { reason: KillReason::Signal(9) }, "{report:?}");
+    assert_eq!(
+        report.outcome,
+        Outcome::Killed {
+            reason: KillReason::Signal(9)
+        },
+        "{report:?}"
+    );
     let text = report.output_text();
-    assert!(text.starts_with("line 1\nline 2\n"), "partial output lost: {text:?}");
+    assert!(
+        text.starts_with("line 1\nline 2\n"),
+        "partial output lost: {text:?}"
+    );
     assert!(report.output.kept() as usize >= received.min(100));
 }

@@ -26,7 +26,11 @@ fn tail_mode_keeps_head_and_tail_of_a_finite_flood() {
     assert_eq!(v["status"], "truncated", "{v:.400}");
     let output = v["output"].as_str().unwrap();
     assert!(output.starts_with("1\n2\n3\n"));
-    assert!(output.trim_end().ends_with("699999\n700000"), "tail missing: …{}", &output[output.len() - 100..]);
+    assert!(
+        output.trim_end().ends_with("699999\n700000"),
+        "tail missing: …{}",
+        &output[output.len() - 100..]
+    );
     assert!(output.contains("bulkhead cut"));
     assert_eq!(v["lines_seen"].as_u64().unwrap(), 700_000);
 }

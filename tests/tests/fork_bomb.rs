@@ -1,7 +1,7 @@
 //! A fork bomb is contained by the pids cap, ends with the call, and
 //! leaves nothing behind.
 
-use bulkhead_tests::{pids_with_marker, run_json, marker};
+use bulkhead_tests::{marker, pids_with_marker, run_json};
 
 #[test]
 fn fork_bomb_is_contained() {
@@ -13,7 +13,10 @@ fn fork_bomb_is_contained() {
     let (v, out) = run_json("shell", &args, &["--pids", "64", "--timeout", "3s"]);
     assert!(matches!(out.status.code(), Some(0 | 3 | 4)), "{v:.400}");
     assert!(
-        matches!(v["status"].as_str(), Some("killed" | "completed" | "truncated")),
+        matches!(
+            v["status"].as_str(),
+            Some("killed" | "completed" | "truncated")
+        ),
         "{v:.400}"
     );
     // After the call, not one process of it is left.

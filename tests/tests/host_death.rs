@@ -22,13 +22,19 @@ fn children_of(pid: u32) -> Vec<i32> {
 #[test]
 fn workers_die_with_the_host() {
     let mut host = Command::new(bin("bulkhead"))
-        .args(["run", "shell", r#"{"command":"sleep 300 & echo pid $!; wait"}"#])
+        .args([
+            "run",
+            "shell",
+            r#"{"command":"sleep 300 & echo pid $!; wait"}"#,
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(host.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(host.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let tool_pid: i32 = line.trim().strip_prefix("pid ").unwrap().parse().unwrap();
     let workers = children_of(host.id());
     assert!(!workers.is_empty(), "no worker found under the host");
@@ -43,5 +49,8 @@ fn workers_die_with_the_host() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let survivors: Vec<_> = watched.iter().copied().filter(|&p| alive(p)).collect();
-    assert!(survivors.is_empty(), "alive 1 s after the host died: {survivors:?}");
+    assert!(
+        survivors.is_empty(),
+        "alive 1 s after the host died: {survivors:?}"
+    );
 }

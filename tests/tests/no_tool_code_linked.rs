@@ -18,7 +18,11 @@ fn normal_closure(meta: &serde_json::Value, root_name: &str) -> HashSet<String> 
         .iter()
         .map(|n| (n["id"].as_str().unwrap(), n))
         .collect();
-    let root = packages.iter().find(|(_, name)| **name == root_name).map(|(id, _)| *id).unwrap();
+    let root = packages
+        .iter()
+        .find(|(_, name)| **name == root_name)
+        .map(|(id, _)| *id)
+        .unwrap();
     let mut seen = HashSet::new();
     let mut stack = vec![root];
     while let Some(id) = stack.pop() {
@@ -28,7 +32,11 @@ fn normal_closure(meta: &serde_json::Value, root_name: &str) -> HashSet<String> 
         for dep in nodes[id]["deps"].as_array().unwrap() {
             // Only normal dependencies: `kind` null. Dev and build
             // dependencies do not end up in the binary.
-            let normal = dep["dep_kinds"].as_array().unwrap().iter().any(|k| k["kind"].is_null());
+            let normal = dep["dep_kinds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k["kind"].is_null());
             if normal {
                 stack.push(dep["pkg"].as_str().unwrap());
             }
@@ -42,26 +50,45 @@ fn bulkhead_binary_links_no_tool_code() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     // Resolve for this machine's target only: that is what the binary
     // links, and it spares downloading other platforms' crates.
-    let rustc = Command::new("rustc").arg("-vV").output().expect("rustc -vV");
+    let rustc = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV");
     let host = String::from_utf8_lossy(&rustc.stdout)
         .lines()
         .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
         .expect("rustc -vV names the host triple");
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--filter-platform", &host])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--filter-platform",
+            &host,
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata");
-    assert!(out.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for root in ["bulkhead", "bulkhead-host"] {
         let deps = normal_closure(&meta, root);
-        assert!(deps.contains("tokio"), "{root}: closure looks wrong, no tokio: {deps:?}");
+        assert!(
+            deps.contains("tokio"),
+            "{root}: closure looks wrong, no tokio: {deps:?}"
+        );
         let tool_code: Vec<_> = deps
             .iter()
             .filter(|n| n.starts_with("grep-") || *n == "ignore" || *n == "bulkhead-worker")
             .collect();
-        assert!(tool_code.is_empty(), "{root} links tool code: {tool_code:?}");
+        assert!(
+            tool_code.is_empty(),
+            "{root} links tool code: {tool_code:?}"
+        );
     }
     // And the worker does link it, so the check above is meaningful.
     let worker = normal_closure(&meta, "bulkhead-worker");

@@ -16,9 +16,15 @@ const HOST_RSS_CEILING: u64 = 40 << 20;
 fn runaway_search_is_truncated_and_host_stays_small() {
     let dir = tempfile::tempdir().unwrap();
     for f in 0..FILES {
-        let mut file = std::io::BufWriter::new(std::fs::File::create(dir.path().join(format!("f{f:04}.txt"))).unwrap());
+        let mut file = std::io::BufWriter::new(
+            std::fs::File::create(dir.path().join(format!("f{f:04}.txt"))).unwrap(),
+        );
         for l in 0..LINES_PER_FILE {
-            writeln!(file, "line {l} of file {f}: the needle is here, padded to look like real code;").unwrap();
+            writeln!(
+                file,
+                "line {l} of file {f}: the needle is here, padded to look like real code;"
+            )
+            .unwrap();
         }
     }
     let args = serde_json::json!({"pattern": "needle", "path": dir.path()}).to_string();
@@ -29,15 +35,33 @@ fn runaway_search_is_truncated_and_host_stays_small() {
     let kept = v["output_bytes_kept"].as_u64().unwrap();
     assert!(kept <= 1 << 20, "kept {kept} bytes, cap is 1 MiB");
     // The output is the kept bytes plus one marker line.
-    assert!(output.len() as u64 <= (1 << 20) + 512, "output is {} bytes", output.len());
-    assert!(output.contains("bulkhead cut"), "no truncation marker in the output tail: {}", &output[output.len() - 300..]);
+    assert!(
+        output.len() as u64 <= (1 << 20) + 512,
+        "output is {} bytes",
+        output.len()
+    );
+    assert!(
+        output.contains("bulkhead cut"),
+        "no truncation marker in the output tail: {}",
+        &output[output.len() - 300..]
+    );
     let seen = v["bytes_seen"].as_u64().unwrap();
-    assert!(seen > kept, "bytes_seen {seen} should exceed what was kept {kept}");
-    assert!(v["reason"].as_str().unwrap().contains("output limit"), "{}", v["reason"]);
+    assert!(
+        seen > kept,
+        "bytes_seen {seen} should exceed what was kept {kept}"
+    );
+    assert!(
+        v["reason"].as_str().unwrap().contains("output limit"),
+        "{}",
+        v["reason"]
+    );
     // The search stopped early rather than walking the whole tree.
     let summary = &v["summary"];
     assert_eq!(summary["stopped_early"], true, "{summary}");
-    assert!(summary["matches"].as_u64().unwrap() < (FILES * LINES_PER_FILE) as u64, "{summary}");
+    assert!(
+        summary["matches"].as_u64().unwrap() < (FILES * LINES_PER_FILE) as u64,
+        "{summary}"
+    );
     let host = v["host_peak_rss_bytes"].as_u64().unwrap();
     assert!(host < HOST_RSS_CEILING, "host peak RSS {host} ≥ 40 MiB");
 }

@@ -10,6 +10,9 @@ fn sleep_is_killed_at_the_timeout() {
     assert_eq!(out.status.code(), Some(4), "{v}");
     assert_eq!(v["status"], "killed");
     assert_eq!(v["reason"], "timeout");
-    assert!(elapsed.as_secs_f64() < 1.5, "took {elapsed:?}, including bulkhead's start");
+    assert!(
+        elapsed.as_secs_f64() < 1.5,
+        "took {elapsed:?}, including bulkhead's start"
+    );
     assert!(v["usage"]["wall_ms"].as_u64().unwrap() >= 1000);
 }

@@ -8,7 +8,10 @@ use bulkhead_tests::{alive, run_json};
 const TREE: &str = r#"sleep 300 & echo "pid $!"; sleep 300 & echo "pid $!"; setsid sh -c 'sleep 300 & echo "pid $!"; echo "pid $$"; wait' & echo "pid $!"; sleep 0.3"#;
 
 fn pids(output: &str) -> Vec<i32> {
-    output.lines().filter_map(|l| l.strip_prefix("pid ")?.trim().parse().ok()).collect()
+    output
+        .lines()
+        .filter_map(|l| l.strip_prefix("pid ")?.trim().parse().ok())
+        .collect()
 }
 
 fn check(v: &serde_json::Value) {
@@ -39,7 +42,11 @@ fn finished_call_leaves_no_daemon() {
 fn watchdog_mode_kills_the_whole_tree_too() {
     let cmd = format!("{TREE}; sleep 100");
     let args = serde_json::json!({ "command": cmd }).to_string();
-    let (v, _) = run_json("shell", &args, &["--timeout", "1s", "--memory-mechanism", "watchdog"]);
+    let (v, _) = run_json(
+        "shell",
+        &args,
+        &["--timeout", "1s", "--memory-mechanism", "watchdog"],
+    );
     assert_eq!(v["reason"], "timeout", "{v}");
     check(&v);
 }

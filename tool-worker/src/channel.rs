@@ -59,28 +59,30 @@ pub fn spawn_reader(
     mut reader: FrameReader<interprocess::unnamed_pipe::Recver>,
     shared: Shared,
 ) -> std::io::Result<()> {
-    std::thread::Builder::new().name("host-reader".into()).spawn(move || {
-        loop {
-            match reader.read::<HostMessage>() {
-                Ok(Some(HostMessage::Credit { chunks })) => {
-                    shared.lock().credit += u64::from(chunks);
-                    shared.0.1.notify_all();
-                }
-                Ok(Some(HostMessage::Cancel)) => {
-                    shared.lock().cancelled = true;
-                    shared.0.1.notify_all();
-                    tree::signal_descendants();
-                }
-                // Hello and Invoke only come once, before this thread runs;
-                // a second one is a broken host. Treat like EOF.
-                Ok(Some(_)) | Ok(None) | Err(_) => {
-                    shared.lock().host_gone = true;
-                    shared.0.1.notify_all();
-                    crate::teardown_and_exit(crate::EXIT_HOST_GONE);
+    std::thread::Builder::new()
+        .name("host-reader".into())
+        .spawn(move || {
+            loop {
+                match reader.read::<HostMessage>() {
+                    Ok(Some(HostMessage::Credit { chunks })) => {
+                        shared.lock().credit += u64::from(chunks);
+                        shared.0.1.notify_all();
+                    }
+                    Ok(Some(HostMessage::Cancel)) => {
+                        shared.lock().cancelled = true;
+                        shared.0.1.notify_all();
+                        tree::signal_descendants();
+                    }
+                    // Hello and Invoke only come once, before this thread runs;
+                    // a second one is a broken host. Treat like EOF.
+                    Ok(Some(_)) | Ok(None) | Err(_) => {
+                        shared.lock().host_gone = true;
+                        shared.0.1.notify_all();
+                        crate::teardown_and_exit(crate::EXIT_HOST_GONE);
+                    }
                 }
             }
-        }
-    })?;
+        })?;
     Ok(())
 }
 
@@ -211,7 +213,10 @@ impl OutputSink for IpcSink {
     }
 
     fn progress(&mut self, message: &str, done: u64, total: Option<u64>) {
-        if self.last_progress.is_some_and(|t| t.elapsed() < PROGRESS_INTERVAL) {
+        if self
+            .last_progress
+            .is_some_and(|t| t.elapsed() < PROGRESS_INTERVAL)
+        {
             return;
         }
         self.last_progress = Some(Instant::now());
@@ -241,7 +246,8 @@ pub fn cpu_ms_self_and_children() -> u64 {
             })
             .unwrap_or(0)
     };
-    ms(nix::sys::resource::UsageWho::RUSAGE_SELF) + ms(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+    ms(nix::sys::resource::UsageWho::RUSAGE_SELF)
+        + ms(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
 }
 
 /// Largest `ru_maxrss` of the worker and its reaped children, in bytes.

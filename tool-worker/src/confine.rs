@@ -86,7 +86,14 @@ pub fn confine_process(expected_parent: Option<i32>) -> io::Result<(OwnedFd, Own
 /// but a host embedding bulkhead may not, and a leaked fd is a way out.
 fn close_inherited_fds() -> io::Result<()> {
     // SAFETY: close_range only closes fds; none above 2 is in use yet.
-    let rc = unsafe { libc::syscall(libc::SYS_close_range, FIRST_PRIVATE_FD as u32, u32::MAX, 0u32) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            FIRST_PRIVATE_FD as u32,
+            u32::MAX,
+            0u32,
+        )
+    };
     if rc == 0 {
         return Ok(());
     }
@@ -132,10 +139,25 @@ pub fn apply_limits(limits: &WorkerLimits, applied: &mut Applied) -> io::Result<
         rlimit::setrlimit(Resource::CPU, secs, secs.saturating_add(1))?;
         applied.push("RLIMIT_CPU", format!("{secs} s per process"));
     }
-    set(Resource::NOFILE, Some(limits.open_files), "RLIMIT_NOFILE", applied)?;
-    set(Resource::FSIZE, limits.file_size_bytes, "RLIMIT_FSIZE", applied)?;
+    set(
+        Resource::NOFILE,
+        Some(limits.open_files),
+        "RLIMIT_NOFILE",
+        applied,
+    )?;
+    set(
+        Resource::FSIZE,
+        limits.file_size_bytes,
+        "RLIMIT_FSIZE",
+        applied,
+    )?;
     set(Resource::DATA, limits.data_bytes, "RLIMIT_DATA", applied)?;
-    set(Resource::AS, limits.address_space_bytes, "RLIMIT_AS", applied)?;
+    set(
+        Resource::AS,
+        limits.address_space_bytes,
+        "RLIMIT_AS",
+        applied,
+    )?;
     if let Some(procs) = limits.processes {
         if nix::unistd::getuid().is_root() {
             applied.push(
@@ -174,7 +196,11 @@ fn count_own_processes() -> u64 {
         return 0;
     };
     dir.filter_map(Result::ok)
-        .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
         .filter(|e| {
             use std::os::unix::fs::MetadataExt;
             e.metadata().is_ok_and(|m| m.uid() == uid)

@@ -24,7 +24,9 @@ fn main() {
         }
         Some("--version") => println!("bulkhead-worker {}", serve::WORKER_VERSION),
         None => {
-            let parent = std::env::var("BULKHEAD_HOST_PID").ok().and_then(|p| p.parse().ok());
+            let parent = std::env::var("BULKHEAD_HOST_PID")
+                .ok()
+                .and_then(|p| p.parse().ok());
             if let Err(e) = serve::serve(parent) {
                 eprintln!("bulkhead-worker: {e}");
                 std::process::exit(1);

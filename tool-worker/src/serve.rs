@@ -32,7 +32,10 @@ pub fn serve(expected_parent: Option<i32>) -> io::Result<()> {
         },
     )?;
     match read(&mut reader)? {
-        HostMessage::Hello { protocol, host_version } => {
+        HostMessage::Hello {
+            protocol,
+            host_version,
+        } => {
             if protocol != PROTOCOL_VERSION || host_version != WORKER_VERSION {
                 let message = format!(
                     "version mismatch: host is bulkhead {host_version} (protocol {protocol}), \
@@ -48,13 +51,24 @@ pub fn serve(expected_parent: Option<i32>) -> io::Result<()> {
         other => return Err(protocol_error("Invoke", &other)),
     };
     if let Err(e) = confine::apply_limits(&invoke.limits, &mut applied) {
-        return fail(&mut writer, ToolErrorKind::Internal, format!("cannot apply limits: {e}"));
+        return fail(
+            &mut writer,
+            ToolErrorKind::Internal,
+            format!("cannot apply limits: {e}"),
+        );
     }
-    write(&mut writer, &WorkerMessage::Confined(Confinement { applied: applied.0 }))?;
+    write(
+        &mut writer,
+        &WorkerMessage::Confined(Confinement { applied: applied.0 }),
+    )?;
 
     let Some(tool) = tools::find(&invoke.tool) else {
         let names: Vec<_> = tools::all().iter().map(|t| t.name()).collect();
-        let message = format!("unknown tool \"{}\"; the tools are: {}", invoke.tool, names.join(", "));
+        let message = format!(
+            "unknown tool \"{}\"; the tools are: {}",
+            invoke.tool,
+            names.join(", ")
+        );
         return fail(&mut writer, ToolErrorKind::UnknownTool, message);
     };
 
@@ -66,7 +80,9 @@ pub fn serve(expected_parent: Option<i32>) -> io::Result<()> {
         invoke.limits.max_output_bytes,
         invoke.limits.stop_at_output_cap,
     );
-    let ctx = ToolContext { limits: &invoke.limits };
+    let ctx = ToolContext {
+        limits: &invoke.limits,
+    };
     let result = tool.run(&invoke.args_json, &mut sink, &ctx);
     // Nothing of the call outlives it, whatever the tool did.
     crate::tree::signal_descendants();
@@ -76,7 +92,9 @@ pub fn serve(expected_parent: Option<i32>) -> io::Result<()> {
             // An in-worker tool that returned because the sink said stop
             // did not finish; say so, as the shell tool does.
             exit: match end.exit {
-                ToolExit::Finished if sink.stopped_at_cap() || sink.cancelled() => ToolExit::Stopped,
+                ToolExit::Finished if sink.stopped_at_cap() || sink.cancelled() => {
+                    ToolExit::Stopped
+                }
                 other => other,
             },
             bytes_seen: sink.bytes_seen(),
@@ -103,22 +121,30 @@ fn block_termination_signals() -> io::Result<()> {
         set.add(sig);
     }
     set.thread_block().map_err(io::Error::from)?;
-    std::thread::Builder::new().name("signals".into()).spawn(move || {
-        if set.wait().is_ok() {
-            crate::teardown_and_exit(crate::EXIT_HOST_GONE);
-        }
-    })?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if set.wait().is_ok() {
+                crate::teardown_and_exit(crate::EXIT_HOST_GONE);
+            }
+        })?;
     Ok(())
 }
 
-fn write(w: &mut FrameWriter<interprocess::unnamed_pipe::Sender>, msg: &WorkerMessage) -> io::Result<()> {
+fn write(
+    w: &mut FrameWriter<interprocess::unnamed_pipe::Sender>,
+    msg: &WorkerMessage,
+) -> io::Result<()> {
     w.write(msg).map_err(io::Error::other)
 }
 
 fn read(r: &mut FrameReader<interprocess::unnamed_pipe::Recver>) -> io::Result<HostMessage> {
     match r.read() {
         Ok(Some(m)) => Ok(m),
-        Ok(None) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "host closed the channel")),
+        Ok(None) => Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "host closed the channel",
+        )),
         Err(e) => Err(io::Error::other(e)),
     }
 }

@@ -25,11 +25,22 @@ pub async fn doctor(args: DoctorArgs) -> anyhow::Result<u8> {
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(0);
     }
-    println!("bulkhead {} on Linux {uname}, running as {}", bulkhead_host::VERSION, if root { "root" } else { "an ordinary user" });
-    println!("worker:  {} (found {})", host.worker().path.display(), host.worker().found_by);
+    println!(
+        "bulkhead {} on Linux {uname}, running as {}",
+        bulkhead_host::VERSION,
+        if root { "root" } else { "an ordinary user" }
+    );
+    println!(
+        "worker:  {} (found {})",
+        host.worker().path.display(),
+        host.worker().found_by
+    );
     println!("workers: at most {} at once\n", host.max_workers());
     let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(10).max(9);
-    println!("{:<name_w$}  {:<9}  {:<4}  why", "mechanism", "available", "used");
+    println!(
+        "{:<name_w$}  {:<9}  {:<4}  why",
+        "mechanism", "available", "used"
+    );
     for r in &rows {
         println!(
             "{:<name_w$}  {:<9}  {:<4}  {}",
@@ -62,7 +73,11 @@ fn nix_uname() -> String {
         return "unknown".into();
     }
     let field = |f: &[libc::c_char]| {
-        let bytes: Vec<u8> = f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
         String::from_utf8_lossy(&bytes).into_owned()
     };
     format!("{} {}", field(&u.release), field(&u.machine))

@@ -3,7 +3,9 @@
 use std::io::Write;
 
 use bulkhead_host::units::format_size;
-use bulkhead_host::{CallEvent, CallLimits, CallReport, CallRequest, HostConfig, Outcome, ToolHost};
+use bulkhead_host::{
+    CallEvent, CallLimits, CallReport, CallRequest, HostConfig, Outcome, ToolHost,
+};
 use bulkhead_ipc::StreamId;
 
 use crate::cli::{EXIT_USAGE, RunArgs};
@@ -19,7 +21,9 @@ fn exit_code(outcome: &Outcome) -> u8 {
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
-    if let Err(e) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&args.args_json) {
+    if let Err(e) =
+        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&args.args_json)
+    {
         eprintln!("bulkhead: ARGS_JSON must be a JSON object, e.g. '{{\"command\":\"ls\"}}': {e}");
         return Ok(EXIT_USAGE);
     }
@@ -37,7 +41,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         eprintln!("bulkhead: {e}");
         return Ok(EXIT_USAGE);
     }
-    let config = HostConfig { memory_mechanism: args.memory_mechanism, ..HostConfig::default() };
+    let config = HostConfig {
+        memory_mechanism: args.memory_mechanism,
+        ..HostConfig::default()
+    };
     let host = ToolHost::new(config)?;
     let mut call = host.call(CallRequest {
         tool: args.tool.clone(),

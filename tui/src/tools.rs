@@ -11,7 +11,9 @@ pub async fn tools(args: ToolsArgs) -> anyhow::Result<u8> {
         println!("{}", serde_json::to_string_pretty(&catalogue)?);
         return Ok(0);
     }
-    let list = catalogue.as_array().context("tool catalogue is not a list")?;
+    let list = catalogue
+        .as_array()
+        .context("tool catalogue is not a list")?;
     for tool in list {
         let name = tool["name"].as_str().unwrap_or("?");
         println!("{name}\n    {}", tool["description"].as_str().unwrap_or(""));
@@ -22,7 +24,11 @@ pub async fn tools(args: ToolsArgs) -> anyhow::Result<u8> {
             .unwrap_or_default();
         for (field, spec) in props.into_iter().flatten() {
             let ty = spec["type"].to_string().replace('"', "");
-            let mark = if required.contains(&field.as_str()) { "required" } else { "optional" };
+            let mark = if required.contains(&field.as_str()) {
+                "required"
+            } else {
+                "optional"
+            };
             let doc = spec["description"].as_str().unwrap_or("");
             println!("    {field:<18} {ty:<22} {mark:<9} {doc}");
         }

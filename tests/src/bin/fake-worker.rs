@@ -13,11 +13,19 @@ fn frame(msg: &WorkerMessage) -> Vec<u8> {
 }
 
 fn hello(version: &str) -> Vec<u8> {
-    frame(&WorkerMessage::Hello { protocol: PROTOCOL_VERSION, worker_version: version.into(), pid: std::process::id() })
+    frame(&WorkerMessage::Hello {
+        protocol: PROTOCOL_VERSION,
+        worker_version: version.into(),
+        pid: std::process::id(),
+    })
 }
 
 fn chunk(seq: u64, len: usize) -> Vec<u8> {
-    frame(&WorkerMessage::Chunk(Chunk { stream: StreamId::Stdout, seq, data: vec![b'x'; len] }))
+    frame(&WorkerMessage::Chunk(Chunk {
+        stream: StreamId::Stdout,
+        seq,
+        data: vec![b'x'; len],
+    }))
 }
 
 fn main() {

@@ -63,7 +63,8 @@ fn case_insensitive_and_glob() {
     let dir = tree();
     let p = dir.path().display();
     let mut sink = VecSink::new();
-    let args = json!({"pattern": "NEEDLE", "path": dir.path(), "case_insensitive": true, "glob": "*.txt"});
+    let args =
+        json!({"pattern": "NEEDLE", "path": dir.path(), "case_insensitive": true, "glob": "*.txt"});
     let summary = run(args, &mut sink);
     assert_eq!(
         lines(&sink),

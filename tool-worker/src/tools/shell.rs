@@ -98,7 +98,9 @@ impl Tool for Shell {
             tree::signal_descendants();
         }
         let status = match pump {
-            Ok(Pump { status: Some(s), .. }) => Some(s),
+            Ok(Pump {
+                status: Some(s), ..
+            }) => Some(s),
             _ => wait_blocking(pid),
         };
         tree::kill_descendants();
@@ -106,13 +108,19 @@ impl Tool for Shell {
 
         let (exit, summary) = match status {
             _ if pump.stopped => (ToolExit::Stopped, serde_json::json!({"stopped": true})),
-            Some(WaitStatus::Exited(_, code)) => (ToolExit::Code(code), serde_json::json!({"exit_code": code})),
-            Some(WaitStatus::Signaled(_, sig, _)) => {
-                (ToolExit::Signal(sig as i32), serde_json::json!({"signal": sig as i32}))
+            Some(WaitStatus::Exited(_, code)) => {
+                (ToolExit::Code(code), serde_json::json!({"exit_code": code}))
             }
+            Some(WaitStatus::Signaled(_, sig, _)) => (
+                ToolExit::Signal(sig as i32),
+                serde_json::json!({"signal": sig as i32}),
+            ),
             _ => (ToolExit::Stopped, serde_json::json!({"stopped": true})),
         };
-        Ok(ToolEnd { exit, summary: Some(summary) })
+        Ok(ToolEnd {
+            exit,
+            summary: Some(summary),
+        })
     }
 }
 
@@ -127,20 +135,26 @@ struct Pump {
 /// stop. Once the shell exits, its leftover children are killed so the
 /// pipes do reach EOF.
 fn pump(sink: &mut dyn OutputSink, pid: Pid, stdout: OwnedFd, stderr: OwnedFd) -> io::Result<Pump> {
-    let mut open: Vec<(StreamId, std::fs::File)> =
-        vec![(StreamId::Stdout, stdout.into()), (StreamId::Stderr, stderr.into())];
+    let mut open: Vec<(StreamId, std::fs::File)> = vec![
+        (StreamId::Stdout, stdout.into()),
+        (StreamId::Stderr, stderr.into()),
+    ];
     let mut buf = vec![0u8; MAX_CHUNK_BYTES];
     let mut status = None;
     while !open.is_empty() {
         let ready: Vec<bool> = {
-            let mut fds: Vec<PollFd<'_>> =
-                open.iter().map(|(_, f)| PollFd::new(f.as_fd(), PollFlags::POLLIN)).collect();
+            let mut fds: Vec<PollFd<'_>> = open
+                .iter()
+                .map(|(_, f)| PollFd::new(f.as_fd(), PollFlags::POLLIN))
+                .collect();
             match poll(&mut fds, PollTimeout::from(POLL_INTERVAL_MS)) {
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
             }
-            fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect()
+            fds.iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect()
         };
         let mut closed = Vec::new();
         for (k, (stream, file)) in open.iter_mut().enumerate() {
@@ -157,7 +171,10 @@ fn pump(sink: &mut dyn OutputSink, pid: Pid, stdout: OwnedFd, stderr: OwnedFd) -
             if n == 0 {
                 closed.push(k);
             } else if !sink.write(*stream, &buf[..n])? {
-                return Ok(Pump { status, stopped: true });
+                return Ok(Pump {
+                    status,
+                    stopped: true,
+                });
             }
         }
         for k in closed.into_iter().rev() {
@@ -176,10 +193,16 @@ fn pump(sink: &mut dyn OutputSink, pid: Pid, stdout: OwnedFd, stderr: OwnedFd) -
             }
         }
         if sink.cancelled() {
-            return Ok(Pump { status, stopped: true });
+            return Ok(Pump {
+                status,
+                stopped: true,
+            });
         }
     }
-    Ok(Pump { status, stopped: false })
+    Ok(Pump {
+        status,
+        stopped: false,
+    })
 }
 
 fn wait_blocking(pid: Pid) -> Option<WaitStatus> {
