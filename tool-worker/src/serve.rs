@@ -83,7 +83,7 @@ pub fn serve(expected_parent: Option<i32>) -> io::Result<()> {
     let ctx = ToolContext {
         limits: &invoke.limits,
     };
-    let result = tool.run(&invoke.args_json, &mut sink, &ctx);
+    let result = tool.run_json(&invoke.args_json, &mut sink, &ctx);
     // Nothing of the call outlives it, whatever the tool did.
     crate::tree::signal_descendants();
     crate::tree::kill_descendants();

@@ -188,11 +188,11 @@ pub(crate) mod test_sink {
 
     use bulkhead_ipc::{StreamId, ToolExit, WorkerLimits};
 
-    use crate::tools::{OutputSink, Tool, ToolContext, ToolFailure};
+    use crate::tools::{DynTool, OutputSink, ToolContext, ToolFailure};
 
     /// Runs `tool` with `args` into `sink`; returns the summary of a normal end.
     pub(crate) fn run_tool(
-        tool: &dyn Tool,
+        tool: &dyn DynTool,
         args: serde_json::Value,
         sink: &mut VecSink,
     ) -> Result<serde_json::Value, ToolFailure> {
@@ -206,7 +206,7 @@ pub(crate) mod test_sink {
             max_output_bytes: 1 << 20,
             stop_at_output_cap: true,
         };
-        let end = tool.run(&args.to_string(), sink, &ToolContext { limits: &limits })?;
+        let end = tool.run_json(&args.to_string(), sink, &ToolContext { limits: &limits })?;
         assert_eq!(end.exit, ToolExit::Finished);
         Ok(end.summary.expect("a summary"))
     }

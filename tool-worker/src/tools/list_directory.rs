@@ -18,7 +18,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::args::{ChunkWriter, output_failure, parse_args, schema_of};
+use super::args::{ChunkWriter, output_failure};
 use super::{OutputSink, Tool, ToolContext, ToolEnd, ToolFailure};
 
 /// Deepest listing allowed. Real source trees rarely nest past a dozen
@@ -57,25 +57,17 @@ fn default_depth() -> u64 {
 pub struct ListDirectory;
 
 impl Tool for ListDirectory {
-    fn name(&self) -> &'static str {
-        "list_directory"
-    }
-
-    fn description(&self) -> &'static str {
-        "Lists a directory (recursively up to depth), honouring .gitignore; files show their size"
-    }
-
-    fn schema(&self) -> serde_json::Value {
-        schema_of::<ListDirectoryArgs>()
-    }
+    type Args = ListDirectoryArgs;
+    const NAME: &'static str = "list_directory";
+    const DESCRIPTION: &'static str =
+        "Lists a directory (recursively up to depth), honouring .gitignore; files show their size";
 
     fn run(
         &self,
-        args_json: &str,
+        args: ListDirectoryArgs,
         sink: &mut dyn OutputSink,
         _ctx: &ToolContext<'_>,
     ) -> Result<ToolEnd, ToolFailure> {
-        let args: ListDirectoryArgs = parse_args(args_json)?;
         if !(1..=MAX_DEPTH).contains(&args.depth) {
             return Err(ToolFailure::bad_args(format!(
                 "bad argument \"depth\": must be between 1 and {MAX_DEPTH}, got {}",

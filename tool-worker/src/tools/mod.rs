@@ -67,14 +67,31 @@ impl ToolFailure {
     }
 }
 
-/// A built-in tool.
+/// A built-in tool: typed arguments, a name, and what it does with them.
 pub trait Tool: Sync {
-    fn name(&self) -> &'static str;
+    /// The arguments, parsed from JSON and described by a JSON Schema.
+    type Args: serde::de::DeserializeOwned + schemars::JsonSchema;
+    const NAME: &'static str;
     /// One line, shown by `bulkhead tools`.
+    const DESCRIPTION: &'static str;
+
+    fn run(
+        &self,
+        args: Self::Args,
+        sink: &mut dyn OutputSink,
+        ctx: &ToolContext<'_>,
+    ) -> Result<ToolEnd, ToolFailure>;
+}
+
+/// A tool as the worker sees it: named, described, and run from JSON text.
+/// Every [`Tool`] is one; argument parsing and schemas live here once.
+pub trait DynTool: Sync {
+    fn name(&self) -> &'static str;
     fn description(&self) -> &'static str;
     /// JSON Schema of the arguments.
     fn schema(&self) -> serde_json::Value;
-    fn run(
+    /// Parses `args_json` (errors name the bad field) and runs the tool.
+    fn run_json(
         &self,
         args_json: &str,
         sink: &mut dyn OutputSink,
@@ -82,8 +99,32 @@ pub trait Tool: Sync {
     ) -> Result<ToolEnd, ToolFailure>;
 }
 
+impl<T: Tool> DynTool for T {
+    fn name(&self) -> &'static str {
+        T::NAME
+    }
+
+    fn description(&self) -> &'static str {
+        T::DESCRIPTION
+    }
+
+    fn schema(&self) -> serde_json::Value {
+        args::schema_of::<T::Args>()
+    }
+
+    fn run_json(
+        &self,
+        args_json: &str,
+        sink: &mut dyn OutputSink,
+        ctx: &ToolContext<'_>,
+    ) -> Result<ToolEnd, ToolFailure> {
+        let args = args::parse_args::<T::Args>(args_json)?;
+        self.run(args, sink, ctx)
+    }
+}
+
 /// Every built-in tool, in the order `bulkhead tools` lists them.
-pub fn all() -> [&'static dyn Tool; 4] {
+pub fn all() -> [&'static dyn DynTool; 4] {
     [
         &search::SearchFilesContent,
         &shell::Shell,
@@ -93,6 +134,6 @@ pub fn all() -> [&'static dyn Tool; 4] {
 }
 
 /// Looks a tool up by name.
-pub fn find(name: &str) -> Option<&'static dyn Tool> {
+pub fn find(name: &str) -> Option<&'static dyn DynTool> {
     all().into_iter().find(|t| t.name() == name)
 }

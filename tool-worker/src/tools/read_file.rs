@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::args::{ChunkWriter, output_failure, parse_args, schema_of};
+use super::args::{ChunkWriter, output_failure};
 use super::{OutputSink, Tool, ToolContext, ToolEnd, ToolFailure};
 
 /// Bytes inspected for a NUL to call a file binary. 8 KiB is what git
@@ -61,25 +61,17 @@ fn default_limit() -> u64 {
 pub struct ReadFile;
 
 impl Tool for ReadFile {
-    fn name(&self) -> &'static str {
-        "read_file"
-    }
-
-    fn description(&self) -> &'static str {
-        "Returns a range of lines of a text file (offset is 1-based, limit counts lines)"
-    }
-
-    fn schema(&self) -> serde_json::Value {
-        schema_of::<ReadFileArgs>()
-    }
+    type Args = ReadFileArgs;
+    const NAME: &'static str = "read_file";
+    const DESCRIPTION: &'static str =
+        "Returns a range of lines of a text file (offset is 1-based, limit counts lines)";
 
     fn run(
         &self,
-        args_json: &str,
+        args: ReadFileArgs,
         sink: &mut dyn OutputSink,
         _ctx: &ToolContext<'_>,
     ) -> Result<ToolEnd, ToolFailure> {
-        let args: ReadFileArgs = parse_args(args_json)?;
         if args.offset == 0 {
             return Err(ToolFailure::bad_args(
                 "bad argument \"offset\": must be at least 1 (line numbers start at 1)",
@@ -417,7 +409,7 @@ mod tests {
 
     #[test]
     fn schema_describes_the_arguments() {
-        let schema = ReadFile.schema();
+        let schema = crate::tools::DynTool::schema(&ReadFile);
         assert_eq!(schema["required"], json!(["path"]));
         assert!(schema["properties"]["offset"]["description"].is_string());
     }

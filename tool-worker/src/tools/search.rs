@@ -25,7 +25,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::args::{ChunkWriter, output_failure, parse_args, schema_of};
+use super::args::{ChunkWriter, output_failure};
 use super::{OutputSink, Tool, ToolContext, ToolEnd, ToolFailure};
 
 /// Upper bound on walker threads; ripgrep's own default cap. Past a dozen,
@@ -96,25 +96,16 @@ pub struct SearchArgs {
 pub struct SearchFilesContent;
 
 impl Tool for SearchFilesContent {
-    fn name(&self) -> &'static str {
-        "search_files_content"
-    }
-
-    fn description(&self) -> &'static str {
-        "Searches file contents for a regex like ripgrep (honours .gitignore); prints path:line:text"
-    }
-
-    fn schema(&self) -> serde_json::Value {
-        schema_of::<SearchArgs>()
-    }
+    type Args = SearchArgs;
+    const NAME: &'static str = "search_files_content";
+    const DESCRIPTION: &'static str = "Searches file contents for a regex like ripgrep (honours .gitignore); prints path:line:text";
 
     fn run(
         &self,
-        args_json: &str,
+        args: SearchArgs,
         sink: &mut dyn OutputSink,
         _ctx: &ToolContext<'_>,
     ) -> Result<ToolEnd, ToolFailure> {
-        let args: SearchArgs = parse_args(args_json)?;
         if args.max_matches == Some(0) {
             return Err(ToolFailure::bad_args(
                 "bad argument \"max_matches\": must be at least 1",

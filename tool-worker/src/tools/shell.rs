@@ -17,7 +17,6 @@ use nix::unistd::Pid;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::args::{parse_args, schema_of};
 use super::{OutputSink, Tool, ToolContext, ToolEnd, ToolFailure};
 use crate::tree;
 
@@ -40,25 +39,16 @@ pub struct ShellArgs {
 pub struct Shell;
 
 impl Tool for Shell {
-    fn name(&self) -> &'static str {
-        "shell"
-    }
-
-    fn description(&self) -> &'static str {
-        "Runs a command with sh -c; stdout and stderr are streamed and capped, the exit code reported."
-    }
-
-    fn schema(&self) -> serde_json::Value {
-        schema_of::<ShellArgs>()
-    }
+    type Args = ShellArgs;
+    const NAME: &'static str = "shell";
+    const DESCRIPTION: &'static str = "Runs a command with sh -c; stdout and stderr are streamed and capped, the exit code reported.";
 
     fn run(
         &self,
-        args_json: &str,
+        args: ShellArgs,
         sink: &mut dyn OutputSink,
         _ctx: &ToolContext<'_>,
     ) -> Result<ToolEnd, ToolFailure> {
-        let args: ShellArgs = parse_args(args_json)?;
         let mut cmd = Command::new("/bin/sh");
         cmd.arg("-c")
             .arg(&args.command)
