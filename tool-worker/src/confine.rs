@@ -70,6 +70,8 @@ pub fn confine_process(expected_parent: Option<i32>) -> io::Result<(OwnedFd, Own
     close_inherited_fds()?;
     applied.push("inherited_fds", "closed all but the ipc channel");
 
+    scrub_environment(&mut applied);
+
     let from_host = dup_private(0)?;
     let to_host = dup_private(1)?;
     let null = File::options().read(true).write(true).open("/dev/null")?;
@@ -80,6 +82,26 @@ pub fn confine_process(expected_parent: Option<i32>) -> io::Result<(OwnedFd, Own
         }
     }
     Ok((from_host, to_host, applied))
+}
+
+/// Variables bulkhead sets for the worker alone; the tool never sees them.
+const INTERNAL_ENV: &[&str] = &["BULKHEAD_HOST_PID"];
+
+/// The host spawns the worker with a cleared environment plus its
+/// allowlist. The worker removes bulkhead's own variables on top, so the
+/// tool sees exactly the allowlist, and reports which names it kept (never
+/// their values) so the report shows what reached the tool.
+fn scrub_environment(applied: &mut Applied) {
+    for name in INTERNAL_ENV {
+        // SAFETY: called before the worker starts any thread, so nothing
+        // reads the environment concurrently.
+        unsafe { std::env::remove_var(name) };
+    }
+    let mut kept: Vec<String> = std::env::vars_os()
+        .map(|(k, _)| k.to_string_lossy().into_owned())
+        .collect();
+    kept.sort();
+    applied.push("environment", format!("allowlist only: {}", kept.join(" ")));
 }
 
 /// Closes every fd from 3 up. The host already creates its fds close-on-exec,
