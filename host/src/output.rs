@@ -111,20 +111,103 @@ impl CapturedOutput {
         self.tail.iter()
     }
 
-    /// Head and tail as one byte string, with `marker` between them. For
-    /// display and JSON.
-    pub fn render(&self, marker: Option<&str>) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.kept() as usize + marker.map_or(0, str::len));
-        for s in &self.head {
-            out.extend_from_slice(&s.data);
+    /// Head, `marker`, tail, as text (invalid UTF-8 becomes U+FFFD), written
+    /// piece by piece: nothing is copied, so printing or serializing the
+    /// output (serde's `collect_str`) costs no second buffer. A character
+    /// split across two chunks is joined, not replaced.
+    pub fn display<'a>(&'a self, marker: Option<&'a str>) -> impl std::fmt::Display + 'a {
+        OutputDisplay {
+            output: self,
+            marker,
         }
-        if let Some(m) = marker {
-            out.extend_from_slice(m.as_bytes());
+    }
+}
+
+struct OutputDisplay<'a> {
+    output: &'a CapturedOutput,
+    marker: Option<&'a str>,
+}
+
+impl std::fmt::Display for OutputDisplay<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text = LossyText::default();
+        for seg in &self.output.head {
+            text.feed(f, &seg.data)?;
         }
-        for s in &self.tail {
-            out.extend_from_slice(&s.data);
+        text.finish(f)?;
+        if let Some(m) = self.marker {
+            f.write_str(m)?;
         }
-        out
+        for seg in &self.output.tail {
+            text.feed(f, &seg.data)?;
+        }
+        text.finish(f)
+    }
+}
+
+/// Lossy UTF-8 decoding across pieces: the few bytes of a character cut at
+/// the end of one piece wait for the next.
+#[derive(Default)]
+struct LossyText {
+    carry: Vec<u8>,
+}
+
+/// Length of the UTF-8 sequence a lead byte starts; 0 for a byte that
+/// cannot start one.
+fn utf8_width(lead: u8) -> usize {
+    match lead {
+        0x00..=0x7f => 1,
+        0xc2..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf4 => 4,
+        _ => 0,
+    }
+}
+
+impl LossyText {
+    fn feed(&mut self, f: &mut std::fmt::Formatter<'_>, mut bytes: &[u8]) -> std::fmt::Result {
+        if let Some(&lead) = self.carry.first() {
+            let need = utf8_width(lead).saturating_sub(self.carry.len());
+            // Only continuation bytes (10xxxxxx) can complete the character.
+            let take = bytes
+                .iter()
+                .take(need)
+                .take_while(|&&b| b & 0xc0 == 0x80)
+                .count();
+            self.carry.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if take == need || !bytes.is_empty() {
+                f.write_str(&String::from_utf8_lossy(&self.carry))?;
+                self.carry.clear();
+            } else {
+                // Still cut, and this piece is used up: wait for the next.
+                return Ok(());
+            }
+        }
+        let mut chunks = bytes.utf8_chunks().peekable();
+        while let Some(chunk) = chunks.next() {
+            f.write_str(chunk.valid())?;
+            let invalid = chunk.invalid();
+            let last = chunks.peek().is_none();
+            let incomplete = invalid
+                .first()
+                .is_some_and(|&b| utf8_width(b) > invalid.len());
+            if last && incomplete {
+                self.carry.extend_from_slice(invalid);
+            } else if !invalid.is_empty() {
+                f.write_str("\u{fffd}")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A character still cut at the end is invalid.
+    fn finish(&mut self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.carry.is_empty() {
+            self.carry.clear();
+            f.write_str("\u{fffd}")?;
+        }
+        Ok(())
     }
 }
 
@@ -153,8 +236,7 @@ mod tests {
         c.push(StreamId::Stdout, Bytes::from_static(b"0123456789abcdef"));
         c.push(StreamId::Stderr, Bytes::from_static(b"XYZ"));
         let marker = format!("[{}]", c.cut());
-        let text = c.render(Some(&marker));
-        assert_eq!(String::from_utf8(text).unwrap(), "012345[9]fXYZ");
+        assert_eq!(c.display(Some(&marker)).to_string(), "012345[9]fXYZ");
         assert_eq!(c.kept(), 10);
     }
 
@@ -163,5 +245,31 @@ mod tests {
         let mut c = CapturedOutput::new(8, 8);
         c.push(StreamId::Stdout, chunk(1 << 16, b'z'));
         assert_eq!(c.kept(), 8);
+    }
+
+    #[test]
+    fn a_character_split_across_chunks_is_joined() {
+        let text = "héllo wörld ✓ 🦀 done";
+        let bytes = text.as_bytes();
+        for cut in 0..bytes.len() {
+            let mut c = CapturedOutput::new(1 << 10, 0);
+            c.push(StreamId::Stdout, Bytes::copy_from_slice(&bytes[..cut]));
+            c.push(StreamId::Stdout, Bytes::copy_from_slice(&bytes[cut..]));
+            assert_eq!(c.display(None).to_string(), text, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn invalid_bytes_become_replacement_characters() {
+        let mut c = CapturedOutput::new(1 << 10, 0);
+        c.push(StreamId::Stdout, Bytes::from_static(b"a\xffb\xe2"));
+        c.push(StreamId::Stdout, Bytes::from_static(b"z"));
+        c.push(StreamId::Stdout, Bytes::from_static(b"\xf0\x9f"));
+        assert_eq!(c.display(None).to_string(), "a\u{fffd}b\u{fffd}z\u{fffd}");
+        // The same as decoding the whole at once.
+        assert_eq!(
+            String::from_utf8_lossy(b"a\xffb\xe2z\xf0\x9f"),
+            "a\u{fffd}b\u{fffd}z\u{fffd}"
+        );
     }
 }

@@ -99,7 +99,7 @@ impl CallReport {
     /// were cut.
     pub fn output_text(&self) -> String {
         let marker = (self.cut_bytes() > 0).then(|| self.cut_marker());
-        String::from_utf8_lossy(&self.output.render(marker.as_deref())).into_owned()
+        self.output.display(marker.as_deref()).to_string()
     }
 }
 

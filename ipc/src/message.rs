@@ -95,6 +95,19 @@ pub struct Chunk {
     pub data: Vec<u8>,
 }
 
+/// A `WorkerMessage::Chunk` that borrows its bytes, for the worker's hot
+/// path: it encodes to exactly the same frame as the owned message (a test
+/// checks), without copying each 64 KiB piece into a fresh `Vec`.
+#[derive(Debug, Serialize)]
+pub enum ChunkRef<'a> {
+    Chunk {
+        stream: StreamId,
+        seq: u64,
+        #[serde(with = "serde_bytes")]
+        data: &'a [u8],
+    },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
     pub message: String,

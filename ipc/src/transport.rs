@@ -22,6 +22,20 @@ pub fn cloexec_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// Capacity asked for the worker → host pipe. The default (64 KiB) holds
+/// exactly one chunk, so writer and reader take turns with a wake-up per
+/// chunk; 1 MiB (the unprivileged maximum, `/proc/sys/fs/pipe-max-size`)
+/// lets the worker run 16 chunks ahead, matching the credit window.
+pub const WORKER_PIPE_BYTES: i32 = 1 << 20;
+
+/// Raises a pipe's buffer. Best effort: a lower `pipe-max-size` or a user
+/// over its pipe quota keeps the default, which is slower, not wrong.
+fn grow_pipe(fd: &OwnedFd, bytes: i32) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_SETPIPE_SZ on a pipe fd we own; failure changes nothing.
+    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, bytes) };
+}
+
 /// The host's half of a fresh channel, plus the two fds to hand the worker.
 pub struct HostChannel {
     /// Host reads worker messages here.
@@ -39,6 +53,7 @@ impl HostChannel {
     pub fn new() -> io::Result<Self> {
         let (h2w_read, h2w_write) = cloexec_pipe()?;
         let (w2h_read, w2h_write) = cloexec_pipe()?;
+        grow_pipe(&w2h_write, WORKER_PIPE_BYTES);
         Ok(Self {
             from_worker: interprocess::unnamed_pipe::tokio::Recver::try_from(w2h_read)?,
             to_worker: interprocess::unnamed_pipe::tokio::Sender::try_from(h2w_write)?,

@@ -384,3 +384,25 @@ fn encode_respects_cap() {
     assert!(matches!(err, FrameError::Oversized { .. }), "{err:?}");
     assert!(sink.is_empty(), "nothing reaches the channel");
 }
+
+/// The worker sends chunks as `ChunkRef` (borrowed); the host decodes
+/// `WorkerMessage::Chunk`. The bytes on the wire must be the same.
+#[test]
+fn borrowed_chunk_encodes_like_the_owned_one() {
+    use bulkhead_ipc::{Chunk, ChunkRef, StreamId, WorkerMessage};
+    let data = vec![7u8; 65_536];
+    let owned = WorkerMessage::Chunk(Chunk {
+        stream: StreamId::Stderr,
+        seq: 42,
+        data: data.clone(),
+    });
+    let borrowed = ChunkRef::Chunk {
+        stream: StreamId::Stderr,
+        seq: 42,
+        data: &data,
+    };
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    bulkhead_ipc::frame::encode_frame(&owned, &mut a, usize::MAX).unwrap();
+    bulkhead_ipc::frame::encode_frame(&borrowed, &mut b, usize::MAX).unwrap();
+    assert_eq!(a, b);
+}

@@ -11,7 +11,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bulkhead_ipc::{
-    Chunk, DEFAULT_MAX_FRAME_BYTES, FrameReader, FrameWriter, HostMessage, MAX_CHUNK_BYTES,
+    ChunkRef, DEFAULT_MAX_FRAME_BYTES, FrameReader, FrameWriter, HostMessage, MAX_CHUNK_BYTES,
     Progress, StreamId, WorkerMessage, WorkerUsage,
 };
 
@@ -167,13 +167,13 @@ impl IpcSink {
             if !self.take_credit() {
                 return Ok(false);
             }
-            let msg = WorkerMessage::Chunk(Chunk {
+            let msg = ChunkRef::Chunk {
                 stream,
                 seq: self.seq,
-                data: piece.to_vec(),
-            });
+                data: piece,
+            };
             self.seq += 1;
-            self.send(&msg)?;
+            self.writer.write(&msg).map_err(std::io::Error::other)?;
         }
         Ok(true)
     }

@@ -22,8 +22,24 @@ use nix::unistd::Pid;
 /// refuses to die (uninterruptible sleep), and the host's cgroup takes over.
 const TEARDOWN_BUDGET: Duration = Duration::from_secs(2);
 
+/// True if this process has any child, live or zombie. As a subreaper the
+/// worker is the parent of every orphan of the call, so no child means no
+/// descendant at all, and the `/proc` walk (which grows with every process
+/// on the machine) can be skipped. That is the common case for the tools
+/// that run inside the worker.
+fn has_children() -> bool {
+    // SAFETY: waitid with WNOWAIT only inspects; a zeroed siginfo is valid.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let flags = libc::WEXITED | libc::WSTOPPED | libc::WCONTINUED | libc::WNOHANG | libc::WNOWAIT;
+    let rc = unsafe { libc::waitid(libc::P_ALL, 0, &mut info, flags) };
+    !(rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD))
+}
+
 /// Pids of every live descendant of this process.
 pub fn descendants() -> Vec<i32> {
+    if !has_children() {
+        return Vec::new();
+    }
     let me = std::process::id() as i32;
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {

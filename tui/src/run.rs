@@ -60,9 +60,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
     };
     let code = exit_code(&report.outcome);
     if args.json {
-        println!("{}", json_report(&report));
+        // A closed stdout cannot be reported anywhere better; the exit
+        // code still says how the call ended.
+        let _ = write_json_report(&report);
     } else {
-        eprintln!("{}", status_line(&report));
+        // A closed stderr must not turn a finished call into a panic.
+        let _ = writeln!(std::io::stderr(), "{}", status_line(&report));
     }
     Ok(code)
 }
@@ -127,7 +130,50 @@ fn status_line(r: &CallReport) -> String {
     )
 }
 
-fn json_report(r: &CallReport) -> serde_json::Value {
+/// The `--json` object. Fields borrow from the report, so the kept output
+/// is rendered once and written straight out, not copied into a JSON tree.
+#[derive(serde::Serialize)]
+struct JsonReport<'a> {
+    status: &'static str,
+    reason: Option<String>,
+    #[serde(serialize_with = "serialize_display")]
+    output: &'a dyn std::fmt::Display,
+    bytes_seen: u64,
+    lines_seen: u64,
+    output_bytes_kept: u64,
+    usage: JsonUsage,
+    enforcement: JsonEnforcement<'a>,
+    exit: serde_json::Value,
+    summary: &'a Option<serde_json::Value>,
+    tool: &'a str,
+    call_id: u64,
+    host_peak_rss_bytes: u64,
+}
+
+#[derive(serde::Serialize)]
+struct JsonUsage {
+    peak_rss_bytes: u64,
+    cpu_ms: u64,
+    wall_ms: u64,
+}
+
+#[derive(serde::Serialize)]
+struct JsonEnforcement<'a> {
+    memory: bulkhead_host::enforce::MemoryMechanism,
+    kill: &'static str,
+    sample_interval_ms: u64,
+    worker: std::collections::BTreeMap<&'a str, &'a str>,
+}
+
+/// Streams a `Display` into a JSON string without building it first.
+fn serialize_display<S: serde::Serializer>(
+    value: &&dyn std::fmt::Display,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
+}
+
+fn write_json_report(r: &CallReport) -> std::io::Result<()> {
     let exit = match r.exit {
         Some(bulkhead_ipc::ToolExit::Code(c)) => serde_json::json!({"code": c}),
         Some(bulkhead_ipc::ToolExit::Signal(s)) => serde_json::json!({"signal": s}),
@@ -135,41 +181,54 @@ fn json_report(r: &CallReport) -> serde_json::Value {
         Some(bulkhead_ipc::ToolExit::Stopped) => serde_json::json!("stopped"),
         None => serde_json::Value::Null,
     };
-    serde_json::json!({
-        "status": r.outcome.status(),
-        "reason": r.outcome.reason(),
-        "output": r.output_text(),
-        "bytes_seen": r.usage.bytes_produced,
-        "lines_seen": r.lines_seen,
-        "output_bytes_kept": r.output.kept(),
-        "usage": {
-            "peak_rss_bytes": r.usage.peak_rss_bytes,
-            "cpu_ms": r.usage.cpu_ms,
-            "wall_ms": r.usage.wall_ms,
+    let marker = (r.cut_bytes() > 0).then(|| r.cut_marker());
+    let output = r.output.display(marker.as_deref());
+    let report = JsonReport {
+        status: r.outcome.status(),
+        reason: r.outcome.reason(),
+        output: &output,
+        bytes_seen: r.usage.bytes_produced,
+        lines_seen: r.lines_seen,
+        output_bytes_kept: r.output.kept(),
+        usage: JsonUsage {
+            peak_rss_bytes: r.usage.peak_rss_bytes,
+            cpu_ms: r.usage.cpu_ms,
+            wall_ms: r.usage.wall_ms,
         },
-        "enforcement": {
-            "memory": r.enforcement.memory,
-            "kill": r.enforcement.kill,
-            "sample_interval_ms": r.enforcement.sample_interval_ms,
-            "worker": r.enforcement.worker.iter()
-                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-                .collect::<serde_json::Map<_, _>>(),
+        enforcement: JsonEnforcement {
+            memory: r.enforcement.memory,
+            kill: r.enforcement.kill,
+            sample_interval_ms: r.enforcement.sample_interval_ms,
+            worker: r
+                .enforcement
+                .worker
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
         },
-        "exit": exit,
-        "summary": r.summary,
-        "tool": r.tool,
-        "call_id": r.call_id,
-        "host_peak_rss_bytes": host_peak_rss_bytes(),
-    })
+        exit,
+        summary: &r.summary,
+        tool: &r.tool,
+        call_id: r.call_id,
+        host_peak_rss_bytes: host_peak_rss_bytes(),
+    };
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, &report)?;
+    writeln!(out)?;
+    out.flush()
 }
 
-/// This process's own high-water mark, not its children's.
+/// This process's own high-water mark, not its children's: `VmHWM`, the
+/// peak resident set of this address space. `ru_maxrss` is not used: Linux
+/// carries it across `execve`, so a `bulkhead` started by `posix_spawn` from
+/// a 300 MB parent would report the parent's 300 MB.
 fn host_peak_rss_bytes() -> u64 {
-    // SAFETY: getrusage fills the struct we pass; a zeroed rusage is valid.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
         return 0;
-    }
-    // Linux reports ru_maxrss in KiB.
-    ru.ru_maxrss.max(0) as u64 * 1024
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
 }
