@@ -69,6 +69,13 @@ async fn drive(
             error: format!("invalid limits: {e}"),
         });
     }
+    if let Some(cwd) = req.cwd.as_ref().filter(|c| !c.is_dir()) {
+        // Checked here because a spawn into a missing directory fails with
+        // a bare ENOENT that reads as if the worker binary were missing.
+        return sup.finish_early_with(Outcome::Failed {
+            error: format!("working directory {} is not a directory", cwd.display()),
+        });
+    }
     let _permit = tokio::select! {
         biased;
         _ = cancel.cancelled() => return sup.finish_early_with(Outcome::Killed { reason: KillReason::Cancelled }),

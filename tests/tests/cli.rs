@@ -77,6 +77,11 @@ fn usage_errors_exit_two_and_say_what_is_wrong() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown unit \"Q\""));
     let out = bulkhead(&["run", "shell", "{}", "--timeout", "soon"]);
     assert_eq!(out.status.code(), Some(2));
+    let out = bulkhead(&["run", "shell", "{}", "--cwd", "/nonexistent/dir"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--cwd /nonexistent/dir: not a directory")
+    );
     let out = bulkhead(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
 }

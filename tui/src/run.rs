@@ -41,6 +41,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         eprintln!("bulkhead: {e}");
         return Ok(EXIT_USAGE);
     }
+    if let Some(cwd) = args.cwd.as_ref().filter(|c| !c.is_dir()) {
+        eprintln!("bulkhead: --cwd {}: not a directory", cwd.display());
+        return Ok(EXIT_USAGE);
+    }
     let config = HostConfig {
         memory_mechanism: args.memory_mechanism,
         ..HostConfig::default()

@@ -5,8 +5,8 @@
 //! channel (`cloexec_pipe` wrapped in interprocess' unnamed-pipe types, as
 //! the worker has it); the reader is `AsyncFrameReader` on the host's end,
 //! in a current-thread tokio runtime, with the host's frame cap and body
-//! timeout, decoding every frame. The writer copies each payload into a
-//! fresh `Vec`, as the worker's sink does. No credit is exchanged: this is
+//! timeout, decoding every frame. The writer encodes each chunk from a
+//! borrowed slice (`ChunkRef`), as the worker's sink does. No credit is exchanged: this is
 //! the frame layer's ceiling.
 //!
 //! Baseline: `socketpair(AF_UNIX, SOCK_STREAM)` (`UnixStream::pair`), one

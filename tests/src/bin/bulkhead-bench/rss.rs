@@ -4,10 +4,10 @@
 //! --max-output 1M --tail 64K --json`, for N from 1 KiB to 10 GiB. Tail mode
 //! makes the worker drain the tool to its end, so every byte crosses the IPC
 //! channel into the host, which keeps 1 MiB of it (head and tail). The
-//! figure is `host_peak_rss_bytes` (the CLI's own `ru_maxrss`, read as the
+//! figure is `host_peak_rss_bytes` (the CLI's own `VmHWM`, read as the
 //! JSON report is built) and the baseline is the 1 KiB run of the same
-//! benchmark run. The CLI is started through a shell that forks it, so its
-//! `ru_maxrss` does not inherit this bench's (see `cli`). Further rows: the default stop-at-cap mode on 10 GiB, and
+//! benchmark run. The CLI is still started through a shell that forks it,
+//! which older CLIs (reporting `ru_maxrss`) needed; see `cli`. Further rows: the default stop-at-cap mode on 10 GiB, and
 //! 1 KiB against 10 GiB with a 64 KiB cap, which separates what streaming
 //! costs from what keeping (and printing) 1 MiB of output costs.
 
@@ -167,10 +167,11 @@ fn row(name: String, r: &Run, baseline: u64, keep: Keep) {
 fn cli(n: u64, keep: Keep) -> Run {
     let args = serde_json::json!({ "command": format!("head -c {n} /dev/zero") }).to_string();
     // Through `sh -c 'CMD & wait'`: the shell forks a small child that execs
-    // bulkhead. Spawned directly (posix_spawn, a vfork), bulkhead's
+    // bulkhead. Spawned directly (posix_spawn, a vfork), a CLI reporting
     // `ru_maxrss` would start at this bench's own peak RSS, which Linux
     // carries across exec (checked: a 300 MB parent made bulkhead report
-    // 313 MB; through the shell, 4 MB).
+    // 313 MB; through the shell, 4 MB). The CLI now reports `VmHWM`, which
+    // exec resets; the shell stays so old and new CLIs compare alike.
     let mut cmd = Command::new("sh");
     cmd.args(["-c", "\"$@\" & wait $!", "sh"])
         .arg(sibling("bulkhead"));

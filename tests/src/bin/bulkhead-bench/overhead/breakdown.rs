@@ -70,7 +70,9 @@ pub fn run(
         took
     }));
     part(
-        &format!("one /proc walk ({processes} processes; the worker's teardown does 2 per call)"),
+        &format!(
+            "one /proc walk ({processes} processes; the worker's teardown does 2 per call when the tool started processes, none otherwise)"
+        ),
         &walk,
         baseline,
         "proc-walk",
