@@ -12,13 +12,19 @@ use std::time::Duration;
 #[error("{0}")]
 pub struct UnitError(String);
 
-/// Parses `1024`, `64K`, `64KiB`, `256M`, `1.5G`, `2GiB`, `1T` into bytes.
-pub fn parse_size(text: &str) -> Result<u64, UnitError> {
+/// Splits `"1.5GiB"` into `("1.5", "GiB")`: the leading digits and dots,
+/// then the rest.
+fn split_number(text: &str) -> (&str, &str) {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
+    t.split_at(split)
+}
+
+/// Parses `1024`, `64K`, `64KiB`, `256M`, `1.5G`, `2GiB`, `1T` into bytes.
+pub fn parse_size(text: &str) -> Result<u64, UnitError> {
+    let (num, unit) = split_number(text);
     let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
@@ -45,11 +51,7 @@ pub fn parse_size(text: &str) -> Result<u64, UnitError> {
 
 /// Parses `500ms`, `30s`, `2m`, `1h`, `1.5s`; a bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
+    let (num, unit) = split_number(text);
     let secs_per_unit = match unit.trim() {
         "ms" => 0.001,
         "" | "s" | "sec" => 1.0,
