@@ -21,7 +21,6 @@ pub const EXIT_HOST_GONE: i32 = 70;
 /// Kills every descendant and exits at once. Used when the host is gone: no
 /// one will read a report, so the only duty left is to leave nothing behind.
 pub fn teardown_and_exit(code: i32) -> ! {
-    tree::signal_descendants();
     tree::kill_descendants();
     // SAFETY: _exit skips destructors and atexit handlers, which is what we
     // want while other threads may hold locks.

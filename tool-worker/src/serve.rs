@@ -85,7 +85,6 @@ pub fn serve(expected_parent: Option<i32>) -> io::Result<()> {
     };
     let result = tool.run_json(&invoke.args_json, &mut sink, &ctx);
     // Nothing of the call outlives it, whatever the tool did.
-    crate::tree::signal_descendants();
     crate::tree::kill_descendants();
     let msg = match result {
         Ok(end) => WorkerMessage::Done(Done {
