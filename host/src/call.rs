@@ -419,12 +419,7 @@ impl<'a> Supervisor<'a> {
     }
 
     fn enforcement(&self) -> Enforcement {
-        Enforcement {
-            memory: self.inner.enforcer.mechanism(),
-            kill: self.inner.enforcer.kill_mechanism(),
-            sample_interval_ms: self.inner.enforcer.sample_interval().as_millis() as u64,
-            worker: self.confinement.clone(),
-        }
+        Enforcement::new(&self.inner.enforcer, self.confinement.clone())
     }
 
     /// Ends a call that never had a worker running (or had one that was

@@ -142,12 +142,7 @@ impl ToolHost {
             live_tx,
             cancel.clone(),
         ));
-        let enforcement = Enforcement {
-            memory: self.inner.enforcer.mechanism(),
-            kill: self.inner.enforcer.kill_mechanism(),
-            sample_interval_ms: self.inner.enforcer.sample_interval().as_millis() as u64,
-            worker: Vec::new(),
-        };
+        let enforcement = Enforcement::new(&self.inner.enforcer, Vec::new());
         CallHandle {
             call_id,
             events,

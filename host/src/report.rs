@@ -52,6 +52,19 @@ pub struct Enforcement {
     pub worker: Vec<(String, String)>,
 }
 
+impl Enforcement {
+    /// What `enforcer` guards every call with, plus what the worker
+    /// reported applying to itself.
+    pub fn new(enforcer: &crate::enforce::Enforcer, worker: Vec<(String, String)>) -> Self {
+        Enforcement {
+            memory: enforcer.mechanism(),
+            kill: enforcer.kill_mechanism(),
+            sample_interval_ms: enforcer.sample_interval().as_millis() as u64,
+            worker,
+        }
+    }
+}
+
 /// The end of a call: its one outcome, its usage and its bounded output.
 #[derive(Debug)]
 pub struct CallReport {
