@@ -56,6 +56,25 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
+/// Live children of `parent`, from the ppid field of `/proc/PID/stat`.
+pub fn children_of(parent: u32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // The command may hold spaces and ')': fields start after the last ')'.
+            let ppid = stat
+                .rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().nth(1));
+            ppid == Some(parent.to_string().as_str())
+        })
+        .filter(|&pid| alive(pid))
+        .collect()
+}
+
 /// Pids whose command line contains `needle` (a unique marker a test puts
 /// in the command it runs), excluding this process.
 pub fn pids_with_marker(needle: &str) -> Vec<i32> {

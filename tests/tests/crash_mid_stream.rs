@@ -4,20 +4,16 @@
 use bulkhead_host::{
     CallEvent, CallLimits, CallRequest, HostConfig, KillReason, Outcome, ToolHost,
 };
-use bulkhead_tests::bin;
+use bulkhead_tests::{bin, children_of};
 
-/// Children of this process whose executable is the worker.
+/// Children of this process that are workers (`comm` holds at most 15
+/// bytes, so match a prefix that survives the cut).
 fn worker_children() -> Vec<i32> {
-    let me = std::process::id().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+    children_of(std::process::id())
+        .into_iter()
         .filter(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let after = stat.rfind(')').map(|i| &stat[i + 2..]).unwrap_or("");
-            let ppid = after.split_whitespace().nth(1).unwrap_or("");
-            ppid == me && stat.contains("(bulkhead-worke")
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.starts_with("bulkhead-worke"))
         })
         .collect()
 }
@@ -36,10 +32,16 @@ async fn sigkill_mid_stream_keeps_partial_output() {
             args_json:
                 r#"{"command":"i=0; while true; do i=$((i+1)); echo line $i; sleep 0.01; done"}"#
                     .into(),
-            limits: CallLimits::default(),
+            // Short, so a test that fails to find the worker fails in
+            // seconds instead of waiting out the default 5 minutes.
+            limits: CallLimits {
+                timeout: std::time::Duration::from_secs(30),
+                ..CallLimits::default()
+            },
             cwd: None,
         });
     let mut received = 0usize;
+    let mut killed = 0usize;
     let report = loop {
         match call.next_event().await.expect("events end with Finished") {
             CallEvent::Output { data, .. } => {
@@ -47,12 +49,14 @@ async fn sigkill_mid_stream_keeps_partial_output() {
                 if received > 100 {
                     for pid in worker_children() {
                         unsafe { libc::kill(pid, libc::SIGKILL) };
+                        killed += 1;
                     }
                 }
             }
             CallEvent::Finished(r) => break r,
         }
     };
+    assert!(killed > 0, "no worker process found to kill");
     assert_eq!(
         report.outcome,
         Outcome::Killed {

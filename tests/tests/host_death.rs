@@ -4,20 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bulkhead_tests::{alive, bin};
-
-fn children_of(pid: u32) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|p| {
-            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-            let after = stat.rfind(')').map(|i| &stat[i + 2..]).unwrap_or("");
-            after.split_whitespace().nth(1) == Some(&pid.to_string())
-        })
-        .collect()
-}
+use bulkhead_tests::{alive, bin, children_of};
 
 #[test]
 fn workers_die_with_the_host() {
