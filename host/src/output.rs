@@ -100,11 +100,6 @@ impl CapturedOutput {
         self.head_len + self.tail_len
     }
 
-    /// Bytes produced but not kept.
-    pub fn cut(&self) -> u64 {
-        self.seen - self.kept()
-    }
-
     pub fn head(&self) -> &[Segment] {
         &self.head
     }
@@ -229,7 +224,7 @@ mod tests {
         }
         assert_eq!(c.kept(), 100);
         assert_eq!(c.bytes_seen(), 64_000);
-        assert_eq!(c.cut(), 63_900);
+        assert_eq!(c.bytes_seen() - c.kept(), 63_900);
     }
 
     #[test]
@@ -237,7 +232,7 @@ mod tests {
         let mut c = CapturedOutput::new(10, 4);
         c.push(StreamId::Stdout, Bytes::from_static(b"0123456789abcdef"));
         c.push(StreamId::Stderr, Bytes::from_static(b"XYZ"));
-        let marker = format!("[{}]", c.cut());
+        let marker = format!("[{}]", c.bytes_seen() - c.kept());
         assert_eq!(c.display(Some(&marker)).to_string(), "012345[9]fXYZ");
         assert_eq!(c.kept(), 10);
     }
