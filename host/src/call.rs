@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bulkhead_ipc::{
-    HostMessage, Invoke, PROTOCOL_VERSION, ToolExit, WorkerMessage, WorkerStreamValidator,
+    Confinement, HostMessage, Invoke, PROTOCOL_VERSION, ToolExit, WorkerMessage,
+    WorkerStreamValidator,
 };
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
@@ -19,6 +20,8 @@ use crate::enforce::{Cage, CageLimits};
 use crate::host::{CallRequest, Inner};
 use crate::outcome::{KillReason, Outcome, Usage};
 use crate::output::CapturedOutput;
+use crate::policy::CallPolicy;
+use crate::private_tmp::PrivateTmp;
 use crate::report::{CallEvent, CallReport, CallState, Enforcement, LiveStatus};
 use crate::spawn::SpawnRequest;
 use crate::worker_io;
@@ -44,15 +47,23 @@ pub(crate) async fn run(
     live: watch::Sender<LiveStatus>,
     cancel: CancellationToken,
 ) {
-    let (report, cage) = drive(&inner, call_id, req, &events, &live, &cancel).await;
+    let (report, leftovers) = drive(&inner, call_id, req, &events, &live, &cancel).await;
     live.send_modify(|l| l.state = CallState::Ended);
     let _ = events.send(CallEvent::Finished(Box::new(report)));
-    // Removing the (now empty) cgroups can take a while on cgroup v1; the
-    // caller need not wait for it. A runtime shutting down waits for it,
-    // and a host that dies first leaves it to the next host's stale sweep.
-    if let Some(cage) = cage {
-        tokio::task::spawn_blocking(move || drop(cage));
+    // Removing the (now empty) cgroups can take a while on cgroup v1, and a
+    // temp dir may hold many files; the caller need not wait for either. A
+    // runtime shutting down waits for it, and a host that dies first leaves
+    // it to the next host's stale sweep.
+    if leftovers.cage.is_some() || leftovers.tmp.is_some() {
+        tokio::task::spawn_blocking(move || drop(leftovers));
     }
+}
+
+/// What a call leaves to clean up once every process of it is dead.
+#[derive(Default)]
+struct Leftovers {
+    cage: Option<Cage>,
+    tmp: Option<PrivateTmp>,
 }
 
 async fn drive(
@@ -62,7 +73,7 @@ async fn drive(
     events: &mpsc::UnboundedSender<CallEvent>,
     live: &watch::Sender<LiveStatus>,
     cancel: &CancellationToken,
-) -> (CallReport, Option<Cage>) {
+) -> (CallReport, Leftovers) {
     let mut sup = Supervisor::new(inner, call_id, &req, live);
     if let Err(e) = req.limits.validate() {
         return sup.finish_early_with(Outcome::Failed {
@@ -86,6 +97,27 @@ async fn drive(
     };
     sup.started = Instant::now();
     live.send_modify(|l| l.state = CallState::Running);
+
+    let mut sandbox = req.policy.sandbox.clone();
+    let mut env = worker_env(inner, &req.policy);
+    if req.policy.private_tmp {
+        match PrivateTmp::create(call_id) {
+            Ok(tmp) => {
+                let dir = tmp.path().display().to_string();
+                if let Some(fs) = sandbox.as_mut().and_then(|s| s.filesystem.as_mut()) {
+                    fs.write.push(dir.clone());
+                }
+                env.retain(|(k, _)| k != "TMPDIR");
+                env.push(("TMPDIR".into(), dir));
+                sup.tmp = Some(tmp);
+            }
+            Err(e) => {
+                return sup.finish_early_with(Outcome::Failed {
+                    error: format!("cannot create the call's private temp dir: {e}"),
+                });
+            }
+        }
+    }
 
     let cage_limits = CageLimits {
         memory_bytes: Some(req.limits.memory_bytes),
@@ -111,7 +143,7 @@ async fn drive(
         program: inner.worker.path.clone(),
         stdin: channel.worker_stdin,
         stdout: channel.worker_stdout,
-        env: inner.env.clone(),
+        env,
         cwd: req.cwd.clone(),
     };
     let mut child = match inner.spawner.spawn(spawn).await {
@@ -140,14 +172,15 @@ async fn drive(
             protocol: PROTOCOL_VERSION,
             host_version: crate::VERSION.to_owned(),
         },
-        HostMessage::Invoke(Invoke {
+        HostMessage::Invoke(Box::new(Invoke {
             call_id,
             tool: req.tool.clone(),
             args_json: req.args_json.clone(),
             limits: req
                 .limits
                 .for_worker(inner.enforcer.rlimit_data_backstop(&cage_limits)),
-        }),
+            sandbox,
+        })),
     ];
     worker_io::spawn_writer(channel.to_worker, opening, granted_rx);
     sup.validator.grant(CREDIT_WINDOW as u32);
@@ -234,7 +267,22 @@ async fn drive(
         None => sup.outcome_from_worker(status, memory_hit),
     };
     let stderr = stderr_tail.await.unwrap_or_default();
-    (sup.finish(outcome, stderr), cage)
+    let tmp = sup.tmp.take();
+    (sup.finish(outcome, stderr), Leftovers { cage, tmp })
+}
+
+/// The worker's environment: the policy's allowlist read from ours, or the
+/// host's default, plus the variables the host config sets for workers.
+fn worker_env(inner: &Inner, policy: &CallPolicy) -> Vec<(String, String)> {
+    let Some(names) = &policy.env_allowlist else {
+        return inner.env.clone();
+    };
+    let mut env: Vec<(String, String)> = names
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
+        .collect();
+    env.extend(inner.extra_env.iter().cloned());
+    env
 }
 
 enum Step {
@@ -260,7 +308,9 @@ struct Supervisor<'a> {
     exit: Option<ToolExit>,
     summary: Option<serde_json::Value>,
     worker_error: Option<String>,
-    confinement: Vec<(String, String)>,
+    confinement: Confinement,
+    policy: CallPolicy,
+    tmp: Option<PrivateTmp>,
 }
 
 impl<'a> Supervisor<'a> {
@@ -286,7 +336,9 @@ impl<'a> Supervisor<'a> {
             exit: None,
             summary: None,
             worker_error: None,
-            confinement: Vec::new(),
+            confinement: Confinement::default(),
+            policy: req.policy.clone(),
+            tmp: None,
         }
     }
 
@@ -302,7 +354,7 @@ impl<'a> Supervisor<'a> {
                 });
             }
             WorkerMessage::Hello { .. } => {}
-            WorkerMessage::Confined(c) => self.confinement = c.applied,
+            WorkerMessage::Confined(c) => self.confinement = c,
             WorkerMessage::Chunk(chunk) => {
                 // The worker stops at the cap by itself; one that keeps
                 // sending in stop mode is ignoring its limits.
@@ -419,13 +471,17 @@ impl<'a> Supervisor<'a> {
     }
 
     fn enforcement(&self) -> Enforcement {
-        Enforcement::new(&self.inner.enforcer, self.confinement.clone())
+        Enforcement::new(&self.inner.enforcer, &self.policy, self.confinement.clone())
     }
 
     /// Ends a call that never had a worker running (or had one that was
     /// reaped on the spot): nothing to kill, no cage to keep.
-    fn finish_early_with(self, outcome: Outcome) -> (CallReport, Option<Cage>) {
-        (self.report(outcome, String::new()), None)
+    fn finish_early_with(mut self, outcome: Outcome) -> (CallReport, Leftovers) {
+        let tmp = self.tmp.take();
+        (
+            self.report(outcome, String::new()),
+            Leftovers { cage: None, tmp },
+        )
     }
 
     fn finish(self, outcome: Outcome, worker_stderr: String) -> CallReport {

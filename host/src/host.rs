@@ -10,6 +10,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::enforce::{Enforcer, MemoryMechanism};
 use crate::limits::CallLimits;
+use crate::policy::CallPolicy;
 use crate::report::{CallEvent, CallReport, Enforcement, LiveStatus};
 use crate::spawn::{DEFAULT_ENV_ALLOWLIST, Spawner, WorkerBinary, find_worker};
 
@@ -63,7 +64,7 @@ pub enum HostError {
     Enforcement(#[from] crate::enforce::EnforceError),
     #[error("cannot start the spawner thread: {0}")]
     Spawner(std::io::Error),
-    #[error("cannot list tools: {0}")]
+    #[error("cannot ask the worker: {0}")]
     ListTools(String),
 }
 
@@ -76,6 +77,8 @@ pub struct CallRequest {
     pub limits: CallLimits,
     /// The worker's working directory; `None` is the host's.
     pub cwd: Option<PathBuf>,
+    /// The sandbox; the default is `trusted` (limits only).
+    pub policy: CallPolicy,
 }
 
 pub(crate) struct Inner {
@@ -83,7 +86,10 @@ pub(crate) struct Inner {
     pub spawner: Spawner,
     pub slots: Arc<Semaphore>,
     pub worker: WorkerBinary,
+    /// The worker environment under the host's default allowlist.
     pub env: Vec<(String, String)>,
+    /// `HostConfig::worker_env`, added under every allowlist.
+    pub extra_env: Vec<(String, String)>,
 }
 
 /// Call ids are unique in the process, not per host: they name cgroups,
@@ -108,12 +114,17 @@ impl ToolHost {
         if stale > 0 {
             tracing::info!(stale, "removed cgroups left by hosts that died");
         }
+        let stale_tmp = crate::private_tmp::sweep_stale();
+        if stale_tmp > 0 {
+            tracing::info!(stale_tmp, "removed temp dirs left by hosts that died");
+        }
         let mut env: Vec<(String, String)> = config
             .env_allowlist
             .iter()
             .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
             .collect();
         env.extend(config.worker_env.iter().cloned());
+        let extra_env = config.worker_env.clone();
         let max_workers = config.max_workers.max(1);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -122,6 +133,7 @@ impl ToolHost {
                 slots: Arc::new(Semaphore::new(max_workers)),
                 worker,
                 env,
+                extra_env,
             }),
             max_workers,
         })
@@ -131,6 +143,7 @@ impl ToolHost {
     /// handle streams its events and ends with exactly one report.
     pub fn call(&self, req: CallRequest) -> CallHandle {
         let call_id = NEXT_CALL_ID.fetch_add(1, Ordering::Relaxed);
+        let enforcement = Enforcement::new(&self.inner.enforcer, &req.policy, Default::default());
         let (events_tx, events) = mpsc::unbounded_channel();
         let (live_tx, live) = watch::channel(LiveStatus::default());
         let cancel = CancellationToken::new();
@@ -142,7 +155,6 @@ impl ToolHost {
             live_tx,
             cancel.clone(),
         ));
-        let enforcement = Enforcement::new(&self.inner.enforcer, Vec::new());
         CallHandle {
             call_id,
             events,
@@ -175,38 +187,44 @@ impl ToolHost {
     /// (`[{"name", "description", "schema"}]`). Asked of the worker binary:
     /// the host holds no tool code.
     pub async fn list_tools(&self) -> Result<serde_json::Value, HostError> {
+        self.ask_worker("--list-tools", "catalogue").await
+    }
+
+    /// Which sandbox mechanisms this kernel offers, each tried for real by
+    /// the worker in a throwaway process (`[{"mechanism", "available",
+    /// "detail"}]`). The host itself never makes a namespace or filter.
+    pub async fn probe_sandbox(&self) -> Result<serde_json::Value, HostError> {
+        self.ask_worker("--probe-sandbox", "sandbox probe").await
+    }
+
+    /// Runs the worker with one informational flag and parses its JSON.
+    async fn ask_worker(&self, flag: &str, what: &str) -> Result<serde_json::Value, HostError> {
         use tokio::io::AsyncReadExt;
+        let fail = |m: String| HostError::ListTools(format!("{what}: {m}"));
         let mut child = tokio::process::Command::new(&self.inner.worker.path)
-            .arg("--list-tools")
+            .arg(flag)
             .env_clear()
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| {
-                HostError::ListTools(format!("{}: {e}", self.inner.worker.path.display()))
-            })?;
+            .map_err(|e| fail(format!("{}: {e}", self.inner.worker.path.display())))?;
         let mut out = Vec::new();
         let stdout = child
             .stdout
             .take()
-            .ok_or_else(|| HostError::ListTools("no stdout".into()))?;
+            .ok_or_else(|| fail("no stdout".into()))?;
         let mut limited = stdout.take(LIST_TOOLS_MAX_BYTES as u64 + 1);
         let read = limited.read_to_end(&mut out);
         match tokio::time::timeout(LIST_TOOLS_TIMEOUT, read).await {
             Ok(Ok(_)) if out.len() <= LIST_TOOLS_MAX_BYTES => {}
-            Ok(Ok(_)) => return Err(HostError::ListTools("catalogue larger than 1 MiB".into())),
-            Ok(Err(e)) => return Err(HostError::ListTools(e.to_string())),
-            Err(_) => {
-                return Err(HostError::ListTools(
-                    "worker did not answer within 10 s".into(),
-                ));
-            }
+            Ok(Ok(_)) => return Err(fail("larger than 1 MiB".into())),
+            Ok(Err(e)) => return Err(fail(e.to_string())),
+            Err(_) => return Err(fail("worker did not answer within 10 s".into())),
         }
         let _ = child.wait().await;
-        serde_json::from_slice(&out)
-            .map_err(|e| HostError::ListTools(format!("bad catalogue: {e}")))
+        serde_json::from_slice(&out).map_err(|e| fail(format!("bad JSON: {e}")))
     }
 }
 

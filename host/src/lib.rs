@@ -31,6 +31,8 @@ mod host;
 pub mod limits;
 pub mod outcome;
 pub mod output;
+pub mod policy;
+mod private_tmp;
 pub mod report;
 pub mod spawn;
 pub mod units;
@@ -40,6 +42,7 @@ pub use host::{CallHandle, CallRequest, HostConfig, HostError, ToolHost};
 pub use limits::CallLimits;
 pub use outcome::{KillReason, Outcome, Usage};
 pub use output::CapturedOutput;
+pub use policy::{CallPolicy, Policy, PolicySet};
 pub use report::{CallEvent, CallReport, CallState, Enforcement, LiveStatus};
 
 /// This host's version. The worker refuses a host of another version, and

@@ -2,13 +2,14 @@
 
 use std::time::Duration;
 
-use bulkhead_ipc::{StreamId, ToolExit};
+use bulkhead_ipc::{Confinement, MechanismState, StreamId, ToolExit};
 use bytes::Bytes;
 use serde::Serialize;
 
 use crate::enforce::MemoryMechanism;
 use crate::outcome::{Outcome, Usage};
 use crate::output::CapturedOutput;
+use crate::policy::CallPolicy;
 
 /// Something that happened during a call, in order.
 #[derive(Debug)]
@@ -50,18 +51,37 @@ pub struct Enforcement {
     pub sample_interval_ms: u64,
     /// What the worker applied to itself: (mechanism, what was set or why not).
     pub worker: Vec<(String, String)>,
+    /// The sandbox policy's name, and the policy in one line.
+    pub policy: String,
+    pub policy_explained: String,
+    /// The sandbox, mechanism by mechanism, as the worker built it. Empty
+    /// for `trusted`, or when the worker never got that far.
+    pub sandbox: Vec<MechanismState>,
 }
 
 impl Enforcement {
     /// What `enforcer` guards every call with, plus what the worker
     /// reported applying to itself.
-    pub fn new(enforcer: &crate::enforce::Enforcer, worker: Vec<(String, String)>) -> Self {
+    pub fn new(
+        enforcer: &crate::enforce::Enforcer,
+        policy: &CallPolicy,
+        worker: Confinement,
+    ) -> Self {
         Enforcement {
             memory: enforcer.mechanism(),
             kill: enforcer.kill_mechanism(),
             sample_interval_ms: enforcer.sample_interval().as_millis() as u64,
-            worker,
+            worker: worker.applied,
+            policy: policy.name.clone(),
+            policy_explained: policy.explained.clone(),
+            sandbox: worker.sandbox,
         }
+    }
+
+    /// Mechanisms the policy asked for that were not in force: what the
+    /// user must be told was weaker than asked.
+    pub fn not_enforced(&self) -> impl Iterator<Item = &MechanismState> {
+        self.sandbox.iter().filter(|m| m.requested && !m.enforced)
     }
 }
 

@@ -31,11 +31,13 @@
 
 pub mod frame;
 pub mod message;
+pub mod sandbox;
 pub mod transport;
 pub mod validate;
 
 pub use frame::{AsyncFrameReader, AsyncFrameWriter, FrameError, FrameReader, FrameWriter};
 pub use message::*;
+pub use sandbox::{FsRules, MechanismState, NetworkMode, OnMissing, SandboxSpec};
 pub use validate::{Violation, WorkerStreamValidator};
 
 /// Version of the frame protocol. Both sides send it in `Hello`; a mismatch

@@ -12,7 +12,7 @@ pub enum HostMessage {
     /// First frame of every connection.
     Hello { protocol: u32, host_version: String },
     /// The one call this worker serves.
-    Invoke(Invoke),
+    Invoke(Box<Invoke>),
     /// Permission to send `chunks` more `Chunk` messages.
     Credit { chunks: u32 },
     /// Stop the tool now; the worker still answers with `Done` or `Error`.
@@ -50,6 +50,8 @@ pub struct Invoke {
     /// Arguments as a JSON document, validated by the tool against its schema.
     pub args_json: String,
     pub limits: WorkerLimits,
+    /// `None`: the `trusted` policy, limits only.
+    pub sandbox: Option<crate::SandboxSpec>,
 }
 
 /// The limits a worker applies to itself and to its tool.
@@ -132,6 +134,8 @@ pub struct WorkerUsage {
 pub struct Confinement {
     /// One entry per mechanism, e.g. ("RLIMIT_NPROC", "not enforced: root ignores it").
     pub applied: Vec<(String, String)>,
+    /// The sandbox, one entry per mechanism; empty when none was asked for.
+    pub sandbox: Vec<crate::MechanismState>,
 }
 
 /// How the tool ended.
@@ -168,6 +172,8 @@ pub enum ToolErrorKind {
     BadArguments,
     Io,
     Internal,
+    /// The policy requires a mechanism this kernel does not offer.
+    SandboxRefused,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

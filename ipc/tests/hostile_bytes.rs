@@ -64,6 +64,7 @@ fn seeds() -> Vec<Vec<u8>> {
         },
         WorkerMessage::Confined(Confinement {
             applied: vec![("a".into(), "b".into()), ("c".into(), String::new())],
+            sandbox: Vec::new(),
         }),
         WorkerMessage::Chunk(Chunk {
             stream: StreamId::Stderr,
@@ -94,7 +95,7 @@ fn seeds() -> Vec<Vec<u8>> {
             protocol: 1,
             host_version: "h".into(),
         },
-        HostMessage::Invoke(Invoke {
+        HostMessage::Invoke(Box::new(Invoke {
             call_id: 9,
             tool: "grep".into(),
             args_json: "{}".into(),
@@ -108,7 +109,8 @@ fn seeds() -> Vec<Vec<u8>> {
                 max_output_bytes: 10,
                 stop_at_output_cap: true,
             },
-        }),
+            sandbox: None,
+        })),
         HostMessage::Credit { chunks: 70000 },
         HostMessage::Cancel,
     ];

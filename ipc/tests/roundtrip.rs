@@ -6,8 +6,9 @@
 use bulkhead_ipc::frame::{HEADER_BYTES, encode_frame};
 use bulkhead_ipc::{
     AsyncFrameReader, AsyncFrameWriter, Chunk, Confinement, DEFAULT_MAX_FRAME_BYTES, Done,
-    FrameError, FrameReader, FrameWriter, HostMessage, Invoke, MAX_CHUNK_BYTES, Progress, StreamId,
-    ToolError, ToolErrorKind, ToolExit, WorkerLimits, WorkerMessage, WorkerUsage,
+    FrameError, FrameReader, FrameWriter, FsRules, HostMessage, Invoke, MAX_CHUNK_BYTES,
+    MechanismState, NetworkMode, OnMissing, Progress, SandboxSpec, StreamId, ToolError,
+    ToolErrorKind, ToolExit, WorkerLimits, WorkerMessage, WorkerUsage,
 };
 use proptest::collection::vec;
 use proptest::option;
@@ -53,12 +54,61 @@ fn limits() -> impl Strategy<Value = WorkerLimits> {
 }
 
 fn invoke() -> impl Strategy<Value = Invoke> {
-    (any::<u64>(), text(), text(), limits()).prop_map(|(call_id, tool, args_json, limits)| Invoke {
-        call_id,
-        tool,
-        args_json,
-        limits,
-    })
+    (
+        any::<u64>(),
+        text(),
+        text(),
+        limits(),
+        option::of(sandbox()),
+    )
+        .prop_map(|(call_id, tool, args_json, limits, sandbox)| Invoke {
+            call_id,
+            tool,
+            args_json,
+            limits,
+            sandbox,
+        })
+}
+
+fn sandbox() -> impl Strategy<Value = SandboxSpec> {
+    let paths = || vec(text(), 0..6);
+    let fs = option::of((paths(), paths(), paths()))
+        .prop_map(|f| f.map(|(read, write, deny)| FsRules { read, write, deny }));
+    let network = prop_oneof![
+        Just(NetworkMode::None),
+        Just(NetworkMode::Loopback),
+        Just(NetworkMode::Full)
+    ];
+    let on_missing = prop_oneof![Just(OnMissing::Require), Just(OnMissing::BestEffort)];
+    (
+        text(),
+        fs,
+        network,
+        any::<bool>(),
+        any::<bool>(),
+        on_missing,
+    )
+        .prop_map(
+            |(policy, filesystem, network, isolate_processes, seccomp, on_missing)| SandboxSpec {
+                policy,
+                filesystem,
+                network,
+                isolate_processes,
+                seccomp,
+                on_missing,
+            },
+        )
+}
+
+fn mechanism_state() -> impl Strategy<Value = MechanismState> {
+    (text(), any::<bool>(), any::<bool>(), text()).prop_map(
+        |(mechanism, requested, enforced, detail)| MechanismState {
+            mechanism,
+            requested,
+            enforced,
+            detail,
+        },
+    )
 }
 
 fn host_message() -> impl Strategy<Value = HostMessage> {
@@ -67,7 +117,7 @@ fn host_message() -> impl Strategy<Value = HostMessage> {
             protocol,
             host_version
         }),
-        invoke().prop_map(HostMessage::Invoke),
+        invoke().prop_map(|i| HostMessage::Invoke(Box::new(i))),
         any::<u32>().prop_map(|chunks| HostMessage::Credit { chunks }),
         Just(HostMessage::Cancel),
     ]
@@ -154,8 +204,9 @@ fn worker_message() -> impl Strategy<Value = WorkerMessage> {
                 pid,
             }
         }),
-        vec((text(), text()), 0..8)
-            .prop_map(|applied| WorkerMessage::Confined(Confinement { applied })),
+        (vec((text(), text()), 0..8), vec(mechanism_state(), 0..12)).prop_map(
+            |(applied, sandbox)| WorkerMessage::Confined(Confinement { applied, sandbox })
+        ),
         chunk().prop_map(WorkerMessage::Chunk),
         (text(), any::<u64>(), option::of(any::<u64>())).prop_map(|(message, done, total)| {
             WorkerMessage::Progress(Progress {
@@ -285,7 +336,7 @@ fn every_variant_once_sync_and_async() {
             protocol: 1,
             host_version: "host 0.1 ✓".into(),
         },
-        HostMessage::Invoke(Invoke {
+        HostMessage::Invoke(Box::new(Invoke {
             call_id: u64::MAX,
             tool: "grep".into(),
             args_json: r#"{"pattern":"a\u0000b"}"#.into(),
@@ -299,7 +350,19 @@ fn every_variant_once_sync_and_async() {
                 max_output_bytes: 1 << 20,
                 stop_at_output_cap: false,
             },
-        }),
+            sandbox: Some(SandboxSpec {
+                policy: "untrusted".into(),
+                filesystem: Some(FsRules {
+                    read: vec!["/usr".into()],
+                    write: vec![],
+                    deny: vec!["/root/.ssh".into()],
+                }),
+                network: NetworkMode::Loopback,
+                isolate_processes: true,
+                seccomp: true,
+                on_missing: OnMissing::Require,
+            }),
+        })),
         HostMessage::Credit { chunks: 0 },
         HostMessage::Cancel,
     ];
@@ -311,6 +374,12 @@ fn every_variant_once_sync_and_async() {
         },
         WorkerMessage::Confined(Confinement {
             applied: vec![("RLIMIT_NPROC".into(), "not enforced: root".into())],
+            sandbox: vec![MechanismState {
+                mechanism: "net_ns".into(),
+                requested: true,
+                enforced: false,
+                detail: "unshare(CLONE_NEWNET): EPERM".into(),
+            }],
         }),
         WorkerMessage::Chunk(Chunk {
             stream: StreamId::Stderr,

@@ -34,6 +34,7 @@ async fn report_of(mode: &str) -> CallReport {
                 ..CallLimits::default()
             },
             cwd: None,
+            policy: Default::default(),
         })
         .wait()
         .await;

@@ -26,6 +26,7 @@ fn shell(cmd: &str) -> CallRequest {
             ..CallLimits::default()
         },
         cwd: None,
+        policy: Default::default(),
     }
 }
 

@@ -146,6 +146,32 @@ fn doctor_reports_mechanisms() {
         rows.iter()
             .all(|r| r["why"].as_str().is_some_and(|w| !w.is_empty()))
     );
+    // One probe row per sandbox mechanism, each with its reason.
+    let sandbox = v["sandbox"].as_array().unwrap();
+    for name in ["user_ns", "net_ns", "pid_ns", "landlock_fs", "seccomp"] {
+        let row = sandbox.iter().find(|r| r["mechanism"] == name);
+        let row = row.unwrap_or_else(|| panic!("no {name} row in {sandbox:?}"));
+        assert!(row["available"].is_boolean() && !row["detail"].as_str().unwrap().is_empty());
+    }
+    // A verdict for every preset, from a trial call.
+    let policies = v["policies"].as_array().unwrap();
+    for name in ["untrusted", "workspace", "trusted"] {
+        let p = policies.iter().find(|p| p["policy"] == name).unwrap();
+        let verdict = p["verdict"].as_str().unwrap();
+        assert!(
+            ["fully enforced", "partly enforced", "refused"].contains(&verdict),
+            "{name}: {p}"
+        );
+        assert_eq!(
+            verdict == "fully enforced",
+            p["missing"].as_array().unwrap().is_empty()
+        );
+        assert!(p["explained"].as_str().unwrap().starts_with(name));
+    }
     let text = bulkhead(&["doctor"]);
-    assert!(String::from_utf8_lossy(&text.stdout).contains("verdict:"));
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("policies (verdict from a trial call under each):"),
+        "{text}"
+    );
 }

@@ -39,6 +39,7 @@ async fn sigkill_mid_stream_keeps_partial_output() {
                 ..CallLimits::default()
             },
             cwd: None,
+            policy: Default::default(),
         });
     let mut received = 0usize;
     let mut killed = 0usize;

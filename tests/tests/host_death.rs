@@ -4,16 +4,24 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bulkhead_tests::{alive, bin, children_of};
+use bulkhead_tests::{alive, bin, children_of, marker, pids_with_marker};
 
+/// Under `trusted` the printed pid is real; under a sandboxed policy it is
+/// a PID-namespace pid, so the tool is found by a marker in its command
+/// line instead.
 #[test]
 fn workers_die_with_the_host() {
+    workers_die_with_the_host_under("trusted");
+    workers_die_with_the_host_under("workspace");
+}
+
+fn workers_die_with_the_host_under(policy: &str) {
+    let mark = marker(&format!("host-death-{policy}"));
+    // `; true` keeps sh from exec'ing sleep, which would drop the marker.
+    let command = format!("sh -c 'sleep 300; true' {mark} & echo pid $!; wait");
+    let args = serde_json::json!({ "command": command }).to_string();
     let mut host = Command::new(bin("bulkhead"))
-        .args([
-            "run",
-            "shell",
-            r#"{"command":"sleep 300 & echo pid $!; wait"}"#,
-        ])
+        .args(["run", "shell", &args, "--policy", policy])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -22,22 +30,29 @@ fn workers_die_with_the_host() {
     BufReader::new(host.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let tool_pid: i32 = line.trim().strip_prefix("pid ").unwrap().parse().unwrap();
+    let printed: i32 = line.trim().strip_prefix("pid ").unwrap().parse().unwrap();
     let workers = children_of(host.id());
     assert!(!workers.is_empty(), "no worker found under the host");
-    assert!(alive(tool_pid));
+    let mut tools = pids_with_marker(&mark);
+    assert!(
+        !tools.is_empty(),
+        "no process with the marker under {policy}"
+    );
+    if policy == "trusted" {
+        assert!(tools.contains(&printed), "{printed} not among {tools:?}");
+    }
 
     let killed_at = Instant::now();
     host.kill().unwrap();
     host.wait().unwrap();
     let mut watched: Vec<i32> = workers.clone();
-    watched.push(tool_pid);
+    watched.append(&mut tools);
     while watched.iter().any(|&p| alive(p)) && killed_at.elapsed() < Duration::from_secs(1) {
         std::thread::sleep(Duration::from_millis(10));
     }
     let survivors: Vec<_> = watched.iter().copied().filter(|&p| alive(p)).collect();
     assert!(
         survivors.is_empty(),
-        "alive 1 s after the host died: {survivors:?}"
+        "alive 1 s after the host died ({policy}): {survivors:?}"
     );
 }

@@ -22,6 +22,14 @@ fn main() {
                 .collect();
             println!("{}", serde_json::Value::Array(list));
         }
+        #[cfg(target_os = "linux")]
+        Some("--probe-sandbox") => {
+            let rows = bulkhead_worker::sandbox::probe::run();
+            println!(
+                "{}",
+                serde_json::to_string(&rows).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+            );
+        }
         Some("--version") => println!("bulkhead-worker {}", serve::WORKER_VERSION),
         None => {
             let parent = std::env::var("BULKHEAD_HOST_PID")
@@ -35,7 +43,7 @@ fn main() {
         Some(other) => {
             eprintln!(
                 "bulkhead-worker: unknown argument \"{other}\". This program is started by \
-                 bulkhead; it takes no arguments except --list-tools and --version."
+                 bulkhead; it takes no arguments except --list-tools, --probe-sandbox and --version."
             );
             std::process::exit(2);
         }

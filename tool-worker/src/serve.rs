@@ -8,7 +8,10 @@ use bulkhead_ipc::{
 };
 
 use crate::channel::{self, FRAME_CAP, IpcSink, Shared};
+use nix::sys::signal::{SigSet, Signal};
+
 use crate::confine;
+use crate::sandbox;
 use crate::tools::{self, OutputSink, ToolContext};
 
 /// The worker's version, sent in `Hello`; the host refuses a mismatch.
@@ -18,7 +21,10 @@ pub const WORKER_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// the caller just exits non-zero.
 pub fn serve(expected_parent: Option<i32>) -> io::Result<()> {
     let (from_host, to_host, mut applied) = confine::confine_process(expected_parent)?;
-    block_termination_signals()?;
+    // Blocked now, taken by a thread only once the sandbox is built: the
+    // kernel refuses a user namespace to a multi-threaded process. A signal
+    // that comes meanwhile waits, pending.
+    let termination = block_termination_signals()?;
     let channel = bulkhead_ipc::transport::WorkerChannel::from_fds(from_host, to_host);
     let mut reader = FrameReader::new(channel.from_host, FRAME_CAP);
     let mut writer = FrameWriter::new(channel.to_host, FRAME_CAP);
@@ -57,11 +63,6 @@ pub fn serve(expected_parent: Option<i32>) -> io::Result<()> {
             format!("cannot apply limits: {e}"),
         );
     }
-    write(
-        &mut writer,
-        &WorkerMessage::Confined(Confinement { applied: applied.0 }),
-    )?;
-
     let Some(tool) = tools::find(&invoke.tool) else {
         let names: Vec<_> = tools::all().iter().map(|t| t.name()).collect();
         let message = format!(
@@ -72,8 +73,34 @@ pub fn serve(expected_parent: Option<i32>) -> io::Result<()> {
         return fail(&mut writer, ToolErrorKind::UnknownTool, message);
     };
 
+    // The sandbox is built in two steps around the start of our threads:
+    // see `sandbox` for why.
+    let pending = invoke.sandbox.as_ref().map(sandbox::begin);
+    wait_for_termination(termination)?;
     let shared = Shared::default();
     channel::spawn_reader(reader, shared.clone())?;
+    let sandbox = match pending.map(|p| p.finish(tool.spawns_processes())) {
+        None => Vec::new(),
+        Some(Ok(states)) => states,
+        Some(Err(refused)) => {
+            write(
+                &mut writer,
+                &WorkerMessage::Confined(Confinement {
+                    applied: applied.0,
+                    sandbox: refused.states,
+                }),
+            )?;
+            return fail(&mut writer, ToolErrorKind::SandboxRefused, refused.message);
+        }
+    };
+    write(
+        &mut writer,
+        &WorkerMessage::Confined(Confinement {
+            applied: applied.0,
+            sandbox,
+        }),
+    )?;
+
     let mut sink = IpcSink::new(
         writer,
         shared,
@@ -113,13 +140,17 @@ pub fn serve(expected_parent: Option<i32>) -> io::Result<()> {
 /// SIGTERM (our parent-death signal), SIGHUP and SIGINT are blocked in every
 /// thread and taken by one thread that tears the call down: the worker must
 /// kill its descendants before it goes, which a default SIGTERM would not do.
-fn block_termination_signals() -> io::Result<()> {
-    use nix::sys::signal::{SigSet, Signal};
+fn block_termination_signals() -> io::Result<SigSet> {
     let mut set = SigSet::empty();
     for sig in [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGINT] {
         set.add(sig);
     }
     set.thread_block().map_err(io::Error::from)?;
+    Ok(set)
+}
+
+/// Starts the thread that takes the blocked termination signals.
+fn wait_for_termination(set: SigSet) -> io::Result<()> {
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {

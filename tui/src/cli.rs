@@ -29,6 +29,10 @@ Exit codes of `bulkhead run`:
     after_help = EXIT_CODES
 )]
 pub struct Cli {
+    /// Config file with policies (default: $BULKHEAD_CONFIG, else
+    /// $XDG_CONFIG_HOME/bulkhead/config.toml if it exists).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -37,7 +41,7 @@ pub struct Cli {
 pub enum Command {
     /// Run one tool call in a capped worker and print its output.
     #[command(after_help = EXIT_CODES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List the built-in tools and their argument schemas.
     Tools(ToolsArgs),
     /// Report which limit and isolation mechanisms this machine offers.
@@ -51,29 +55,42 @@ pub struct RunArgs {
     /// Tool arguments as a JSON object, e.g. '{"pattern":"TODO","path":"."}'.
     #[arg(default_value = "{}")]
     pub args_json: String,
-    /// Memory cap for the call's whole process tree (e.g. 256M, 1GiB).
-    #[arg(long, value_parser = size, default_value = "1GiB")]
-    pub memory: u64,
+    /// Sandbox policy: untrusted, workspace, trusted, or one from the config
+    /// file [default: the config's tool_policy, else workspace].
+    #[arg(long, value_name = "NAME")]
+    pub policy: Option<String>,
+    /// A directory or file the tool may read (repeatable), on top of the policy's.
+    #[arg(long, value_name = "PATH")]
+    pub allow_read: Vec<PathBuf>,
+    /// A directory or file the tool may write (repeatable), on top of the policy's.
+    #[arg(long, value_name = "PATH")]
+    pub allow_write: Vec<PathBuf>,
+    /// Memory cap for the call's whole process tree (e.g. 256M, 1GiB)
+    /// [default: the policy's, else 1GiB].
+    #[arg(long, value_parser = size)]
+    pub memory: Option<u64>,
     /// CPU time cap for the call's whole process tree, in seconds.
     #[arg(long)]
     pub cpu: Option<u64>,
-    /// Wall-clock limit (e.g. 500ms, 30s, 5m).
-    #[arg(long, value_parser = duration, default_value = "5m")]
-    pub timeout: Duration,
-    /// Output kept; the rest is counted, not stored (e.g. 64K, 1M).
-    #[arg(long, value_parser = size, default_value = "1M")]
-    pub max_output: u64,
+    /// Wall-clock limit (e.g. 500ms, 30s, 5m) [default: the policy's, else 5m].
+    #[arg(long, value_parser = duration)]
+    pub timeout: Option<Duration>,
+    /// Output kept; the rest is counted, not stored (e.g. 64K, 1M)
+    /// [default: the policy's, else 1M].
+    #[arg(long, value_parser = size)]
+    pub max_output: Option<u64>,
     /// Also keep this much of the end of the output (part of --max-output).
     /// The tool then runs to its end instead of being stopped at the cap.
     #[arg(long, value_parser = size, default_value = "0")]
     pub tail: u64,
-    /// Processes the call may run at once.
-    #[arg(long, default_value_t = bulkhead_host::limits::DEFAULT_PIDS)]
-    pub pids: u64,
+    /// Processes the call may run at once [default: the policy's, else 256].
+    #[arg(long)]
+    pub pids: Option<u64>,
     /// RLIMIT_AS for every process (off by default: it breaks node, the JVM and Go).
     #[arg(long, value_parser = size)]
     pub address_space: Option<u64>,
-    /// Working directory of the tool.
+    /// Working directory of the tool, and the workspace the `workspace`
+    /// policy lets it write [default: the policy's, else the current one].
     #[arg(long)]
     pub cwd: Option<PathBuf>,
     /// Force a memory mechanism instead of the strongest available.
@@ -96,6 +113,9 @@ pub struct DoctorArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Skip the trial call under each policy (only probe the kernel).
+    #[arg(long)]
+    pub no_trial: bool,
 }
 
 fn size(s: &str) -> Result<u64, String> {

@@ -4,6 +4,7 @@
 
 mod cli;
 mod doctor;
+mod policy_args;
 mod run;
 mod tools;
 
@@ -43,11 +44,12 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_INTERNAL);
         }
     };
+    let config = cli.config.as_deref();
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => run::run(args).await,
+            Command::Run(args) => run::run(*args, config).await,
             Command::Tools(args) => tools::tools(args).await,
-            Command::Doctor(args) => doctor::doctor(args).await,
+            Command::Doctor(args) => doctor::doctor(args, config).await,
         }
     });
     match result {

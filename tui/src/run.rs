@@ -3,9 +3,7 @@
 use std::io::Write;
 
 use bulkhead_host::units::format_size;
-use bulkhead_host::{
-    CallEvent, CallLimits, CallReport, CallRequest, HostConfig, Outcome, ToolHost,
-};
+use bulkhead_host::{CallEvent, CallReport, CallRequest, HostConfig, Outcome, ToolHost};
 use bulkhead_ipc::StreamId;
 
 use crate::cli::{EXIT_USAGE, RunArgs};
@@ -20,31 +18,20 @@ fn exit_code(outcome: &Outcome) -> u8 {
     }
 }
 
-pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
+pub async fn run(args: RunArgs, config: Option<&std::path::Path>) -> anyhow::Result<u8> {
     if let Err(e) =
         serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&args.args_json)
     {
         eprintln!("bulkhead: ARGS_JSON must be a JSON object, e.g. '{{\"command\":\"ls\"}}': {e}");
         return Ok(EXIT_USAGE);
     }
-    let limits = CallLimits {
-        memory_bytes: args.memory,
-        cpu: args.cpu.map(std::time::Duration::from_secs),
-        timeout: args.timeout,
-        max_output_bytes: args.max_output,
-        tail_bytes: args.tail,
-        pids: args.pids,
-        address_space_bytes: args.address_space,
-        ..CallLimits::default()
+    let chosen = match crate::policy_args::choose(&args, config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bulkhead: {e}");
+            return Ok(EXIT_USAGE);
+        }
     };
-    if let Err(e) = limits.validate() {
-        eprintln!("bulkhead: {e}");
-        return Ok(EXIT_USAGE);
-    }
-    if let Some(cwd) = args.cwd.as_ref().filter(|c| !c.is_dir()) {
-        eprintln!("bulkhead: --cwd {}: not a directory", cwd.display());
-        return Ok(EXIT_USAGE);
-    }
     let config = HostConfig {
         memory_mechanism: args.memory_mechanism,
         ..HostConfig::default()
@@ -53,8 +40,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
     let mut call = host.call(CallRequest {
         tool: args.tool.clone(),
         args_json: args.args_json.clone(),
-        limits,
-        cwd: args.cwd.clone(),
+        limits: chosen.limits,
+        cwd: Some(chosen.cwd),
+        policy: chosen.policy,
     });
 
     let report = if args.json {
@@ -70,6 +58,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
     } else {
         // A closed stderr must not turn a finished call into a panic.
         let _ = writeln!(std::io::stderr(), "{}", status_line(&report));
+        // Weaker isolation is never silent.
+        for m in report.enforcement.not_enforced() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "bulkhead: policy {}: NOT ENFORCED: {}: {}",
+                report.enforcement.policy,
+                m.mechanism,
+                m.detail
+            );
+        }
     }
     Ok(code)
 }
@@ -126,11 +124,12 @@ fn status_line(r: &CallReport) -> String {
         _ => String::new(),
     };
     format!(
-        "bulkhead: {what}{exit} · peak {} · cpu {} ms · wall {} ms · memory cap by {}",
+        "bulkhead: {what}{exit} · peak {} · cpu {} ms · wall {} ms · memory cap by {} · policy {}",
         format_size(r.usage.peak_rss_bytes),
         r.usage.cpu_ms,
         r.usage.wall_ms,
-        r.enforcement.memory
+        r.enforcement.memory,
+        r.enforcement.policy
     )
 }
 
@@ -167,6 +166,11 @@ struct JsonEnforcement<'a> {
     kill: &'static str,
     sample_interval_ms: u64,
     worker: std::collections::BTreeMap<&'a str, &'a str>,
+    policy: &'a str,
+    policy_explained: &'a str,
+    sandbox: &'a [bulkhead_ipc::MechanismState],
+    /// Mechanisms the policy asked for that were not in force.
+    not_enforced: Vec<&'a str>,
 }
 
 /// Streams a `Display` into a JSON string without building it first.
@@ -208,6 +212,14 @@ fn write_json_report(r: &CallReport) -> std::io::Result<()> {
                 .worker
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+            policy: &r.enforcement.policy,
+            policy_explained: &r.enforcement.policy_explained,
+            sandbox: &r.enforcement.sandbox,
+            not_enforced: r
+                .enforcement
+                .not_enforced()
+                .map(|m| m.mechanism.as_str())
                 .collect(),
         },
         exit,

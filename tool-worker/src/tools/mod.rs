@@ -74,6 +74,11 @@ pub trait Tool: Sync {
     const NAME: &'static str;
     /// One line, shown by `bulkhead tools`.
     const DESCRIPTION: &'static str;
+    /// The tool starts processes. Only such a tool gets a PID namespace:
+    /// after `unshare(CLONE_NEWPID)` the worker may not start threads,
+    /// which in-process tools (a parallel search) need, and which protect
+    /// nothing when no process is started.
+    const SPAWNS_PROCESSES: bool = false;
 
     fn run(
         &self,
@@ -90,6 +95,7 @@ pub trait DynTool: Sync {
     fn description(&self) -> &'static str;
     /// JSON Schema of the arguments.
     fn schema(&self) -> serde_json::Value;
+    fn spawns_processes(&self) -> bool;
     /// Parses `args_json` (errors name the bad field) and runs the tool.
     fn run_json(
         &self,
@@ -110,6 +116,10 @@ impl<T: Tool> DynTool for T {
 
     fn schema(&self) -> serde_json::Value {
         args::schema_of::<T::Args>()
+    }
+
+    fn spawns_processes(&self) -> bool {
+        T::SPAWNS_PROCESSES
     }
 
     fn run_json(

@@ -42,6 +42,7 @@ impl Tool for Shell {
     type Args = ShellArgs;
     const NAME: &'static str = "shell";
     const DESCRIPTION: &'static str = "Runs a command with sh -c; stdout and stderr are streamed and capped, the exit code reported.";
+    const SPAWNS_PROCESSES: bool = true;
 
     fn run(
         &self,

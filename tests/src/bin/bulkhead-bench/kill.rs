@@ -236,6 +236,7 @@ fn bomb(
         args_json,
         limits,
         cwd: None,
+        policy: Default::default(),
     });
     let (report, finished) = rt.block_on(async {
         loop {

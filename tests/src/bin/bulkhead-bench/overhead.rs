@@ -134,6 +134,7 @@ pub fn list_request(dir: &Path) -> CallRequest {
         args_json: serde_json::json!({ "path": dir, "depth": 1 }).to_string(),
         limits: CallLimits::default(),
         cwd: None,
+        policy: Default::default(),
     }
 }
 

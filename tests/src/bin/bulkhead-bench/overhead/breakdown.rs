@@ -230,13 +230,14 @@ async fn direct_call(worker: &Path, args_json: &str, call_id: u64) -> Duration {
             protocol: PROTOCOL_VERSION,
             host_version: VERSION.to_owned(),
         },
-        HostMessage::Invoke(Invoke {
+        HostMessage::Invoke(Box::new(Invoke {
             call_id,
             tool: "list_directory".into(),
             args_json: args_json.to_owned(),
             // No RLIMIT_DATA backstop: cgroup modes set none either.
             limits: CallLimits::default().for_worker(None),
-        }),
+            sandbox: None,
+        })),
         HostMessage::Credit { chunks: CREDIT },
     ];
     for msg in &opening {

@@ -1,0 +1,357 @@
+//! The config file: default policies and user-defined ones.
+//!
+//! ```toml
+//! [defaults]
+//! tool_policy = "workspace"   # `bulkhead run`
+//! mcp_policy = "untrusted"    # MCP servers
+//!
+//! [policies.research]
+//! extends = "untrusted"       # a preset or another policy; default "untrusted"
+//! read = ["~/papers"]         # added to what the base reads
+//! write = ["~/papers/out"]
+//! deny = ["~/papers/private"]
+//! network = "loopback"        # none | loopback | full
+//! env = ["PATH", "LANG"]      # replaces the base's allowlist
+//! on_missing = "require"      # require | best-effort
+//! cwd = "~/papers"
+//!
+//! [policies.research.limits]
+//! memory = "512MiB"
+//! cpu = "30s"
+//! timeout = "2m"
+//! pids = 64
+//! open_files = 256
+//! output = "1MiB"
+//! ```
+//!
+//! A table named after a preset changes that preset.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bulkhead_ipc::{NetworkMode, OnMissing};
+use serde::Deserialize;
+
+use super::{FsPolicy, Policy, PolicyError, presets};
+use crate::units::{parse_duration, parse_size};
+
+/// Largest config file read. A hand-written policy file is a few KiB; the
+/// cap keeps a wrong path (a log, a disk image) from being slurped.
+pub const CONFIG_MAX_BYTES: u64 = 1 << 20;
+
+/// Every policy known: the presets and the config file's, resolved.
+#[derive(Debug, Clone)]
+pub struct PolicySet {
+    policies: BTreeMap<String, Policy>,
+    pub tool_default: String,
+    pub mcp_default: String,
+    /// The config file read, if any.
+    pub source: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    defaults: Defaults,
+    #[serde(default)]
+    policies: BTreeMap<String, PolicyDef>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Defaults {
+    tool_policy: Option<String>,
+    mcp_policy: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyDef {
+    extends: Option<String>,
+    #[serde(default)]
+    read: Vec<String>,
+    #[serde(default)]
+    write: Vec<String>,
+    #[serde(default)]
+    deny: Vec<String>,
+    network: Option<NetworkName>,
+    env: Option<Vec<String>>,
+    on_missing: Option<OnMissingName>,
+    cwd: Option<String>,
+    isolate_processes: Option<bool>,
+    seccomp: Option<bool>,
+    limits: Option<LimitsDef>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum NetworkName {
+    None,
+    Loopback,
+    Full,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+enum OnMissingName {
+    #[serde(rename = "require")]
+    Require,
+    #[serde(rename = "best-effort")]
+    BestEffort,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsDef {
+    memory: Option<String>,
+    cpu: Option<String>,
+    timeout: Option<String>,
+    pids: Option<u64>,
+    open_files: Option<u64>,
+    output: Option<String>,
+}
+
+impl Default for PolicySet {
+    fn default() -> Self {
+        let policies = presets::PRESET_NAMES
+            .iter()
+            .filter_map(|n| presets::preset(n).map(|p| ((*n).to_owned(), p)))
+            .collect();
+        Self {
+            policies,
+            tool_default: "workspace".into(),
+            mcp_default: "untrusted".into(),
+            source: None,
+        }
+    }
+}
+
+impl PolicySet {
+    /// Loads `explicit`, else `$BULKHEAD_CONFIG`, else
+    /// `$XDG_CONFIG_HOME/bulkhead/config.toml` (or `~/.config/…`) if it
+    /// exists. An explicit file that is missing is an error; an absent
+    /// default file is not.
+    pub fn load(explicit: Option<&Path>) -> Result<Self, PolicyError> {
+        let chosen = explicit
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("BULKHEAD_CONFIG").map(PathBuf::from));
+        let path = match chosen {
+            Some(p) => p,
+            None => match default_config_path().filter(|p| p.exists()) {
+                Some(p) => p,
+                None => return Ok(Self::default()),
+            },
+        };
+        let text = read_capped(&path)?;
+        Self::parse(&text, &path)
+    }
+
+    /// Parses config text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, PolicyError> {
+        let err = |message: String| PolicyError::Config {
+            path: path.to_path_buf(),
+            message,
+        };
+        let file: ConfigFile = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let mut set = Self {
+            source: Some(path.to_path_buf()),
+            ..Self::default()
+        };
+        // Resolve `extends` in dependency order; a chain longer than the
+        // number of tables is a cycle.
+        let mut pending: Vec<(&String, &PolicyDef)> = file.policies.iter().collect();
+        let mut done = std::collections::BTreeSet::new();
+        for _ in 0..=file.policies.len() {
+            let mut later = Vec::new();
+            for (name, def) in pending {
+                let base_name = match &def.extends {
+                    Some(b) => b.clone(),
+                    // A table named after a preset changes that preset.
+                    None if presets::preset(name).is_some() => name.clone(),
+                    None => "untrusted".into(),
+                };
+                let base = if &base_name == name {
+                    presets::preset(name)
+                        .ok_or_else(|| err(format!("policy \"{name}\" extends itself")))?
+                } else if file.policies.contains_key(&base_name) {
+                    if !done.contains(&base_name) {
+                        later.push((name, def));
+                        continue;
+                    }
+                    set.policies[&base_name].clone()
+                } else {
+                    presets::preset(&base_name).ok_or_else(|| {
+                        err(format!(
+                            "policy \"{name}\" extends \"{base_name}\", which is not defined; \
+                             the presets are {}",
+                            presets::PRESET_NAMES.join(", ")
+                        ))
+                    })?
+                };
+                let policy = apply_def(base, name, def)
+                    .map_err(|m| err(format!("policy \"{name}\": {m}")))?;
+                set.policies.insert(name.clone(), policy);
+                done.insert(name.clone());
+            }
+            pending = later;
+            if pending.is_empty() {
+                break;
+            }
+        }
+        if let Some((name, _)) = pending.first() {
+            return Err(err(format!(
+                "policy \"{name}\" is part of an `extends` cycle"
+            )));
+        }
+        if let Some(name) = file.defaults.tool_policy {
+            set.tool_default = name;
+        }
+        if let Some(name) = file.defaults.mcp_policy {
+            set.mcp_default = name;
+        }
+        for (what, name) in [
+            ("tool_policy", &set.tool_default),
+            ("mcp_policy", &set.mcp_default),
+        ] {
+            if !set.policies.contains_key(name) {
+                return Err(err(format!(
+                    "[defaults] {what} = \"{name}\" is not a defined policy"
+                )));
+            }
+        }
+        Ok(set)
+    }
+
+    /// The policy called `name`.
+    pub fn get(&self, name: &str) -> Result<&Policy, PolicyError> {
+        self.policies.get(name).ok_or_else(|| PolicyError::Unknown {
+            name: name.to_owned(),
+            known: self.policies.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// Every policy, presets first.
+    pub fn all(&self) -> impl Iterator<Item = &Policy> {
+        let presets = presets::PRESET_NAMES
+            .iter()
+            .filter_map(|n| self.policies.get(*n));
+        let users = self
+            .policies
+            .iter()
+            .filter(|(n, _)| !presets::PRESET_NAMES.contains(&n.as_str()))
+            .map(|(_, p)| p);
+        presets.chain(users)
+    }
+}
+
+fn apply_def(mut p: Policy, name: &str, def: &PolicyDef) -> Result<Policy, String> {
+    p.name = name.to_owned();
+    if !(def.read.is_empty() && def.write.is_empty() && def.deny.is_empty()) {
+        match &mut p.filesystem {
+            FsPolicy::Restricted {
+                read, write, deny, ..
+            } => {
+                read.extend(def.read.iter().cloned());
+                write.extend(def.write.iter().cloned());
+                deny.extend(def.deny.iter().cloned());
+            }
+            FsPolicy::Unrestricted => {
+                return Err("read/write/deny need a restricted filesystem; extend \"untrusted\" or \"workspace\"".into());
+            }
+        }
+    }
+    for path in def
+        .read
+        .iter()
+        .chain(&def.write)
+        .chain(&def.deny)
+        .chain(def.cwd.iter())
+    {
+        if !(path.starts_with('/') || path.starts_with("~/") || path == "~") {
+            return Err(format!("path \"{path}\" must be absolute or start with ~/"));
+        }
+    }
+    if let Some(n) = def.network {
+        p.network = match n {
+            NetworkName::None => NetworkMode::None,
+            NetworkName::Loopback => NetworkMode::Loopback,
+            NetworkName::Full => NetworkMode::Full,
+        };
+    }
+    if let Some(env) = &def.env {
+        p.env = Some(env.clone());
+    }
+    if let Some(m) = def.on_missing {
+        p.on_missing = match m {
+            OnMissingName::Require => OnMissing::Require,
+            OnMissingName::BestEffort => OnMissing::BestEffort,
+        };
+    }
+    if def.cwd.is_some() {
+        p.cwd = def.cwd.clone();
+    }
+    if let Some(v) = def.isolate_processes {
+        p.isolate_processes = v;
+    }
+    if let Some(v) = def.seccomp {
+        p.seccomp = v;
+    }
+    if let Some(l) = &def.limits {
+        let size = |what: &str, v: &Option<String>| {
+            v.as_deref()
+                .map(|s| parse_size(s).map_err(|e| format!("limits.{what}: {e}")))
+                .transpose()
+        };
+        let dur = |what: &str, v: &Option<String>| {
+            v.as_deref()
+                .map(|s| parse_duration(s).map_err(|e| format!("limits.{what}: {e}")))
+                .transpose()
+        };
+        if let Some(v) = size("memory", &l.memory)? {
+            p.limits.memory_bytes = Some(v);
+        }
+        if let Some(v) = dur("cpu", &l.cpu)? {
+            p.limits.cpu = Some(v);
+        }
+        if let Some(v) = dur("timeout", &l.timeout)? {
+            p.limits.timeout = Some(v);
+        }
+        if let Some(v) = size("output", &l.output)? {
+            p.limits.max_output_bytes = Some(v);
+        }
+        if l.pids.is_some() {
+            p.limits.pids = l.pids;
+        }
+        if l.open_files.is_some() {
+            p.limits.open_files = l.open_files;
+        }
+    }
+    Ok(p)
+}
+
+fn default_config_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("bulkhead").join("config.toml"))
+}
+
+fn read_capped(path: &Path) -> Result<String, PolicyError> {
+    use std::io::Read;
+    let err = |message: String| PolicyError::Config {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
+    let mut text = String::new();
+    file.take(CONFIG_MAX_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| err(format!("cannot read: {e}")))?;
+    if text.len() as u64 > CONFIG_MAX_BYTES {
+        return Err(err(format!(
+            "larger than {CONFIG_MAX_BYTES} bytes; is this the right file?"
+        )));
+    }
+    Ok(text)
+}

@@ -1,0 +1,249 @@
+//! Filesystem rules through Landlock: read roots, write roots, and denied
+//! paths carved out of them.
+//!
+//! Landlock only ever *allows*: a rule grants access beneath a directory,
+//! and nothing can take part of it back. A denied path under a root is
+//! therefore carved out by [`carve`]: the root is replaced by each of its
+//! entries except the one that leads to the denied path, recursively. For
+//! `/` minus `/root/.ssh` that is every entry of `/` but `root`, plus every
+//! entry of `/root` but `.ssh`.
+//!
+//! # Caveats
+//! - Carving lists directories when the call starts. An entry created later
+//!   beside a denied path (a new file in `$HOME` when `~/.ssh` is denied) is
+//!   not readable by the tool.
+//! - Symlinks met while carving are left out: access through a symlink is
+//!   checked by Landlock at its target, so a link into a denied directory
+//!   gives nothing, and a link to an allowed place loses nothing.
+//! - Landlock does not restrict `connect` to a named Unix socket, nor reads
+//!   of already-open fds. bulkhead closes every inherited fd.
+
+use std::path::{Path, PathBuf};
+
+use bulkhead_ipc::FsRules;
+use landlock::{
+    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset,
+    RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
+};
+
+/// The newest Landlock ABI whose rights bulkhead asks for. Older kernels
+/// get the subset they know (best effort), and the report says which ABI
+/// was in force.
+const TARGET_ABI: ABI = ABI::V6;
+
+/// Entries visited while carving, at most. `/` minus a few `$HOME` secrets
+/// visits a few hundred; the bound only keeps a pathological tree (a
+/// denied path under a directory of millions of entries) from stalling
+/// the call's start.
+const MAX_CARVED_ENTRIES: usize = 100_000;
+
+/// What Landlock was asked to do, and what the kernel did.
+#[derive(Debug)]
+pub struct LandlockResult {
+    /// The kernel's Landlock ABI, 0 if none.
+    pub abi: i32,
+    pub status: Result<RulesetStatus, String>,
+    pub read_rules: usize,
+    pub write_rules: usize,
+    pub skipped: Vec<String>,
+}
+
+/// What else the same ruleset restricts besides the filesystem.
+#[derive(Debug, Clone, Copy)]
+pub struct Extras {
+    /// Deny TCP bind and connect (network `none`).
+    pub deny_tcp: bool,
+    /// Deny signals and abstract Unix sockets to anything outside the
+    /// sandbox (ABI 6).
+    pub scope: bool,
+}
+
+/// The kernel's Landlock ABI version, or the reason there is none.
+pub fn kernel_abi() -> Result<i32, String> {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: with a null attr and size 0 this only queries the version.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    if v >= 0 {
+        return Ok(v as i32);
+    }
+    let err = std::io::Error::last_os_error();
+    Err(match err.raw_os_error() {
+        Some(libc::ENOSYS) => {
+            "the kernel has no Landlock (ENOSYS; Linux ≥ 5.13 with CONFIG_SECURITY_LANDLOCK)".into()
+        }
+        Some(libc::EOPNOTSUPP) => {
+            "Landlock is built in but not enabled at boot (EOPNOTSUPP; add landlock to lsm=)".into()
+        }
+        _ => format!("landlock_create_ruleset: {err}"),
+    })
+}
+
+/// Restricts this process (and everything it starts) to `rules`.
+pub fn restrict(rules: Option<&FsRules>, extras: Extras) -> LandlockResult {
+    let abi = kernel_abi().unwrap_or(0);
+    let mut result = LandlockResult {
+        abi,
+        status: Err(String::new()),
+        read_rules: 0,
+        write_rules: 0,
+        skipped: Vec::new(),
+    };
+    result.status = build_and_restrict(rules, extras, &mut result);
+    result
+}
+
+fn build_and_restrict(
+    rules: Option<&FsRules>,
+    extras: Extras,
+    out: &mut LandlockResult,
+) -> Result<RulesetStatus, String> {
+    let err = |e: landlock::RulesetError| e.to_string();
+    let mut ruleset = Ruleset::default().set_compatibility(CompatLevel::BestEffort);
+    if rules.is_some() {
+        ruleset = ruleset
+            .handle_access(AccessFs::from_all(TARGET_ABI))
+            .map_err(err)?;
+    }
+    if extras.deny_tcp {
+        ruleset = ruleset
+            .handle_access(AccessNet::from_all(TARGET_ABI))
+            .map_err(err)?;
+    }
+    if extras.scope {
+        ruleset = ruleset.scope(Scope::from_all(TARGET_ABI)).map_err(err)?;
+    }
+    let mut created = ruleset.create().map_err(err)?;
+    if let Some(rules) = rules {
+        let deny: Vec<PathBuf> = rules.deny.iter().map(PathBuf::from).collect();
+        let read = carve(&to_paths(&rules.read), &deny);
+        let write = carve(&to_paths(&rules.write), &deny);
+        for (paths, access, count) in [
+            (&read, AccessFs::from_read(TARGET_ABI), &mut out.read_rules),
+            (&write, AccessFs::from_all(TARGET_ABI), &mut out.write_rules),
+        ] {
+            for path in paths {
+                let fd = match PathFd::new(path) {
+                    Ok(fd) => fd,
+                    Err(e) => {
+                        out.skipped.push(format!("{}: {e}", path.display()));
+                        continue;
+                    }
+                };
+                // A rule on a file may only carry file rights.
+                let access = if path.is_dir() {
+                    access
+                } else {
+                    access & AccessFs::from_file(TARGET_ABI)
+                };
+                created = created
+                    .add_rule(PathBeneath::new(fd, access))
+                    .map_err(err)?;
+                *count += 1;
+            }
+        }
+    }
+    let status = created.restrict_self().map_err(err)?;
+    Ok(status.ruleset)
+}
+
+fn to_paths(v: &[String]) -> Vec<PathBuf> {
+    v.iter().map(PathBuf::from).collect()
+}
+
+/// Replaces each root that contains a denied path by the parts of it that
+/// do not, so that allowing all of them allows nothing denied.
+pub fn carve(roots: &[PathBuf], deny: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut budget = MAX_CARVED_ENTRIES;
+    for root in roots {
+        carve_into(root, deny, &mut out, &mut budget);
+    }
+    out
+}
+
+fn carve_into(dir: &Path, deny: &[PathBuf], out: &mut Vec<PathBuf>, budget: &mut usize) {
+    if deny.iter().any(|d| dir.starts_with(d)) {
+        return;
+    }
+    if !deny.iter().any(|d| d.starts_with(dir)) {
+        out.push(dir.to_path_buf());
+        return;
+    }
+    // A denied path lies strictly beneath `dir`: allow its entries one by
+    // one instead. If it cannot be listed, allow none of it: failing closed
+    // is the only safe answer.
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if *budget == 0 {
+            return;
+        }
+        *budget -= 1;
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_symlink() {
+            continue;
+        }
+        let path = entry.path();
+        if kind.is_dir() {
+            carve_into(&path, deny, out, budget);
+        } else if !deny.iter().any(|d| path.starts_with(d)) {
+            out.push(path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_root_without_denied_paths_is_kept_whole() {
+        let roots = vec![PathBuf::from("/usr")];
+        assert_eq!(carve(&roots, &[PathBuf::from("/home/x/.ssh")]), roots);
+    }
+
+    #[test]
+    fn a_denied_root_is_dropped() {
+        let roots = vec![PathBuf::from("/home/x/.ssh/keys")];
+        assert!(carve(&roots, &[PathBuf::from("/home/x/.ssh")]).is_empty());
+    }
+
+    #[test]
+    fn a_denied_path_is_carved_out_and_its_siblings_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path();
+        for d in [".ssh", "src", "src/deep"] {
+            std::fs::create_dir(home.join(d)).unwrap();
+        }
+        std::fs::write(home.join(".bashrc"), "").unwrap();
+        std::fs::write(home.join(".ssh/id_ed25519"), "secret").unwrap();
+        std::os::unix::fs::symlink(home.join(".ssh"), home.join("keys")).unwrap();
+        let mut got = carve(&[home.to_path_buf()], &[home.join(".ssh")]);
+        got.sort();
+        // `keys` (a symlink) is left out; `.ssh` is gone; `src` is whole.
+        assert_eq!(got, vec![home.join(".bashrc"), home.join("src")]);
+    }
+
+    #[test]
+    fn a_denied_file_deep_down_carves_each_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("a/b/.env"), "K=V").unwrap();
+        std::fs::write(root.join("a/b/main.rs"), "").unwrap();
+        std::fs::write(root.join("a/top"), "").unwrap();
+        let mut got = carve(&[root.to_path_buf()], &[root.join("a/b/.env")]);
+        got.sort();
+        assert_eq!(got, vec![root.join("a/b/main.rs"), root.join("a/top")]);
+    }
+}

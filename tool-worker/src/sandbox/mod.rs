@@ -1,0 +1,255 @@
+//! The sandbox: the worker builds it around itself, from a [`SandboxSpec`],
+//! after its rlimits and before any thread or tool starts.
+//!
+//! Order matters, and each step says why it comes where it does.
+//! [`begin`] runs while the worker is single-threaded:
+//! 1. user namespace: the kernel refuses it to a multi-threaded process,
+//!    and the later namespaces need no privilege inside it;
+//! 2. network namespace (`lo` up for `loopback`).
+//!
+//! The worker then starts its two service threads (signals, host reader),
+//! because after step 3 it may start none. [`Pending::finish`] follows:
+//! 3. PID, IPC and UTS namespaces, only for a tool that starts processes;
+//! 4. capabilities dropped: the namespaces were what they were needed for;
+//! 5. Landlock: filesystem rules, TCP for `none`, signal scoping;
+//! 6. seccomp last, on every thread, since it denies `unshare` itself.
+//!
+//! # Caveats
+//! - Capabilities and Landlock apply to the thread that sets them and to
+//!   what it starts later. The two service threads, started before, keep
+//!   the user namespace's capabilities and no Landlock domain; they run no
+//!   tool code and start nothing. seccomp covers them (TSYNC).
+//!
+//! **Invariant:** a mechanism that was asked for and is not in force is
+//! either named in the report (`best-effort`) or refuses the call
+//! (`require`). Nothing degrades silently.
+
+#[cfg(target_os = "linux")]
+mod caps;
+#[cfg(target_os = "linux")]
+pub mod fs_rules;
+#[cfg(target_os = "linux")]
+mod namespaces;
+#[cfg(target_os = "linux")]
+pub mod probe;
+#[cfg(target_os = "linux")]
+mod seccomp;
+
+use bulkhead_ipc::{MechanismState, NetworkMode, OnMissing, SandboxSpec};
+
+/// The policy requires mechanisms the kernel does not offer.
+#[derive(Debug)]
+pub struct Refused {
+    pub message: String,
+    pub states: Vec<MechanismState>,
+}
+
+/// A sandbox half built: namespaces that need a single-threaded worker.
+#[derive(Debug)]
+pub struct Pending {
+    spec: SandboxSpec,
+    states: Vec<MechanismState>,
+    net_ns: bool,
+}
+
+/// Builds the part of the sandbox that needs a single-threaded process.
+pub fn begin(spec: &SandboxSpec) -> Pending {
+    let mut pending = Pending {
+        spec: spec.clone(),
+        states: Vec::new(),
+        net_ns: false,
+    };
+    build_first(&mut pending);
+    pending
+}
+
+impl Pending {
+    /// Builds the rest. `Ok` carries one state per mechanism; `Err` means
+    /// the policy is `require` and something it needs is missing.
+    pub fn finish(mut self, spawns_processes: bool) -> Result<Vec<MechanismState>, Refused> {
+        build_rest(&mut self, spawns_processes);
+        let missing: Vec<String> = self
+            .states
+            .iter()
+            .filter(|s| s.requested && !s.enforced)
+            .map(|s| format!("{} ({})", s.mechanism, s.detail))
+            .collect();
+        if self.spec.on_missing == OnMissing::Require && !missing.is_empty() {
+            return Err(Refused {
+                message: format!(
+                    "policy \"{}\" requires mechanisms this machine does not offer: {}. Run \
+                     `bulkhead doctor` for details, or use a best-effort policy.",
+                    self.spec.policy,
+                    missing.join("; ")
+                ),
+                states: self.states,
+            });
+        }
+        Ok(self.states)
+    }
+}
+
+fn state(mechanism: &str, requested: bool, result: Result<String, String>) -> MechanismState {
+    let (enforced, detail) = match result {
+        Ok(d) => (true, d),
+        Err(e) => (false, e),
+    };
+    MechanismState {
+        mechanism: mechanism.to_owned(),
+        requested,
+        enforced,
+        detail,
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn build_first(_: &mut Pending) {}
+
+#[cfg(not(target_os = "linux"))]
+fn build_rest(p: &mut Pending, _spawns_processes: bool) {
+    let why = || Err(format!("not available on {}", std::env::consts::OS));
+    let spec = &p.spec;
+    p.states = vec![
+        state("filesystem", spec.filesystem.is_some(), why()),
+        state("network", spec.network != NetworkMode::Full, why()),
+        state("processes", spec.isolate_processes, why()),
+        state("syscalls", spec.seccomp, why()),
+    ];
+}
+
+#[cfg(target_os = "linux")]
+fn build_first(p: &mut Pending) {
+    let spec = &p.spec;
+    let wants_net_ns = spec.network != NetworkMode::Full;
+    if wants_net_ns || spec.isolate_processes {
+        // Without a user namespace root can still unshare; anyone else
+        // cannot, and the steps below will say so.
+        let note = match namespaces::enter_user_ns() {
+            Ok(()) => Ok("own uid and gid mapped to themselves".into()),
+            Err(e) if nix::unistd::geteuid().is_root() => Err(format!(
+                "{e}; running as root, namespaces are made without it"
+            )),
+            Err(e) => Err(e),
+        };
+        p.states.push(state("user_ns", false, note));
+    }
+    if wants_net_ns {
+        let r = namespaces::enter_net_ns().and_then(|()| match spec.network {
+            NetworkMode::Loopback => namespaces::loopback_up()
+                .map(|()| "private network namespace; only its own lo, up".to_owned()),
+            _ => Ok("empty network namespace: no interface, lo down".to_owned()),
+        });
+        p.net_ns = r.is_ok();
+        p.states.push(state("net_ns", true, r));
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn build_rest(p: &mut Pending, spawns_processes: bool) {
+    let spec = &p.spec;
+    let out = &mut p.states;
+    if spec.isolate_processes {
+        let r = if spawns_processes {
+            namespaces::enter_pid_ipc_uts_ns().map(|()| {
+                "PID, IPC and UTS namespaces: the tool is PID 1 of its own tree, which dies with it"
+                    .to_owned()
+            })
+        } else {
+            Ok("not needed: this tool runs in the worker and starts no process".to_owned())
+        };
+        out.push(state("pid_ns", true, r));
+    }
+
+    out.push(state("capabilities", true, caps::drop_all()));
+
+    let deny_tcp = spec.network == NetworkMode::None;
+    let landlock = fs_rules::restrict(
+        spec.filesystem.as_ref(),
+        fs_rules::Extras {
+            deny_tcp,
+            scope: true,
+        },
+    );
+    push_landlock(out, spec, &landlock);
+
+    // Without a network namespace, `none` falls back to refusing Internet
+    // sockets here.
+    let deny_inet = deny_tcp && !p.net_ns;
+    if spec.seccomp || deny_inet {
+        let r = seccomp::install(deny_inet).map(|()| seccomp::describe(deny_inet));
+        if deny_inet {
+            out.push(state(
+                "seccomp_inet",
+                true,
+                r.clone().map(|_| {
+                    "socket(AF_INET, AF_INET6, AF_PACKET) refused: the fallback for a missing \
+                     network namespace"
+                        .into()
+                }),
+            ));
+            if let Some(n) = out.iter_mut().find(|s| s.mechanism == "net_ns") {
+                // The fallback covers `none`; the namespace is then not a
+                // requirement, but its absence stays on record.
+                n.requested = r.is_err();
+            }
+        }
+        out.push(state("seccomp", spec.seccomp, r));
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn push_landlock(out: &mut Vec<MechanismState>, spec: &SandboxSpec, ll: &fs_rules::LandlockResult) {
+    use landlock::RulesetStatus;
+    let in_force = matches!(
+        ll.status,
+        Ok(RulesetStatus::FullyEnforced | RulesetStatus::PartiallyEnforced)
+    );
+    let why_not = || match &ll.status {
+        Err(e) if !e.is_empty() => e.clone(),
+        _ => match fs_rules::kernel_abi() {
+            Ok(abi) => format!("Landlock ABI {abi} lacks it"),
+            Err(e) => e,
+        },
+    };
+    if let Some(rules) = &spec.filesystem {
+        let r = if in_force && ll.abi >= 1 {
+            let partial = matches!(ll.status, Ok(RulesetStatus::PartiallyEnforced));
+            Ok(format!(
+                "Landlock ABI {}{}: {} read rules, {} write rules, {} denied paths carved out{}",
+                ll.abi,
+                if partial {
+                    " (partial: rights of newer ABIs missing)"
+                } else {
+                    ""
+                },
+                ll.read_rules,
+                ll.write_rules,
+                rules.deny.len(),
+                if ll.skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} roots absent", ll.skipped.len())
+                }
+            ))
+        } else {
+            Err(why_not())
+        };
+        out.push(state("landlock_fs", true, r));
+    }
+    if spec.network == NetworkMode::None {
+        let r = if in_force && ll.abi >= 4 {
+            Ok("TCP bind and connect refused".to_owned())
+        } else {
+            Err(why_not())
+        };
+        // A second wall behind the network namespace, for TCP only; the
+        // named fallback when the namespace is missing is `seccomp_inet`.
+        out.push(state("landlock_tcp", false, r));
+    }
+    let r = if in_force && ll.abi >= 6 {
+        Ok("no signals or abstract Unix sockets to processes outside the sandbox".to_owned())
+    } else {
+        Err(why_not())
+    };
+    out.push(state("landlock_scope", false, r));
+}

@@ -1,0 +1,139 @@
+//! `bulkhead-worker --probe-sandbox`: which sandbox mechanisms this kernel
+//! offers, each tried for real in a throwaway child process, for
+//! `bulkhead doctor`.
+//!
+//! Reading version numbers and sysctls says what *should* work; only trying
+//! says what does (a container's seccomp profile, an LSM, or a sysctl can
+//! each refuse what the kernel version promises). The sysctls are read
+//! afterwards, to say *why* something failed.
+
+use std::io::{Read, Write};
+
+use serde::Serialize;
+
+use super::{caps, fs_rules, namespaces, seccomp};
+
+/// One row of the probe.
+#[derive(Debug, Serialize)]
+pub struct Probe {
+    pub mechanism: &'static str,
+    pub available: bool,
+    pub detail: String,
+}
+
+pub fn run() -> Vec<Probe> {
+    let root = nix::unistd::geteuid().is_root();
+    // Namespaces as the worker makes them: in a user namespace first, or
+    // without one when root may.
+    let with_userns = move |f: fn() -> Result<(), String>| {
+        move || {
+            let user = namespaces::enter_user_ns();
+            if let Err(e) = &user
+                && !root
+            {
+                return Err(e.clone());
+            }
+            f().map(|()| {
+                if user.is_ok() {
+                    "inside a user namespace"
+                } else {
+                    "as root, without a user namespace"
+                }
+                .to_owned()
+            })
+        }
+    };
+    let abi = fs_rules::kernel_abi();
+    let landlock = |min: i32, what: &str| match &abi {
+        Ok(v) if *v >= min => Ok(format!("Landlock ABI {v}: {what}")),
+        Ok(v) => Err(format!("Landlock ABI {v} < {min}, which {what} needs")),
+        Err(e) => Err(e.clone()),
+    };
+    let mut rows = vec![
+        row(
+            "user_ns",
+            in_child(|| {
+                namespaces::enter_user_ns().map(|()| "unshare(CLONE_NEWUSER) works".into())
+            }),
+        ),
+        row("net_ns", in_child(with_userns(namespaces::enter_net_ns))),
+        row(
+            "pid_ns",
+            in_child(with_userns(namespaces::enter_pid_ipc_uts_ns)),
+        ),
+        row("capabilities", in_child(caps::drop_all)),
+        row("landlock_fs", landlock(1, "filesystem rules")),
+        row("landlock_tcp", landlock(4, "TCP bind/connect rules")),
+        row(
+            "landlock_scope",
+            landlock(6, "signal and abstract-socket scoping"),
+        ),
+        row(
+            "seccomp",
+            in_child(|| {
+                nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
+                seccomp::install(false)
+                    .map(|()| "filters install (EPERM for the denied set)".into())
+            }),
+        ),
+    ];
+    for r in &mut rows {
+        r.detail = format!(
+            "{}{}",
+            r.detail,
+            if root { "; running as root" } else { "" }
+        );
+    }
+    rows
+}
+
+fn row(mechanism: &'static str, r: Result<String, String>) -> Probe {
+    let (available, detail) = match r {
+        Ok(d) => (true, d),
+        Err(e) => (false, e),
+    };
+    Probe {
+        mechanism,
+        available,
+        detail,
+    }
+}
+
+/// Most bytes of one probe's answer; a line of text.
+const ANSWER_CAP: u64 = 4096;
+
+/// Runs `f` in a forked child, so whatever it changes (namespaces, filters)
+/// dies with the child. The probe process is single-threaded, which is what
+/// makes `fork` safe here.
+fn in_child(f: impl FnOnce() -> Result<String, String>) -> Result<String, String> {
+    let (rx, tx) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
+    // SAFETY: the probe runs before any thread exists; the child only makes
+    // syscalls and formats a string before it exits.
+    match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
+        nix::unistd::ForkResult::Child => {
+            drop(rx);
+            let (code, text) = match f() {
+                Ok(t) => (0, t),
+                Err(e) => (1, e),
+            };
+            let mut tx = std::fs::File::from(tx);
+            let _ = tx.write_all(text.as_bytes());
+            // SAFETY: leave without running the parent's atexit handlers.
+            unsafe { libc::_exit(code) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(tx);
+            let mut text = String::new();
+            let _ = std::fs::File::from(rx)
+                .take(ANSWER_CAP)
+                .read_to_string(&mut text);
+            let status =
+                nix::sys::wait::waitpid(child, None).map_err(|e| format!("waitpid: {e}"))?;
+            match status {
+                nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(text),
+                nix::sys::wait::WaitStatus::Exited(..) => Err(text),
+                other => Err(format!("probe child ended with {other:?}")),
+            }
+        }
+    }
+}
