@@ -83,6 +83,10 @@ pub struct RunArgs {
     /// The tool then runs to its end instead of being stopped at the cap.
     #[arg(long, value_parser = size, default_value = "0")]
     pub tail: u64,
+    /// Largest file the tool may write (RLIMIT_FSIZE; e.g. 100M)
+    /// [default: the policy's, else 4GiB].
+    #[arg(long, value_parser = size)]
+    pub max_file_size: Option<u64>,
     /// Processes the call may run at once [default: the policy's, else 256].
     #[arg(long)]
     pub pids: Option<u64>,

@@ -61,6 +61,7 @@ pub fn choose(args: &RunArgs, config: Option<&std::path::Path>) -> Result<Chosen
         pids: args.pids,
         open_files: None,
         max_output_bytes: args.max_output,
+        file_size_bytes: args.max_file_size,
     };
     let mut limits = flags.apply(policy.limits.apply(CallLimits::default()));
     limits.tail_bytes = args.tail;

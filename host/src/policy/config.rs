@@ -22,6 +22,7 @@
 //! pids = 64
 //! open_files = 256
 //! output = "1MiB"
+//! file_size = "1GiB"
 //! ```
 //!
 //! A table named after a preset changes that preset.
@@ -109,6 +110,7 @@ struct LimitsDef {
     pids: Option<u64>,
     open_files: Option<u64>,
     output: Option<String>,
+    file_size: Option<String>,
 }
 
 impl Default for PolicySet {
@@ -318,6 +320,9 @@ fn apply_def(mut p: Policy, name: &str, def: &PolicyDef) -> Result<Policy, Strin
         }
         if let Some(v) = size("output", &l.output)? {
             p.limits.max_output_bytes = Some(v);
+        }
+        if let Some(v) = size("file_size", &l.file_size)? {
+            p.limits.file_size_bytes = Some(v);
         }
         if l.pids.is_some() {
             p.limits.pids = l.pids;

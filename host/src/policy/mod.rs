@@ -72,6 +72,8 @@ pub struct PolicyLimits {
     pub pids: Option<u64>,
     pub open_files: Option<u64>,
     pub max_output_bytes: Option<u64>,
+    /// RLIMIT_FSIZE: the largest file a tool may write.
+    pub file_size_bytes: Option<u64>,
 }
 
 impl PolicyLimits {
@@ -94,6 +96,9 @@ impl PolicyLimits {
         }
         if let Some(v) = self.max_output_bytes {
             base.max_output_bytes = v;
+        }
+        if let Some(v) = self.file_size_bytes {
+            base.file_size_bytes = v;
         }
         base
     }
