@@ -145,8 +145,9 @@ async fn drive(
         stdout: channel.worker_stdout,
         env,
         cwd: req.cwd.clone(),
+        cgroups: cage.spawn_cgroups(),
     };
-    let mut child = match inner.spawner.spawn(spawn).await {
+    let (mut child, carried) = match inner.spawner.spawn(spawn).await {
         Ok(c) => c,
         Err(e) => {
             let error = format!("cannot start worker {}: {e}", inner.worker.path.display());
@@ -157,13 +158,20 @@ async fn drive(
     let pid = child.id().unwrap_or(0);
     // The worker waits for our Hello before it runs anything, so attaching
     // here, before the first write, puts the whole tool inside the cage.
-    if let Err(e) = cage.attach(pid) {
-        let _ = child.start_kill();
-        let _ = child.wait().await;
-        return sup.finish_early_with(Outcome::Failed {
-            error: format!("cannot confine worker {pid}: {e}"),
-        });
-    }
+    // A worker born in its v1 cgroups is already there (checked), and its
+    // cgroup2 kill cgroup is joined in the background: that write waits for
+    // an RCU grace period (ms) and only makes the kill atomic (see
+    // `enforce::DeferredAttach`).
+    let kill_attach = match cage.attach_spawned(pid, carried) {
+        Ok(deferred) => deferred.map(|d| tokio::task::spawn_blocking(move || d.run())),
+        Err(e) => {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            return sup.finish_early_with(Outcome::Failed {
+                error: format!("cannot confine worker {pid}: {e}"),
+            });
+        }
+    };
     let stderr_tail = worker_io::spawn_stderr_tail(child.stderr.take());
     let mut frames = worker_io::spawn_reader(channel.from_worker);
     let (granted, granted_rx) = watch::channel(CREDIT_WINDOW);
@@ -228,6 +236,17 @@ async fn drive(
         }
     };
 
+    // The background attach writes the worker's pid: it must be done
+    // before anything below reaps the worker and frees that pid.
+    if let Some(task) = kill_attach {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "worker not in its kill cgroup; killing it member by member")
+            }
+            Err(e) => tracing::warn!(error = %e, "the kill cgroup attach did not finish"),
+        }
+    }
     // Let a worker that reported exit on its own; kill anything else.
     let status = if verdict.is_none() && sup.validator.ended() {
         tokio::time::timeout(EXIT_GRACE, child.wait())

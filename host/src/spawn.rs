@@ -18,6 +18,8 @@ use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
+use crate::enforce::SpawnCgroups;
+
 /// Environment variables a worker receives by default. No secrets: API keys
 /// and tokens of the host never reach a worker unless configured.
 pub const DEFAULT_ENV_ALLOWLIST: &[&str] = &[
@@ -83,9 +85,16 @@ pub struct SpawnRequest {
     pub stdout: OwnedFd,
     pub env: Vec<(String, String)>,
     pub cwd: Option<PathBuf>,
+    /// Cgroups the spawner thread joins for the spawn, so that the worker
+    /// is born in them (see `enforce::carry`).
+    pub cgroups: SpawnCgroups,
 }
 
-type Reply = oneshot::Sender<std::io::Result<tokio::process::Child>>;
+/// A started worker, and whether it was born in the request's `cgroups`
+/// (false: they were empty, or entering them failed; attach it instead).
+pub type Spawned = (tokio::process::Child, bool);
+
+type Reply = oneshot::Sender<std::io::Result<Spawned>>;
 
 /// Handle to the spawner thread. Cloning shares the thread.
 #[derive(Clone)]
@@ -110,7 +119,7 @@ impl Spawner {
         Ok(Self { tx })
     }
 
-    pub async fn spawn(&self, req: SpawnRequest) -> std::io::Result<tokio::process::Child> {
+    pub async fn spawn(&self, req: SpawnRequest) -> std::io::Result<Spawned> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send((req, reply))
@@ -120,7 +129,7 @@ impl Spawner {
     }
 }
 
-fn spawn_one(req: SpawnRequest) -> std::io::Result<tokio::process::Child> {
+fn spawn_one(req: SpawnRequest) -> std::io::Result<Spawned> {
     let mut cmd = tokio::process::Command::new(&req.program);
     cmd.env_clear()
         .envs(req.env)
@@ -134,5 +143,13 @@ fn spawn_one(req: SpawnRequest) -> std::io::Result<tokio::process::Child> {
     if let Some(cwd) = req.cwd {
         cmd.current_dir(cwd);
     }
-    cmd.spawn()
+    // Everything is built before entering: the thread spends as little as
+    // possible inside the call's cgroups.
+    let carried = req.cgroups.enter();
+    let child = cmd.spawn();
+    let born_inside = carried.is_some();
+    if let Some(carried) = carried {
+        carried.leave();
+    }
+    Ok((child?, born_inside))
 }

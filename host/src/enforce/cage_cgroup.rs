@@ -5,9 +5,14 @@ use std::collections::HashSet;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::carry::SpawnCgroups;
 use super::cgfs::{self, CgDir};
 use super::proctree::{self, Signalled, Tracker};
 use super::{Graveyard, KILL_PATIENCE, KillReport, Sample, cgroup_v1, cgroup_v2};
+
+/// A pids cap the spawner thread may join for a spawn: it counts as one task
+/// while inside, so with a cap of 1 the worker's own fork would be refused.
+const MIN_CARRIED_PIDS: u64 = 2;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Flavor {
@@ -24,6 +29,9 @@ pub(crate) struct CgroupCage {
     others: Vec<CgDir>,
     /// The directory whose `cgroup.kill` kills the call, if any.
     kill: Option<CgDir>,
+    /// Directories the worker can be born in (see `carry`), with their
+    /// controller names.
+    carry: Vec<(&'static str, CgDir)>,
     tracker: Tracker,
     oom_seen: bool,
     last_failcnt: u64,
@@ -42,6 +50,7 @@ impl CgroupCage {
             primary,
             others: Vec::new(),
             kill,
+            carry: Vec::new(),
             tracker: Tracker::default(),
             oom_seen: false,
             last_failcnt: 0,
@@ -55,6 +64,60 @@ impl CgroupCage {
             self.kill = Some(dir.clone());
         }
         self.others.push(dir);
+    }
+
+    /// Marks `dir` (a v1 `controller` cgroup of this cage) as one the worker
+    /// may be spawned in; see [`SpawnCgroups`]. A pids cap below
+    /// [`MIN_CARRIED_PIDS`] and simulated hierarchies are left to `attach`.
+    pub fn carry(&mut self, controller: &'static str, dir: &CgDir, pids_max: Option<u64>) {
+        if !dir.simulated && pids_max.is_none_or(|n| n >= MIN_CARRIED_PIDS) {
+            self.carry.push((controller, dir.clone()));
+        }
+    }
+
+    pub fn spawn_cgroups(&self) -> SpawnCgroups {
+        let mut out = SpawnCgroups::default();
+        for (controller, dir) in &self.carry {
+            if let Some(mount) = dir.mount() {
+                out.push(controller, mount, dir.path.clone());
+            }
+        }
+        out
+    }
+
+    /// Attaches a worker spawned with [`Self::spawn_cgroups`] entered
+    /// (`carried`): the carried directories already hold it, which is
+    /// checked; the others are written now, except the cgroup2 kill
+    /// directory, returned to be attached off the critical path (its write
+    /// takes the lock this module avoids). Not carried: [`Self::attach`].
+    pub fn attach_spawned(
+        &mut self,
+        pid: u32,
+        carried: bool,
+    ) -> Result<Option<DeferredAttach>, super::EnforceError> {
+        let in_all = carried
+            && !self.carry.is_empty()
+            && self.carry.iter().all(|(_, d)| d.contains(pid as i32));
+        if !in_all {
+            self.attach(pid)?;
+            return Ok(None);
+        }
+        let mut deferred = None;
+        for dir in &self.others {
+            if self.carry.iter().any(|(_, d)| d.path == dir.path) {
+                continue;
+            }
+            match &self.kill {
+                Some(k) if k.path == dir.path => {
+                    deferred = Some(DeferredAttach {
+                        dir: dir.clone(),
+                        pid,
+                    });
+                }
+                _ => dir.write("cgroup.procs", &pid.to_string())?,
+            }
+        }
+        Ok(deferred)
     }
 
     fn dirs(&self) -> impl Iterator<Item = &CgDir> {
@@ -184,6 +247,27 @@ impl CgroupCage {
             killed: killed.len(),
             survivors,
         }
+    }
+}
+
+/// The attach of a worker to the cgroup2 cgroup used only for
+/// `cgroup.kill`, left for later by [`CgroupCage::attach_spawned`].
+///
+/// Until it has run, `cgroup.kill` misses the worker, and the processes it
+/// starts before then stay outside that cgroup for good; they are all in
+/// the call's v1 cgroups from birth, so `kill_all`'s loop over those kills
+/// them. The caller must run it to its end before the worker can be reaped:
+/// the pid written must still be the worker's.
+#[derive(Debug)]
+#[must_use = "the worker is not in its kill cgroup until this runs"]
+pub struct DeferredAttach {
+    dir: CgDir,
+    pid: u32,
+}
+
+impl DeferredAttach {
+    pub fn run(self) -> Result<(), super::EnforceError> {
+        self.dir.write("cgroup.procs", &self.pid.to_string())
     }
 }
 

@@ -52,6 +52,12 @@ impl CgDir {
         read(&self.file(name))
     }
 
+    /// The hierarchy's mount point: `path` without the components of `rel`.
+    pub fn mount(&self) -> Option<PathBuf> {
+        let depth = self.rel.split('/').filter(|c| !c.is_empty()).count();
+        self.path.ancestors().nth(depth).map(Path::to_path_buf)
+    }
+
     /// Pids listed in `cgroup.procs` (an unreadable file reads as empty: the
     /// cgroup is gone).
     pub fn procs(&self) -> Vec<i32> {

@@ -70,6 +70,7 @@
 //!   the delegated cgroup v2 layout, moves the host into a leaf cgroup.
 
 mod cage_cgroup;
+mod carry;
 mod cgfs;
 pub mod cgroup_v1;
 pub mod cgroup_v2;
@@ -83,7 +84,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use cage_cgroup::DeferredAttach;
 use cage_cgroup::{CgroupCage, Flavor};
+pub use carry::{Carried, SpawnCgroups};
 use stale::Graveyard;
 use watchdog::WatchdogCage;
 
@@ -396,11 +399,14 @@ impl Enforcer {
                 };
                 // Built step by step: if a later step fails, dropping the
                 // partial cage removes what was created.
-                let mut cage = CgroupCage::new(flavor, dir, self.graveyard.clone());
+                let mut cage = CgroupCage::new(flavor, dir.clone(), self.graveyard.clone());
+                cage.carry("memory", &dir, None);
                 if limits.pids.is_some() {
                     match &self.probe.v1.pids {
                         Ok(parent) => {
-                            cage.add(cgroup_v1::create_pids(parent, &name, limits.pids)?, false)
+                            let pids = cgroup_v1::create_pids(parent, &name, limits.pids)?;
+                            cage.carry("pids", &pids, limits.pids);
+                            cage.add(pids, false);
                         }
                         Err(why) => tracing::debug!(%why, "no pids cap for this call"),
                     }
@@ -457,6 +463,30 @@ impl Cage {
         match &mut self.inner {
             Inner::Cgroup(c) => c.attach(pid),
             Inner::Watchdog(w) => w.attach(pid),
+        }
+    }
+
+    /// The cgroups a thread spawning the worker should be in (see
+    /// [`SpawnCgroups`]); empty when the worker must be attached after its
+    /// spawn.
+    pub fn spawn_cgroups(&self) -> SpawnCgroups {
+        match &self.inner {
+            Inner::Cgroup(c) => c.spawn_cgroups(),
+            Inner::Watchdog(_) => SpawnCgroups::default(),
+        }
+    }
+
+    /// Like [`Cage::attach`], for a worker spawned with
+    /// [`Cage::spawn_cgroups`] entered (`carried`) or not. A returned
+    /// [`DeferredAttach`] must be run before the worker is reaped.
+    pub fn attach_spawned(
+        &mut self,
+        pid: u32,
+        carried: bool,
+    ) -> Result<Option<DeferredAttach>, EnforceError> {
+        match &mut self.inner {
+            Inner::Cgroup(c) => c.attach_spawned(pid, carried),
+            Inner::Watchdog(w) => w.attach(pid).map(|()| None),
         }
     }
 
