@@ -36,7 +36,11 @@ fn read_a_secret_through_a_symlink() {
 fn write_outside_the_roots() {
     let fx = Fixture::new();
     let target = fx.outside.path().join("planted");
-    let a = attempt(&fx, &["write_outside", "--path", &target.display().to_string()], &[]);
+    let a = attempt(
+        &fx,
+        &["write_outside", "--path", &target.display().to_string()],
+        &[],
+    );
     a.assert_stopped_by(&["landlock_fs"], &["EACCES"]);
     assert!(!target.exists(), "the file was written");
 }
@@ -51,7 +55,12 @@ fn fill_the_disk_past_the_file_size_limit() {
         &["fill_disk", "--dir", "$TMPDIR", "--limit", "1048576"],
         &["--max-file-size", "1M"],
     );
-    assert_eq!(applied(&a, "RLIMIT_FSIZE"), "1048576", "{}", a.report["enforcement"]);
+    assert_eq!(
+        applied(&a, "RLIMIT_FSIZE"),
+        "1048576",
+        "{}",
+        a.report["enforcement"]
+    );
     assert!(!a.escaped(), "{}", a.probe);
     assert_eq!(a.errno_name(), "EFBIG", "{}", a.probe);
     println!("| fill_disk | RLIMIT_FSIZE | blocked: write EFBIG |");

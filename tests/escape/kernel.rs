@@ -30,7 +30,11 @@ fn use_an_fd_inherited_from_the_host() {
         },
     );
     drop(leaked);
-    assert!(applied(&a, "inherited_fds").starts_with("closed"), "{}", a.report["enforcement"]);
+    assert!(
+        applied(&a, "inherited_fds").starts_with("closed"),
+        "{}",
+        a.report["enforcement"]
+    );
     assert!(!a.escaped(), "{}", a.probe);
     assert_eq!(a.errno_name(), "EBADF", "{}", a.probe);
     println!("| inherited_fd | close_range in the worker | blocked: fcntl EBADF |");
@@ -42,7 +46,11 @@ fn use_an_fd_inherited_from_the_host() {
 fn inject_terminal_input() {
     let fx = Fixture::new();
     let a = attempt(&fx, &["tiocsti"], &[]);
-    assert!(applied(&a, "session").contains("new session"), "{}", a.report["enforcement"]);
+    assert!(
+        applied(&a, "session").contains("new session"),
+        "{}",
+        a.report["enforcement"]
+    );
     a.assert_stopped_by(&["seccomp"], &["EPERM"]);
 }
 

@@ -52,7 +52,8 @@ impl Attempt {
     }
 
     pub fn enforced(&self, mechanism: &str) -> bool {
-        self.mechanism(mechanism).is_some_and(|m| m["enforced"] == true)
+        self.mechanism(mechanism)
+            .is_some_and(|m| m["enforced"] == true)
     }
 
     /// Asserts the attempt failed. If one of `mechanisms` is enforced, the
@@ -60,7 +61,11 @@ impl Attempt {
     /// the report must say each is not enforced. Returns the enforced
     /// mechanism, for the matrix.
     pub fn assert_stopped_by(&self, mechanisms: &[&str], errnos: &[&str]) -> String {
-        let enforced: Vec<&str> = mechanisms.iter().copied().filter(|m| self.enforced(m)).collect();
+        let enforced: Vec<&str> = mechanisms
+            .iter()
+            .copied()
+            .filter(|m| self.enforced(m))
+            .collect();
         if enforced.is_empty() {
             for m in mechanisms {
                 let state = self.mechanism(m);
@@ -75,11 +80,20 @@ impl Attempt {
                 "| {} | none here: {} reported not enforced ({not_enforced}) | {} |",
                 self.probe["attempt"].as_str().unwrap_or("?"),
                 mechanisms.join(", "),
-                if self.escaped() { "escaped (reported)" } else { "failed anyway" }
+                if self.escaped() {
+                    "escaped (reported)"
+                } else {
+                    "failed anyway"
+                }
             );
             return "not enforced".into();
         }
-        assert!(!self.escaped(), "the attempt escaped: {:#}\n{:#}", self.probe, self.report["enforcement"]);
+        assert!(
+            !self.escaped(),
+            "the attempt escaped: {:#}\n{:#}",
+            self.probe,
+            self.report["enforcement"]
+        );
         assert!(
             errnos.contains(&self.errno_name()),
             "stopped, but with {} at stage {} (wanted {errnos:?} from {enforced:?}): {:#}",
@@ -103,6 +117,12 @@ impl Attempt {
 pub struct Fixture {
     pub home: tempfile::TempDir,
     pub outside: tempfile::TempDir,
+}
+
+impl Default for Fixture {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Fixture {
@@ -159,7 +179,14 @@ pub fn attempt_with(
     let mut cmd = Command::new("/bin/bash");
     cmd.args(["-c", r#"exec "$0" "${@//HOSTPID/$$}""#])
         .arg(bin("bulkhead"))
-        .args(["run", "shell", &args_json, "--json", "--policy", "untrusted"])
+        .args([
+            "run",
+            "shell",
+            &args_json,
+            "--json",
+            "--policy",
+            "untrusted",
+        ])
         .args(["--allow-read", &probe_dir])
         .args(extra)
         .env("HOME", fx.home.path())
@@ -197,5 +224,7 @@ pub fn attempt_with(
 /// The value the worker reported for a non-sandbox confinement step
 /// (rlimits, fds, session), e.g. `RLIMIT_FSIZE`.
 pub fn applied<'a>(a: &'a Attempt, name: &str) -> &'a str {
-    a.report["enforcement"]["worker"][name].as_str().unwrap_or("not reported")
+    a.report["enforcement"]["worker"][name]
+        .as_str()
+        .unwrap_or("not reported")
 }

@@ -29,8 +29,15 @@ fn resolve_a_name() {
     resolver.set_nonblocking(true).unwrap();
     let addr = resolver.local_addr().unwrap().to_string();
     let fx = Fixture::new();
-    let a = attempt(&fx, &["dns", "--server", &addr, "--name", "example.test"], &[]);
+    let a = attempt(
+        &fx,
+        &["dns", "--server", &addr, "--name", "example.test"],
+        &[],
+    );
     a.assert_stopped_by(&["net_ns", "seccomp_inet"], &["ENETUNREACH", "EPERM"]);
     let mut buf = [0u8; 512];
-    assert!(resolver.recv_from(&mut buf).is_err(), "the resolver got a query");
+    assert!(
+        resolver.recv_from(&mut buf).is_err(),
+        "the resolver got a query"
+    );
 }

@@ -32,7 +32,11 @@ fn read_the_hosts_environment() {
         &["read_environ", "--pid", "HOSTPID", "--secret", SECRET_VAR],
         &[],
     );
-    assert_ne!(a.probe["stage"], "own_env", "the secret reached the tool: {}", a.probe);
+    assert_ne!(
+        a.probe["stage"], "own_env",
+        "the secret reached the tool: {}",
+        a.probe
+    );
     a.assert_stopped_by(&["landlock_fs"], &["EACCES"]);
 }
 
@@ -58,5 +62,8 @@ fn fork_bomb() {
     assert!(!a.escaped(), "{}", a.probe);
     assert_eq!(a.probe["stage"], "fork", "{}", a.probe);
     assert_eq!(a.errno_name(), "EAGAIN", "{}", a.probe);
-    println!("| fork_bomb | pids cap ({}) | blocked: fork EAGAIN |", a.report["enforcement"]["memory"]);
+    println!(
+        "| fork_bomb | pids cap ({}) | blocked: fork EAGAIN |",
+        a.report["enforcement"]["memory"]
+    );
 }
