@@ -1,7 +1,7 @@
 //! `bulkhead-bench`: bulkhead's benchmarks, each against a baseline measured
 //! in the same run (see BENCHMARKS.md; `scripts/bench` builds and runs it).
 //!
-//! Usage: `bulkhead-bench [all | overhead | ipc | rss | kill | search]…`
+//! Usage: `bulkhead-bench [all | overhead | sandbox | ipc | rss | kill | search]…`
 //!
 //! Every result is printed twice on stdout: as a markdown table row
 //! (`| … |`) and as one JSON object per line (`{"bench": …}`), so
@@ -18,6 +18,7 @@ mod ipc;
 mod kill;
 mod overhead;
 mod rss;
+mod sandbox;
 mod search;
 
 use std::path::{Path, PathBuf};
@@ -25,7 +26,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// The benchmarks, in the order `all` runs them.
-const BENCHES: [&str; 5] = ["overhead", "ipc", "rss", "kill", "search"];
+const BENCHES: [&str; 6] = ["overhead", "sandbox", "ipc", "rss", "kill", "search"];
 
 /// The header of the results table; every row has these seven cells.
 const HEADER: &str = "| benchmark | measured | baseline (same run) | ratio / figure | target | met? | command to reproduce |\n\
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
         eprintln!("== {name}");
         match name.as_str() {
             "overhead" => overhead::run(),
+            "sandbox" => sandbox::run(),
             "ipc" => ipc::run(),
             "rss" => rss::run(),
             "kill" => kill::run(),
