@@ -360,3 +360,115 @@ fn read_capped(path: &Path) -> Result<String, PolicyError> {
     }
     Ok(text)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn parse(text: &str) -> Result<PolicySet, String> {
+        PolicySet::parse(text, Path::new("/etc/bulkhead.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn no_config_gives_the_presets_and_their_defaults() {
+        let set = parse("").unwrap();
+        assert_eq!(set.tool_default, "workspace");
+        assert_eq!(set.mcp_default, "untrusted");
+        let names: Vec<_> = set.all().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["untrusted", "workspace", "trusted"]);
+    }
+
+    #[test]
+    fn a_policy_extends_another_and_adds_to_it() {
+        let set = parse(
+            r#"
+            [defaults]
+            tool_policy = "child"
+            [policies.child]
+            extends = "parent"
+            read = ["~/more"]
+            [policies.child.limits]
+            memory = "256MiB"
+            timeout = "2m"
+            [policies.parent]
+            extends = "untrusted"
+            read = ["/data"]
+            network = "loopback"
+            on_missing = "require"
+            "#,
+        )
+        .unwrap();
+        let child = set.get("child").unwrap();
+        assert_eq!(child.network, NetworkMode::Loopback);
+        assert_eq!(child.on_missing, OnMissing::Require);
+        let FsPolicy::Restricted { read, system, .. } = &child.filesystem else {
+            panic!("restricted");
+        };
+        assert!(system);
+        assert_eq!(read, &["/data".to_owned(), "~/more".to_owned()]);
+        assert_eq!(child.limits.memory_bytes, Some(256 << 20));
+        assert_eq!(child.limits.timeout, Some(Duration::from_secs(120)));
+        assert_eq!(set.tool_default, "child");
+        assert!(child.explain().starts_with("child: "));
+    }
+
+    #[test]
+    fn a_table_named_after_a_preset_changes_it() {
+        let set = parse("[policies.untrusted]\nnetwork = \"loopback\"\n").unwrap();
+        assert_eq!(set.get("untrusted").unwrap().network, NetworkMode::Loopback);
+    }
+
+    #[test]
+    fn bad_configs_name_the_file_and_the_problem() {
+        let cases = [
+            (
+                "[policies.x]\nnetwrk = \"none\"\n",
+                "unknown field `netwrk`",
+            ),
+            ("[policies.x]\nnetwork = \"some\"\n", "some"),
+            (
+                "[policies.x]\nextends = \"nope\"\n",
+                "extends \"nope\", which is not defined",
+            ),
+            (
+                "[policies.a]\nextends = \"b\"\n[policies.b]\nextends = \"a\"\n",
+                "cycle",
+            ),
+            (
+                "[policies.x]\nread = [\"relative/dir\"]\n",
+                "must be absolute or start with ~/",
+            ),
+            ("[policies.x.limits]\nmemory = \"lots\"\n", "limits.memory"),
+            (
+                "[defaults]\ntool_policy = \"ghost\"\n",
+                "tool_policy = \"ghost\" is not a defined policy",
+            ),
+            (
+                "[policies.t]\nextends = \"trusted\"\nread = [\"/x\"]\n",
+                "restricted filesystem",
+            ),
+            ("this is not toml", "/etc/bulkhead.toml"),
+        ];
+        for (text, wanted) in cases {
+            let e = parse(text).unwrap_err();
+            assert!(e.contains("/etc/bulkhead.toml"), "{e}");
+            assert!(e.contains(wanted), "{text:?}: wanted {wanted:?} in {e}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_policy_lists_the_known_ones() {
+        let e = PolicySet::default().get("strict").unwrap_err().to_string();
+        assert!(
+            e.contains("unknown policy \"strict\"") && e.contains("untrusted"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_explicit_config_file_that_is_missing_is_an_error() {
+        let e = PolicySet::load(Some(Path::new("/no/such/bulkhead.toml"))).unwrap_err();
+        assert!(e.to_string().contains("/no/such/bulkhead.toml"), "{e}");
+    }
+}

@@ -68,25 +68,33 @@ impl Pending {
     /// the policy is `require` and something it needs is missing.
     pub fn finish(mut self, spawns_processes: bool) -> Result<Vec<MechanismState>, Refused> {
         build_rest(&mut self, spawns_processes);
-        let missing: Vec<String> = self
-            .states
-            .iter()
-            .filter(|s| s.requested && !s.enforced)
-            .map(|s| format!("{} ({})", s.mechanism, s.detail))
-            .collect();
-        if self.spec.on_missing == OnMissing::Require && !missing.is_empty() {
-            return Err(Refused {
-                message: format!(
-                    "policy \"{}\" requires mechanisms this machine does not offer: {}. Run \
-                     `bulkhead doctor` for details, or use a best-effort policy.",
-                    self.spec.policy,
-                    missing.join("; ")
-                ),
-                states: self.states,
-            });
-        }
-        Ok(self.states)
+        verdict(&self.spec, self.states)
     }
+}
+
+/// `require` refuses when a mechanism the policy asked for is not in
+/// force; `best-effort` runs, and the states say what is missing.
+fn verdict(
+    spec: &SandboxSpec,
+    states: Vec<MechanismState>,
+) -> Result<Vec<MechanismState>, Refused> {
+    let missing: Vec<String> = states
+        .iter()
+        .filter(|s| s.requested && !s.enforced)
+        .map(|s| format!("{} ({})", s.mechanism, s.detail))
+        .collect();
+    if spec.on_missing == OnMissing::Require && !missing.is_empty() {
+        return Err(Refused {
+            message: format!(
+                "policy \"{}\" requires mechanisms this machine does not offer: {}. Run \
+                 `bulkhead doctor` for details, or use a best-effort policy.",
+                spec.policy,
+                missing.join("; ")
+            ),
+            states,
+        });
+    }
+    Ok(states)
 }
 
 fn state(mechanism: &str, requested: bool, result: Result<String, String>) -> MechanismState {
@@ -252,4 +260,73 @@ fn push_landlock(out: &mut Vec<MechanismState>, spec: &SandboxSpec, ll: &fs_rule
         Err(why_not())
     };
     out.push(state("landlock_scope", false, r));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(on_missing: OnMissing) -> SandboxSpec {
+        SandboxSpec {
+            policy: "strict".into(),
+            filesystem: None,
+            network: NetworkMode::None,
+            isolate_processes: true,
+            seccomp: true,
+            on_missing,
+        }
+    }
+
+    fn states() -> Vec<MechanismState> {
+        vec![
+            state("net_ns", true, Err("unshare(CLONE_NEWNET): EPERM".into())),
+            state(
+                "landlock_scope",
+                false,
+                Err("Landlock ABI 5 lacks it".into()),
+            ),
+            state("seccomp", true, Ok("installed".into())),
+        ]
+    }
+
+    #[test]
+    fn require_refuses_naming_the_missing_mechanism_and_why() {
+        let refused = verdict(&spec(OnMissing::Require), states()).unwrap_err();
+        assert!(
+            refused.message.contains("policy \"strict\""),
+            "{}",
+            refused.message
+        );
+        assert!(
+            refused
+                .message
+                .contains("net_ns (unshare(CLONE_NEWNET): EPERM)"),
+            "{}",
+            refused.message
+        );
+        // Not requested: an extra wall, not a requirement.
+        assert!(
+            !refused.message.contains("landlock_scope"),
+            "{}",
+            refused.message
+        );
+        assert_eq!(refused.states.len(), 3);
+    }
+
+    #[test]
+    fn best_effort_runs_and_keeps_the_record() {
+        let states = verdict(&spec(OnMissing::BestEffort), states()).unwrap();
+        assert!(
+            states
+                .iter()
+                .any(|s| s.mechanism == "net_ns" && s.requested && !s.enforced)
+        );
+    }
+
+    #[test]
+    fn require_runs_when_only_unrequested_mechanisms_are_missing() {
+        let mut s = states();
+        s.remove(0);
+        assert!(verdict(&spec(OnMissing::Require), s).is_ok());
+    }
 }
