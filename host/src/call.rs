@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::enforce::{Cage, CageLimits};
+use crate::handle::{InputMsg, Pacing};
 use crate::host::{CallRequest, Inner};
 use crate::outcome::{KillReason, Outcome, Usage};
 use crate::output::CapturedOutput;
@@ -46,8 +47,9 @@ pub(crate) async fn run(
     events: mpsc::UnboundedSender<CallEvent>,
     live: watch::Sender<LiveStatus>,
     cancel: CancellationToken,
+    io: CallIo,
 ) {
-    let (report, leftovers) = drive(&inner, call_id, req, &events, &live, &cancel).await;
+    let (report, leftovers) = drive(&inner, call_id, req, &events, &live, &cancel, io).await;
     live.send_modify(|l| l.state = CallState::Ended);
     let _ = events.send(CallEvent::Finished(Box::new(report)));
     // Removing the (now empty) cgroups can take a while on cgroup v1, and a
@@ -58,6 +60,17 @@ pub(crate) async fn run(
         tokio::task::spawn_blocking(move || drop(leftovers));
     }
 }
+
+/// The caller's input and its pace through a streamed call's output.
+pub(crate) struct CallIo {
+    pub input: mpsc::Receiver<InputMsg>,
+    pub pacing: Arc<Pacing>,
+}
+
+/// Most input chunks a worker may have granted at once. A worker grants a
+/// window (16) and tops it up as it consumes; a larger sum is a broken or
+/// lying worker, and is clamped rather than trusted.
+const MAX_INPUT_CREDIT: u64 = 1024;
 
 /// What a call leaves to clean up once every process of it is dead.
 #[derive(Default)]
@@ -73,6 +86,7 @@ async fn drive(
     events: &mpsc::UnboundedSender<CallEvent>,
     live: &watch::Sender<LiveStatus>,
     cancel: &CancellationToken,
+    mut io: CallIo,
 ) -> (CallReport, Leftovers) {
     let mut sup = Supervisor::new(inner, call_id, &req, live);
     if let Err(e) = req.limits.validate() {
@@ -190,8 +204,10 @@ async fn drive(
             sandbox,
         })),
     ];
-    worker_io::spawn_writer(channel.to_worker, opening, granted_rx);
+    let (to_worker, extra) = mpsc::unbounded_channel();
+    worker_io::spawn_writer(channel.to_worker, opening, granted_rx, extra);
     sup.validator.grant(CREDIT_WINDOW as u32);
+    let mut input_open = true;
 
     let deadline = tokio::time::Instant::from_std(sup.started + req.limits.timeout);
     let mut ticks = tokio::time::interval(inner.enforcer.sample_interval());
@@ -211,11 +227,7 @@ async fn drive(
                         Step::Ended => break None,
                         Step::Kill(outcome) => break Some(outcome),
                     }
-                    if sup.validator.credit() < CREDIT_WINDOW / 2 {
-                        let more = CREDIT_WINDOW - sup.validator.credit();
-                        sup.validator.grant(more as u32);
-                        granted.send_modify(|g| *g += more);
-                    }
+                    sup.top_up_credit(&granted, &io.pacing);
                 }
                 Some(Err(e)) => break Some(Outcome::Failed { error: format!("protocol violation by the worker: {e}") }),
                 // EOF before a final report: the worker died or gave up.
@@ -233,6 +245,20 @@ async fn drive(
                 }
             }
             _ = cancel.cancelled() => break Some(Outcome::Killed { reason: KillReason::Cancelled }),
+            // A streamed call's caller took output: credit may follow.
+            _ = io.pacing.notify.notified(), if sup.stream => sup.top_up_credit(&granted, &io.pacing),
+            // Input goes out only against the worker's input credit; the
+            // unbounded writer queue thus holds at most that window.
+            msg = io.input.recv(), if input_open && sup.input_credit > 0 => match msg {
+                Some(InputMsg::Data(data)) => {
+                    sup.input_credit -= 1;
+                    let _ = to_worker.send(HostMessage::Input { data: data.to_vec() });
+                }
+                Some(InputMsg::Close) | None => {
+                    input_open = false;
+                    let _ = to_worker.send(HostMessage::CloseInput);
+                }
+            },
         }
     };
 
@@ -286,6 +312,7 @@ async fn drive(
         None => sup.outcome_from_worker(status, memory_hit),
     };
     let stderr = stderr_tail.await.unwrap_or_default();
+    sup.answer_open_requests(&outcome, events);
     let tmp = sup.tmp.take();
     (sup.finish(outcome, stderr), Leftovers { cage, tmp })
 }
@@ -330,6 +357,12 @@ struct Supervisor<'a> {
     confinement: Confinement,
     policy: CallPolicy,
     tmp: Option<PrivateTmp>,
+    /// Stream mode (see `CallRequest::stream_output`).
+    stream: bool,
+    streamed_chunks: u64,
+    streamed_bytes: u64,
+    /// `Input` messages the worker has granted and not yet received.
+    input_credit: u64,
 }
 
 impl<'a> Supervisor<'a> {
@@ -358,6 +391,10 @@ impl<'a> Supervisor<'a> {
             confinement: Confinement::default(),
             policy: req.policy.clone(),
             tmp: None,
+            stream: req.stream_output,
+            streamed_chunks: 0,
+            streamed_bytes: 0,
+            input_credit: 0,
         }
     }
 
@@ -373,7 +410,25 @@ impl<'a> Supervisor<'a> {
                 });
             }
             WorkerMessage::Hello { .. } => {}
-            WorkerMessage::Confined(c) => self.confinement = c,
+            WorkerMessage::Confined(c) => {
+                self.confinement = c;
+                let _ = events.send(CallEvent::Started(Box::new(self.enforcement())));
+            }
+            WorkerMessage::InputCredit { chunks } => {
+                self.input_credit = (self.input_credit + u64::from(chunks)).min(MAX_INPUT_CREDIT);
+            }
+            // The validator keeps the set of open requests.
+            WorkerMessage::Request { .. } => {}
+            WorkerMessage::Chunk(chunk) if self.stream => {
+                self.streamed_chunks += 1;
+                self.streamed_bytes += chunk.data.len() as u64;
+                let _ = events.send(CallEvent::Output {
+                    stream: chunk.stream,
+                    data: Bytes::from(chunk.data),
+                });
+                let seen = self.streamed_bytes;
+                self.live.send_modify(|l| l.bytes_seen = seen);
+            }
             WorkerMessage::Chunk(chunk) => {
                 // The worker stops at the cap by itself; one that keeps
                 // sending in stop mode is ignoring its limits.
@@ -434,7 +489,52 @@ impl<'a> Supervisor<'a> {
     }
 
     fn bytes_seen(&self) -> u64 {
-        self.output.bytes_seen().max(self.worker_bytes_seen)
+        (self.output.bytes_seen() + self.streamed_bytes).max(self.worker_bytes_seen)
+    }
+
+    /// Keeps the worker's output credit at the window. In stream mode,
+    /// chunks the caller has not taken yet count against it, so a caller
+    /// that stops reading stops the worker.
+    fn top_up_credit(&mut self, granted: &watch::Sender<u64>, pacing: &Pacing) {
+        let undelivered = if self.stream {
+            self.streamed_chunks
+                .saturating_sub(pacing.delivered.load(std::sync::atomic::Ordering::Relaxed))
+        } else {
+            0
+        };
+        let in_flight = self.validator.credit() + undelivered;
+        if in_flight < CREDIT_WINDOW / 2 {
+            let more = CREDIT_WINDOW - in_flight;
+            self.validator.grant(more as u32);
+            granted.send_modify(|g| *g += more);
+        }
+    }
+
+    /// A streamed call that ends with client requests still open (the
+    /// server's worker was killed, or crashed) answers each with an error
+    /// that says why, so the client is not left waiting.
+    fn answer_open_requests(&self, outcome: &Outcome, events: &mpsc::UnboundedSender<CallEvent>) {
+        if !self.stream {
+            return;
+        }
+        let why = match outcome {
+            Outcome::Killed { reason } => format!("killed: {reason}"),
+            Outcome::Failed { error } => format!("failed: {error}"),
+            _ => "ended".to_owned(),
+        };
+        for id in self.validator.open_requests() {
+            let message = serde_json::to_string(&format!(
+                "bulkhead: the server's worker was {why} before answering"
+            ))
+            .unwrap_or_else(|_| "\"bulkhead: the server's worker ended\"".into());
+            let line = format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32603,"message":{message}}}}}"#
+            ) + "\n";
+            let _ = events.send(CallEvent::Output {
+                stream: bulkhead_ipc::StreamId::Stdout,
+                data: Bytes::from(line),
+            });
+        }
     }
 
     /// The outcome when the host did not decide it.

@@ -6,12 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc, watch};
-use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::sync::CancellationToken;
 
 use crate::enforce::{Enforcer, MemoryMechanism};
+use crate::handle::{CallHandle, Pacing};
 use crate::limits::CallLimits;
 use crate::policy::CallPolicy;
-use crate::report::{CallEvent, CallReport, Enforcement, LiveStatus};
+use crate::report::{Enforcement, LiveStatus};
 use crate::spawn::{DEFAULT_ENV_ALLOWLIST, Spawner, WorkerBinary, find_worker};
 
 /// How long `bulkhead-worker --list-tools` may take. It prints static
@@ -79,6 +80,11 @@ pub struct CallRequest {
     pub cwd: Option<PathBuf>,
     /// The sandbox; the default is `trusted` (limits only).
     pub policy: CallPolicy,
+    /// Stream mode, for long sessions (an MCP server): the host keeps none
+    /// of the output and passes every chunk on as an event, granting the
+    /// worker credit only as the caller takes them. `max_output_bytes`
+    /// then does not apply; host memory stays bounded by the credit window.
+    pub stream_output: bool,
 }
 
 pub(crate) struct Inner {
@@ -147,6 +153,10 @@ impl ToolHost {
         let (events_tx, events) = mpsc::unbounded_channel();
         let (live_tx, live) = watch::channel(LiveStatus::default());
         let cancel = CancellationToken::new();
+        // One message in the queue: input waits for the tool's credit in
+        // the caller, not in the host.
+        let (input_tx, input_rx) = mpsc::channel(1);
+        let pacing = Arc::new(Pacing::default());
         tokio::spawn(crate::call::run(
             self.inner.clone(),
             call_id,
@@ -154,6 +164,10 @@ impl ToolHost {
             events_tx,
             live_tx,
             cancel.clone(),
+            crate::call::CallIo {
+                input: input_rx,
+                pacing: pacing.clone(),
+            },
         ));
         CallHandle {
             call_id,
@@ -162,6 +176,8 @@ impl ToolHost {
             enforcement,
             finished: false,
             cancel: cancel.clone(),
+            input: input_tx,
+            pacing,
             _guard: cancel.drop_guard(),
         }
     }
@@ -225,61 +241,5 @@ impl ToolHost {
         }
         let _ = child.wait().await;
         serde_json::from_slice(&out).map_err(|e| fail(format!("bad JSON: {e}")))
-    }
-}
-
-/// A running call. Dropping it cancels the call and kills its worker.
-pub struct CallHandle {
-    call_id: u64,
-    events: mpsc::UnboundedReceiver<CallEvent>,
-    live: watch::Receiver<LiveStatus>,
-    enforcement: Enforcement,
-    finished: bool,
-    cancel: CancellationToken,
-    _guard: DropGuard,
-}
-
-impl CallHandle {
-    pub fn id(&self) -> u64 {
-        self.call_id
-    }
-
-    /// The next event; `Finished` comes exactly once, last, and then
-    /// `None`. The queue holds at most the output the host keeps (the cap),
-    /// plus one report.
-    pub async fn next_event(&mut self) -> Option<CallEvent> {
-        if self.finished {
-            return None;
-        }
-        let event = match self.events.recv().await {
-            Some(e) => e,
-            // The supervisor always sends Finished; if it died without,
-            // the caller still gets exactly one outcome.
-            None => CallEvent::Finished(Box::new(CallReport::lost(
-                self.call_id,
-                self.enforcement.clone(),
-            ))),
-        };
-        self.finished = matches!(event, CallEvent::Finished(_));
-        Some(event)
-    }
-
-    /// Latest live figures (memory, CPU, bytes, progress).
-    pub fn live(&self) -> watch::Receiver<LiveStatus> {
-        self.live.clone()
-    }
-
-    /// Kills the call. Its report says `killed: cancelled`.
-    pub fn cancel(&self) {
-        self.cancel.cancel();
-    }
-
-    /// Waits for the report, skipping live output.
-    pub async fn wait(mut self) -> CallReport {
-        loop {
-            if let Some(CallEvent::Finished(report)) = self.next_event().await {
-                return *report;
-            }
-        }
     }
 }

@@ -27,6 +27,7 @@
 
 mod call;
 pub mod enforce;
+mod handle;
 mod host;
 pub mod limits;
 pub mod outcome;
@@ -38,7 +39,8 @@ pub mod spawn;
 pub mod units;
 mod worker_io;
 
-pub use host::{CallHandle, CallRequest, HostConfig, HostError, ToolHost};
+pub use handle::{CallHandle, InputClosed, InputSender};
+pub use host::{CallRequest, HostConfig, HostError, ToolHost};
 pub use limits::CallLimits;
 pub use outcome::{KillReason, Outcome, Usage};
 pub use output::CapturedOutput;

@@ -14,6 +14,9 @@ use crate::policy::CallPolicy;
 /// Something that happened during a call, in order.
 #[derive(Debug)]
 pub enum CallEvent {
+    /// The worker is confined and its sandbox built; what guards the call
+    /// from here on. At most once, before any output.
+    Started(Box<Enforcement>),
     /// Output the host kept (never more than the cap in total).
     Output { stream: StreamId, data: Bytes },
     /// The last event of every call.

@@ -46,12 +46,13 @@ pub fn spawn_reader(
 }
 
 /// Sends the opening messages, then a `Credit` each time the granted total
-/// rises. Credit is cumulative in a `watch`, so grants made while a write is
+/// rises, and whatever else the supervisor queues (input). Credit is cumulative in a `watch`, so grants made while a write is
 /// blocked coalesce into one message instead of queueing.
 pub fn spawn_writer(
     send: interprocess::unnamed_pipe::tokio::Sender,
     opening: Vec<HostMessage>,
     mut granted: watch::Receiver<u64>,
+    mut extra: mpsc::UnboundedReceiver<HostMessage>,
 ) {
     tokio::spawn(async move {
         let mut writer = AsyncFrameWriter::new(send, DEFAULT_MAX_FRAME_BYTES);
@@ -70,8 +71,14 @@ pub fn spawn_writer(
                 }
                 sent += u64::from(chunks);
             }
-            if granted.changed().await.is_err() {
-                return;
+            tokio::select! {
+                changed = granted.changed() => if changed.is_err() {
+                    return;
+                },
+                // Input, in order; bounded by the worker's input credit.
+                Some(msg) = extra.recv() => if writer.write(&msg).await.is_err() {
+                    return;
+                },
             }
         }
     });

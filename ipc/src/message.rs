@@ -17,6 +17,14 @@ pub enum HostMessage {
     Credit { chunks: u32 },
     /// Stop the tool now; the worker still answers with `Done` or `Error`.
     Cancel,
+    /// Bytes for the tool's input (an MCP server's stdin), at most
+    /// `MAX_CHUNK_BYTES`, sent only against `InputCredit`.
+    Input {
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// The tool's input has ended (the MCP client closed its end).
+    CloseInput,
 }
 
 /// What a worker sends to the host.
@@ -36,6 +44,13 @@ pub enum WorkerMessage {
     Progress(Progress),
     /// The worker's own view of resource use so far.
     Usage(WorkerUsage),
+    /// Permission for the host to send `chunks` more `Input` messages,
+    /// granted as the tool consumes them.
+    InputCredit { chunks: u32 },
+    /// A JSON-RPC request from the client was passed to the tool
+    /// (`open: true`) or answered (`open: false`). If the call ends
+    /// abnormally, the host answers the open ones itself.
+    Request { id: String, open: bool },
     /// The tool ended. Last message of a successful exchange.
     Done(Done),
     /// The tool could not run or failed inside the worker. Last message.

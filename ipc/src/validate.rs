@@ -28,6 +28,12 @@ pub enum Violation {
     NoCredit,
     #[error("{0} after the call ended")]
     AfterEnd(&'static str),
+    #[error("request id of {len} bytes exceeds the cap of {max} bytes")]
+    OversizedRequestId { len: usize, max: usize },
+    #[error("more than {max} open requests")]
+    TooManyOpenRequests { max: usize },
+    #[error("request {0} reported answered but was never opened")]
+    UnknownRequest(String),
     #[error("{0}")]
     Frame(String),
 }
@@ -39,7 +45,18 @@ pub struct WorkerStreamValidator {
     ended: bool,
     next_seq: u64,
     credit: u64,
+    /// JSON-RPC requests the worker reported open, to answer if it dies.
+    open_requests: std::collections::HashSet<String>,
 }
+
+/// Longest request id accepted in a `Request` message. JSON-RPC ids are
+/// numbers or short strings; a kilobyte leaves room for UUIDs and more.
+pub const MAX_REQUEST_ID_BYTES: usize = 1024;
+
+/// Most requests open at once. MCP clients keep a handful in flight; the
+/// bound keeps a lying worker from growing the host's set without end
+/// (4096 × 1 KiB = 4 MiB at worst).
+pub const MAX_OPEN_REQUESTS: usize = 4096;
 
 impl Default for WorkerStreamValidator {
     fn default() -> Self {
@@ -54,6 +71,7 @@ impl WorkerStreamValidator {
             ended: false,
             next_seq: 0,
             credit: 0,
+            open_requests: std::collections::HashSet::new(),
         }
     }
 
@@ -70,6 +88,31 @@ impl WorkerStreamValidator {
     /// True once `Done` or `Error` was accepted.
     pub fn ended(&self) -> bool {
         self.ended
+    }
+
+    /// Requests reported open and not yet answered, as JSON id text.
+    pub fn open_requests(&self) -> impl Iterator<Item = &str> {
+        self.open_requests.iter().map(String::as_str)
+    }
+
+    fn track_request(&mut self, id: &str, open: bool) -> Result<(), Violation> {
+        if id.len() > MAX_REQUEST_ID_BYTES {
+            return Err(Violation::OversizedRequestId {
+                len: id.len(),
+                max: MAX_REQUEST_ID_BYTES,
+            });
+        }
+        if open {
+            if self.open_requests.len() >= MAX_OPEN_REQUESTS {
+                return Err(Violation::TooManyOpenRequests {
+                    max: MAX_OPEN_REQUESTS,
+                });
+            }
+            self.open_requests.insert(id.to_owned());
+        } else if !self.open_requests.remove(id) {
+            return Err(Violation::UnknownRequest(id.to_owned()));
+        }
+        Ok(())
     }
 
     /// Checks the next message against the protocol.
@@ -120,9 +163,11 @@ impl WorkerStreamValidator {
                 self.ended = true;
                 Ok(())
             }
-            WorkerMessage::Confined(_) | WorkerMessage::Progress(_) | WorkerMessage::Usage(_) => {
-                Ok(())
-            }
+            WorkerMessage::Confined(_)
+            | WorkerMessage::Progress(_)
+            | WorkerMessage::Usage(_)
+            | WorkerMessage::InputCredit { .. } => Ok(()),
+            WorkerMessage::Request { id, open } => self.track_request(id, *open),
         }
     }
 }
@@ -132,6 +177,8 @@ pub fn kind_name(msg: &WorkerMessage) -> &'static str {
     match msg {
         WorkerMessage::Hello { .. } => "Hello",
         WorkerMessage::Confined(_) => "Confined",
+        WorkerMessage::InputCredit { .. } => "InputCredit",
+        WorkerMessage::Request { .. } => "Request",
         WorkerMessage::Chunk(_) => "Chunk",
         WorkerMessage::Progress(_) => "Progress",
         WorkerMessage::Usage(_) => "Usage",

@@ -35,6 +35,7 @@ async fn report_of(mode: &str) -> CallReport {
             },
             cwd: None,
             policy: Default::default(),
+            stream_output: false,
         })
         .wait()
         .await;

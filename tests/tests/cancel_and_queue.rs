@@ -27,6 +27,7 @@ fn shell(cmd: &str) -> CallRequest {
         },
         cwd: None,
         policy: Default::default(),
+        stream_output: false,
     }
 }
 
@@ -44,6 +45,7 @@ async fn first_pid(call: &mut bulkhead_host::CallHandle) -> i32 {
                     return pid;
                 }
             }
+            CallEvent::Started(_) => {}
             CallEvent::Finished(r) => panic!("ended before printing a pid: {r:?}"),
         }
     }

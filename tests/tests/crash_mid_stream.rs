@@ -40,6 +40,7 @@ async fn sigkill_mid_stream_keeps_partial_output() {
             },
             cwd: None,
             policy: Default::default(),
+            stream_output: false,
         });
     let mut received = 0usize;
     let mut killed = 0usize;
@@ -54,6 +55,7 @@ async fn sigkill_mid_stream_keeps_partial_output() {
                     }
                 }
             }
+            CallEvent::Started(_) => {}
             CallEvent::Finished(r) => break r,
         }
     };

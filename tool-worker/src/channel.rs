@@ -15,6 +15,7 @@ use bulkhead_ipc::{
     Progress, StreamId, WorkerMessage, WorkerUsage,
 };
 
+use crate::input::InputQueue;
 use crate::tools::OutputSink;
 use crate::tree;
 
@@ -58,6 +59,7 @@ impl Shared {
 pub fn spawn_reader(
     mut reader: FrameReader<interprocess::unnamed_pipe::Recver>,
     shared: Shared,
+    input: Arc<InputQueue>,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("host-reader".into())
@@ -73,6 +75,12 @@ pub fn spawn_reader(
                         shared.0.1.notify_all();
                         tree::signal_descendants();
                     }
+                    // Never blocks: the host sends input only against the
+                    // credit the tool grants (see `input`).
+                    Ok(Some(HostMessage::Input { data })) if data.len() <= MAX_CHUNK_BYTES => {
+                        input.push(data);
+                    }
+                    Ok(Some(HostMessage::CloseInput)) => input.close(),
                     // Hello and Invoke only come once, before this thread runs;
                     // a second one is a broken host. Treat like EOF.
                     Ok(Some(_)) | Ok(None) | Err(_) => {
@@ -233,6 +241,17 @@ impl OutputSink for IpcSink {
 
     fn cancelled(&self) -> bool {
         self.shared.cancelled()
+    }
+
+    fn grant_input(&mut self, chunks: u32) -> std::io::Result<()> {
+        self.send(&WorkerMessage::InputCredit { chunks })
+    }
+
+    fn request(&mut self, id: &str, open: bool) -> std::io::Result<()> {
+        self.send(&WorkerMessage::Request {
+            id: id.to_owned(),
+            open,
+        })
     }
 }
 

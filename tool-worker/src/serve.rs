@@ -11,6 +11,7 @@ use crate::channel::{self, FRAME_CAP, IpcSink, Shared};
 use nix::sys::signal::{SigSet, Signal};
 
 use crate::confine;
+use crate::input::InputQueue;
 use crate::sandbox;
 use crate::tools::{self, OutputSink, ToolContext};
 
@@ -78,7 +79,8 @@ pub fn serve(expected_parent: Option<i32>) -> io::Result<()> {
     let pending = invoke.sandbox.as_ref().map(sandbox::begin);
     wait_for_termination(termination)?;
     let shared = Shared::default();
-    channel::spawn_reader(reader, shared.clone())?;
+    let input = std::sync::Arc::new(InputQueue::new()?);
+    channel::spawn_reader(reader, shared.clone(), input.clone())?;
     let sandbox = match pending.map(|p| p.finish(tool.spawns_processes())) {
         None => Vec::new(),
         Some(Ok(states)) => states,
@@ -109,6 +111,7 @@ pub fn serve(expected_parent: Option<i32>) -> io::Result<()> {
     );
     let ctx = ToolContext {
         limits: &invoke.limits,
+        input: &input,
     };
     let result = tool.run_json(&invoke.args_json, &mut sink, &ctx);
     // Nothing of the call outlives it, whatever the tool did.

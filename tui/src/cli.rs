@@ -46,6 +46,8 @@ pub enum Command {
     Tools(ToolsArgs),
     /// Report which limit and isolation mechanisms this machine offers.
     Doctor(DoctorArgs),
+    /// MCP servers, sandboxed: `bulkhead mcp wrap -- CMD ARGS…`.
+    Mcp(McpArgs),
 }
 
 #[derive(Debug, Args)]
@@ -55,23 +57,8 @@ pub struct RunArgs {
     /// Tool arguments as a JSON object, e.g. '{"pattern":"TODO","path":"."}'.
     #[arg(default_value = "{}")]
     pub args_json: String,
-    /// Sandbox policy: untrusted, workspace, trusted, or one from the config
-    /// file [default: the config's tool_policy, else workspace].
-    #[arg(long, value_name = "NAME")]
-    pub policy: Option<String>,
-    /// A directory or file the tool may read (repeatable), on top of the policy's.
-    #[arg(long, value_name = "PATH")]
-    pub allow_read: Vec<PathBuf>,
-    /// A directory or file the tool may write (repeatable), on top of the policy's.
-    #[arg(long, value_name = "PATH")]
-    pub allow_write: Vec<PathBuf>,
-    /// Memory cap for the call's whole process tree (e.g. 256M, 1GiB)
-    /// [default: the policy's, else 1GiB].
-    #[arg(long, value_parser = size)]
-    pub memory: Option<u64>,
-    /// CPU time cap for the call's whole process tree, in seconds.
-    #[arg(long)]
-    pub cpu: Option<u64>,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
     /// Wall-clock limit (e.g. 500ms, 30s, 5m) [default: the policy's, else 5m].
     #[arg(long, value_parser = duration)]
     pub timeout: Option<Duration>,
@@ -83,26 +70,88 @@ pub struct RunArgs {
     /// The tool then runs to its end instead of being stopped at the cap.
     #[arg(long, value_parser = size, default_value = "0")]
     pub tail: u64,
+    /// Print exactly one JSON object instead of the output and a status line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The sandbox and limits of a call or an MCP server.
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Sandbox policy: untrusted, workspace, trusted, or one from the config
+    /// file [default: the config's tool_policy (run) or mcp_policy (mcp)].
+    #[arg(long, value_name = "NAME")]
+    pub policy: Option<String>,
+    /// A directory or file the tool may read (repeatable), on top of the policy's.
+    #[arg(long, value_name = "PATH")]
+    pub allow_read: Vec<PathBuf>,
+    /// A directory or file the tool may write (repeatable), on top of the policy's.
+    #[arg(long, value_name = "PATH")]
+    pub allow_write: Vec<PathBuf>,
+    /// Memory cap for the whole process tree (e.g. 256M, 1GiB)
+    /// [default: the policy's, else 1GiB].
+    #[arg(long, value_parser = size)]
+    pub memory: Option<u64>,
+    /// CPU time cap for the whole process tree, in seconds.
+    #[arg(long)]
+    pub cpu: Option<u64>,
     /// Largest file the tool may write (RLIMIT_FSIZE; e.g. 100M)
     /// [default: the policy's, else 4GiB].
     #[arg(long, value_parser = size)]
     pub max_file_size: Option<u64>,
-    /// Processes the call may run at once [default: the policy's, else 256].
+    /// Processes at once [default: the policy's, else 256].
     #[arg(long)]
     pub pids: Option<u64>,
     /// RLIMIT_AS for every process (off by default: it breaks node, the JVM and Go).
     #[arg(long, value_parser = size)]
     pub address_space: Option<u64>,
-    /// Working directory of the tool, and the workspace the `workspace`
-    /// policy lets it write [default: the policy's, else the current one].
+    /// Working directory, and the workspace the `workspace` policy lets it
+    /// write [default: the policy's, else the current one].
     #[arg(long)]
     pub cwd: Option<PathBuf>,
     /// Force a memory mechanism instead of the strongest available.
     #[arg(long, value_parser = mechanism)]
     pub memory_mechanism: Option<MemoryMechanism>,
-    /// Print exactly one JSON object instead of the output and a status line.
-    #[arg(long)]
-    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    #[command(subcommand)]
+    pub command: McpCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McpCommand {
+    /// Run a stdio MCP server sandboxed and capped, and proxy to it: put
+    /// `bulkhead mcp wrap --` before the server's command in any MCP client's
+    /// config.
+    Wrap(Box<WrapArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct WrapArgs {
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+    /// Hard cap on one message from the server; an answer over it is
+    /// dropped and its request answered with an error.
+    #[arg(long, value_parser = size, default_value = "4MiB")]
+    pub max_message: u64,
+    /// A tools/call result over this is cut to a valid, smaller result
+    /// that says what was cut.
+    #[arg(long, value_parser = size, default_value = "1MiB")]
+    pub max_result: u64,
+    /// Wall-clock limit of the whole session [default: none].
+    #[arg(long, value_parser = duration)]
+    pub session_timeout: Option<Duration>,
+    /// The server's command and arguments: everything after the flags
+    /// (or after `--`) belongs to the server.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -177,6 +177,7 @@ async fn trial(host: &ToolHost, policy: &bulkhead_host::Policy) -> Verdict {
             },
             cwd: None,
             policy: call_policy,
+            stream_output: false,
         })
         .wait()
         .await;

@@ -4,6 +4,7 @@
 
 mod cli;
 mod doctor;
+mod mcp_wrap;
 mod policy_args;
 mod run;
 mod tools;
@@ -50,6 +51,9 @@ fn main() -> ExitCode {
             Command::Run(args) => run::run(*args, config).await,
             Command::Tools(args) => tools::tools(args).await,
             Command::Doctor(args) => doctor::doctor(args, config).await,
+            Command::Mcp(args) => match args.command {
+                cli::McpCommand::Wrap(args) => mcp_wrap::wrap(*args, config).await,
+            },
         }
     });
     match result {

@@ -1,12 +1,13 @@
-//! From `bulkhead run`'s flags and the config file to one call's policy,
-//! limits and working directory.
+//! From the sandbox flags and the config file to one call's policy, limits
+//! and working directory; shared by `bulkhead run` and `bulkhead mcp wrap`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use bulkhead_host::policy::{PolicyError, PolicyLimits, ResolveContext, policy_cwd, resolve};
 use bulkhead_host::{CallLimits, CallPolicy, PolicySet};
 
-use crate::cli::RunArgs;
+use crate::cli::SandboxArgs;
 
 /// What a call runs under.
 pub struct Chosen {
@@ -15,12 +16,37 @@ pub struct Chosen {
     pub cwd: PathBuf,
 }
 
-/// Resolves the policy `args` name (or the configured default) and lays the
-/// command line's limits over the policy's. Errors name the flag, file or
-/// path at fault.
-pub fn choose(args: &RunArgs, config: Option<&std::path::Path>) -> Result<Chosen, String> {
+/// Which configured default applies when `--policy` is not given.
+#[derive(Debug, Clone, Copy)]
+pub enum Use {
+    Tool,
+    Mcp,
+}
+
+/// What the caller adds beyond the shared flags.
+#[derive(Debug, Default)]
+pub struct Extra {
+    pub timeout: Option<Duration>,
+    pub max_output: Option<u64>,
+    /// Read roots the command itself needs (an MCP server's install dir).
+    pub install_dirs: Vec<PathBuf>,
+}
+
+/// Resolves the policy the flags name (or the configured default) and
+/// lays the command line's limits over the policy's. Errors name the flag,
+/// file or path at fault.
+pub fn choose(
+    args: &SandboxArgs,
+    extra: Extra,
+    usage: Use,
+    config: Option<&Path>,
+) -> Result<Chosen, String> {
     let set = PolicySet::load(config).map_err(|e| e.to_string())?;
-    let name = args.policy.as_deref().unwrap_or(&set.tool_default);
+    let default = match usage {
+        Use::Tool => &set.tool_default,
+        Use::Mcp => &set.mcp_default,
+    };
+    let name = args.policy.as_deref().unwrap_or(default);
     let policy = set.get(name).map_err(|e| match e {
         PolicyError::Unknown { .. } => format!("--policy: {e}"),
         other => other.to_string(),
@@ -44,10 +70,12 @@ pub fn choose(args: &RunArgs, config: Option<&std::path::Path>) -> Result<Chosen
         };
         return Err(format!("{flag} {}: not a directory", cwd.display()));
     }
+    let mut read = args.allow_read.clone();
+    read.extend(extra.install_dirs);
     let ctx = ResolveContext {
         home,
         workspace: Some(cwd.clone()),
-        read: args.allow_read.clone(),
+        read,
         write: args.allow_write.clone(),
         install_dir: None,
     };
@@ -56,17 +84,15 @@ pub fn choose(args: &RunArgs, config: Option<&std::path::Path>) -> Result<Chosen
     // defaults.
     let flags = PolicyLimits {
         memory_bytes: args.memory,
-        cpu: args.cpu.map(std::time::Duration::from_secs),
-        timeout: args.timeout,
+        cpu: args.cpu.map(Duration::from_secs),
+        timeout: extra.timeout,
         pids: args.pids,
         open_files: None,
-        max_output_bytes: args.max_output,
+        max_output_bytes: extra.max_output,
         file_size_bytes: args.max_file_size,
     };
     let mut limits = flags.apply(policy.limits.apply(CallLimits::default()));
-    limits.tail_bytes = args.tail;
     limits.address_space_bytes = args.address_space;
-    limits.validate()?;
     Ok(Chosen {
         policy: call_policy,
         limits,

@@ -7,6 +7,7 @@ use bulkhead_host::{CallEvent, CallReport, CallRequest, HostConfig, Outcome, Too
 use bulkhead_ipc::StreamId;
 
 use crate::cli::{EXIT_USAGE, RunArgs};
+use crate::policy_args::{Extra, Use, choose};
 
 /// Exit codes per outcome, documented in `--help`.
 fn exit_code(outcome: &Outcome) -> u8 {
@@ -25,7 +26,16 @@ pub async fn run(args: RunArgs, config: Option<&std::path::Path>) -> anyhow::Res
         eprintln!("bulkhead: ARGS_JSON must be a JSON object, e.g. '{{\"command\":\"ls\"}}': {e}");
         return Ok(EXIT_USAGE);
     }
-    let chosen = match crate::policy_args::choose(&args, config) {
+    let extra = Extra {
+        timeout: args.timeout,
+        max_output: args.max_output,
+        install_dirs: Vec::new(),
+    };
+    let chosen = choose(&args.sandbox, extra, Use::Tool, config).and_then(|mut c| {
+        c.limits.tail_bytes = args.tail;
+        c.limits.validate().map(|()| c)
+    });
+    let chosen = match chosen {
         Ok(c) => c,
         Err(e) => {
             eprintln!("bulkhead: {e}");
@@ -33,7 +43,7 @@ pub async fn run(args: RunArgs, config: Option<&std::path::Path>) -> anyhow::Res
         }
     };
     let config = HostConfig {
-        memory_mechanism: args.memory_mechanism,
+        memory_mechanism: args.sandbox.memory_mechanism,
         ..HostConfig::default()
     };
     let host = ToolHost::new(config)?;
@@ -43,6 +53,7 @@ pub async fn run(args: RunArgs, config: Option<&std::path::Path>) -> anyhow::Res
         limits: chosen.limits,
         cwd: Some(chosen.cwd),
         policy: chosen.policy,
+        stream_output: false,
     });
 
     let report = if args.json {
@@ -79,6 +90,7 @@ async fn stream_text(call: &mut bulkhead_host::CallHandle) -> anyhow::Result<Cal
     let mut stderr = std::io::stderr();
     while let Some(event) = call.next_event().await {
         match event {
+            CallEvent::Started(_) => {}
             CallEvent::Output { stream, data } => {
                 // A closed stdout (`| head`) must not abort the call's
                 // report, so write errors are ignored here.

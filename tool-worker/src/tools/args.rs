@@ -206,7 +206,12 @@ pub(crate) mod test_sink {
             max_output_bytes: 1 << 20,
             stop_at_output_cap: true,
         };
-        let end = tool.run_json(&args.to_string(), sink, &ToolContext { limits: &limits })?;
+        let input = crate::input::InputQueue::new().expect("a pipe for the input queue");
+        let ctx = ToolContext {
+            limits: &limits,
+            input: &input,
+        };
+        let end = tool.run_json(&args.to_string(), sink, &ctx)?;
         assert_eq!(end.exit, ToolExit::Finished);
         Ok(end.summary.expect("a summary"))
     }

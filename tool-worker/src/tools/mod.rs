@@ -12,6 +12,7 @@ use bulkhead_ipc::{StreamId, ToolErrorKind, ToolExit, WorkerLimits};
 
 pub mod args;
 pub mod list_directory;
+pub mod mcp_stdio;
 pub mod read_file;
 pub mod search;
 pub mod shell;
@@ -28,11 +29,25 @@ pub trait OutputSink {
 
     /// True once the host cancelled the call.
     fn cancelled(&self) -> bool;
+
+    /// Lets the host send `chunks` more input chunks. A tool that reads
+    /// input ([`ToolContext::input`]) grants as it consumes.
+    fn grant_input(&mut self, _chunks: u32) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Reports a JSON-RPC request of the client open (passed on) or
+    /// answered, so the host can answer the open ones if the call dies.
+    fn request(&mut self, _id: &str, _open: bool) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Facts a tool may need besides its arguments.
 pub struct ToolContext<'a> {
     pub limits: &'a WorkerLimits,
+    /// What the host sends as the tool's input (an MCP client's messages).
+    pub input: &'a crate::input::InputQueue,
 }
 
 /// How a tool ended, when it did not fail.
@@ -143,7 +158,16 @@ pub fn all() -> [&'static dyn DynTool; 4] {
     ]
 }
 
-/// Looks a tool up by name.
+/// Tools that bulkhead itself drives and the catalogue does not list: they
+/// need a host that feeds them input (`bulkhead mcp wrap`).
+pub fn internal() -> [&'static dyn DynTool; 1] {
+    [&mcp_stdio::McpStdio]
+}
+
+/// Looks a tool up by name, internal ones included.
 pub fn find(name: &str) -> Option<&'static dyn DynTool> {
-    all().into_iter().find(|t| t.name() == name)
+    all()
+        .into_iter()
+        .chain(internal())
+        .find(|t| t.name() == name)
 }

@@ -237,12 +237,13 @@ fn bomb(
         limits,
         cwd: None,
         policy: Default::default(),
+        stream_output: false,
     });
     let (report, finished) = rt.block_on(async {
         loop {
             match call.next_event().await {
                 Some(CallEvent::Finished(report)) => return (report, monotonic_ns()),
-                Some(CallEvent::Output { .. }) => {}
+                Some(CallEvent::Output { .. } | CallEvent::Started(_)) => {}
                 None => panic!("the call ended without Finished"),
             }
         }

@@ -135,6 +135,7 @@ pub fn list_request(dir: &Path) -> CallRequest {
         limits: CallLimits::default(),
         cwd: None,
         policy: Default::default(),
+        stream_output: false,
     }
 }
 

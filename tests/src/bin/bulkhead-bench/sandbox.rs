@@ -113,6 +113,7 @@ fn timed_call(
         limits: CallLimits::default(),
         cwd: Some(dir.to_path_buf()),
         policy,
+        stream_output: false,
     };
     let started = Instant::now();
     let report = rt.block_on(host.call(req).wait());

@@ -1,0 +1,203 @@
+//! `bulkhead mcp wrap [FLAGS] -- CMD ARGS…`: a stdio MCP server that
+//! proxies to `CMD`, which runs sandboxed and capped in a worker.
+//!
+//! The client's bytes go to the server unchanged; the server's messages
+//! come back through the worker's relay (`mcp_stdio`), which caps each one
+//! before parsing it. This process holds no more than the credit windows
+//! of either direction: it reads stdin only when the server has taken what
+//! came before, and takes output only as fast as it writes it to stdout.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bulkhead_host::{CallEvent, CallRequest, HostConfig, Outcome, ToolHost};
+use bulkhead_ipc::{StreamId, ToolExit};
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+
+use crate::cli::{EXIT_USAGE, WrapArgs};
+use crate::policy_args::{Extra, Use, choose};
+
+/// A session has no wall-clock limit unless `--session-timeout` sets one;
+/// ten years stands for "none" where the host wants a deadline.
+const NO_SESSION_LIMIT: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// One read of the client's stdin: one input chunk.
+const STDIN_READ_BYTES: usize = bulkhead_ipc::MAX_CHUNK_BYTES;
+
+pub async fn wrap(args: WrapArgs, config: Option<&Path>) -> anyhow::Result<u8> {
+    let extra = Extra {
+        timeout: Some(args.session_timeout.unwrap_or(NO_SESSION_LIMIT)),
+        // Nothing is kept: every message is passed on (stream mode).
+        max_output: Some(u64::MAX),
+        install_dirs: install_dirs(&args.command),
+    };
+    let chosen = match choose(&args.sandbox, extra, Use::Mcp, config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bulkhead: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let host = ToolHost::new(HostConfig {
+        memory_mechanism: args.sandbox.memory_mechanism,
+        ..HostConfig::default()
+    })?;
+    let args_json = serde_json::json!({
+        "command": args.command,
+        "max_message_bytes": args.max_message,
+        "max_result_bytes": args.max_result,
+    })
+    .to_string();
+    let mut call = host.call(CallRequest {
+        tool: "mcp_stdio".into(),
+        args_json,
+        limits: chosen.limits,
+        cwd: Some(chosen.cwd),
+        policy: chosen.policy,
+        stream_output: true,
+    });
+    feed_stdin(call.input());
+
+    let mut stdout = tokio::io::stdout();
+    let mut stderr = tokio::io::stderr();
+    let mut code = 0u8;
+    while let Some(event) = call.next_event().await {
+        match event {
+            CallEvent::Started(enforcement) => {
+                let line = serde_json::json!({
+                    "policy": enforcement.policy,
+                    "explained": enforcement.policy_explained,
+                    "sandbox": enforcement.sandbox,
+                    "not_enforced": enforcement.not_enforced().map(|m| &m.mechanism).collect::<Vec<_>>(),
+                });
+                let mut text = format!("bulkhead: mcp wrap: sandbox {line}\n");
+                for m in enforcement.not_enforced() {
+                    text.push_str(&format!(
+                        "bulkhead: policy {}: NOT ENFORCED: {}: {}\n",
+                        enforcement.policy, m.mechanism, m.detail
+                    ));
+                }
+                let _ = stderr.write_all(text.as_bytes()).await;
+            }
+            CallEvent::Output {
+                stream: StreamId::Stdout,
+                data,
+            } => {
+                if stdout.write_all(&data).await.is_err() || stdout.flush().await.is_err() {
+                    // The client is gone: so is the session.
+                    call.cancel();
+                }
+            }
+            CallEvent::Output {
+                stream: StreamId::Stderr,
+                data,
+            } => {
+                let _ = stderr.write_all(&data).await;
+            }
+            CallEvent::Finished(report) => {
+                let why = match &report.outcome {
+                    Outcome::Completed | Outcome::Truncated { .. } => {
+                        if let Some(ToolExit::Code(c)) = report.exit {
+                            code = u8::try_from(c).unwrap_or(1);
+                        }
+                        format!("the server ended ({:?})", report.exit)
+                    }
+                    Outcome::Killed { reason } => {
+                        code = 4;
+                        format!("killed: {reason}")
+                    }
+                    Outcome::Failed { error } => {
+                        code = 5;
+                        format!("failed: {error}")
+                    }
+                };
+                let summary = report
+                    .summary
+                    .as_ref()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
+                let _ = stderr
+                    .write_all(format!("bulkhead: mcp wrap: {why} {summary}\n").as_bytes())
+                    .await;
+            }
+        }
+    }
+    let _ = stdout.flush().await;
+    Ok(code)
+}
+
+/// Reads the client's stdin on a plain thread and feeds the call. Not a
+/// tokio blocking task: a read blocked on a client that keeps stdin open
+/// must not hold the runtime's shutdown when the server has ended.
+fn feed_stdin(input: bulkhead_host::InputSender) {
+    let handle = tokio::runtime::Handle::current();
+    let spawned = std::thread::Builder::new()
+        .name("mcp-stdin".into())
+        .spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = vec![0u8; STDIN_READ_BYTES];
+            loop {
+                let n = match stdin.read(&mut buf) {
+                    Ok(0) | Err(_) => 0,
+                    Ok(n) => n,
+                };
+                let sent = if n == 0 {
+                    handle.block_on(input.close())
+                } else {
+                    handle.block_on(input.send(Bytes::copy_from_slice(&buf[..n])))
+                };
+                if n == 0 || sent.is_err() {
+                    return;
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("bulkhead: cannot start the stdin reader: {e}");
+    }
+}
+
+/// Directories the server's own code lives in, which `untrusted` must let
+/// it read: the program's, and for each script argument its package (for
+/// node, the outermost `node_modules` above it, where its dependencies are).
+fn install_dirs(command: &[String]) -> Vec<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let mut dirs = Vec::new();
+    for (i, arg) in command.iter().enumerate() {
+        let path = if i == 0 && !arg.contains('/') {
+            which(arg)
+        } else {
+            Some(PathBuf::from(arg))
+        };
+        let Some(path) = path
+            .and_then(|p| p.canonicalize().ok())
+            .filter(|p| p.is_file())
+        else {
+            continue;
+        };
+        let dir = outermost_node_modules(&path).or_else(|| path.parent().map(Path::to_path_buf));
+        // A script straight in `/` or `$HOME` grants just itself, not all
+        // of its directory.
+        match dir {
+            Some(d) if d != Path::new("/") && Some(&d) != home.as_ref() => dirs.push(d),
+            _ => dirs.push(path),
+        }
+    }
+    dirs
+}
+
+fn outermost_node_modules(path: &Path) -> Option<PathBuf> {
+    path.ancestors()
+        .filter(|a| a.file_name().is_some_and(|n| n == "node_modules"))
+        .last()
+        .map(Path::to_path_buf)
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join(program))
+        .find(|p| p.is_file())
+}
