@@ -13,6 +13,7 @@
 
 mod files;
 mod kernel;
+mod mcp;
 mod network;
 mod processes;
 

@@ -117,3 +117,21 @@ pub fn signal_descendants() {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
 }
+
+/// Makes a child the worker starts die with the worker (SIGKILL on its
+/// parent's death), for the case where the worker is killed before its
+/// teardown can run.
+pub fn die_with_worker(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only prctl, which is async-signal-safe, between fork and
+    // exec. The worker is small, so the fork this forces is cheap; the rule
+    // against pre_exec is for the host.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}

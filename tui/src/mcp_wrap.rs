@@ -70,6 +70,7 @@ pub async fn wrap(args: WrapArgs, config: Option<&Path>) -> anyhow::Result<u8> {
                     "policy": enforcement.policy,
                     "explained": enforcement.policy_explained,
                     "sandbox": enforcement.sandbox,
+                    "worker": enforcement.worker.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
                     "not_enforced": enforcement.not_enforced().map(|m| &m.mechanism).collect::<Vec<_>>(),
                 });
                 let mut text = format!("bulkhead: mcp wrap: sandbox {line}\n");

@@ -60,17 +60,7 @@ impl Tool for Shell {
         if let Some(cwd) = &args.cwd {
             cmd.current_dir(cwd);
         }
-        // SAFETY: only async-signal-safe calls (prctl) between fork and exec.
-        // The worker is small, so the fork this forces is cheap; the rule
-        // against pre_exec is for the host.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        tree::die_with_worker(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| match &args.cwd {
             Some(cwd) => ToolFailure::io(format!("cannot start sh in cwd \"{cwd}\""), e),
             None => ToolFailure::io("cannot start /bin/sh", e),

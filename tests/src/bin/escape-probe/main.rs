@@ -31,6 +31,7 @@
 //! mount          --dir D                        tmpfs on D
 //! load_module                                   init_module; escaped unless EPERM
 //! all-info                                      ids, namespaces, fds, filters (not an attempt)
+//! mcp                                           serve the attempts as an MCP server (stdio)
 //! ```
 //!
 //! Exit status 0 whenever an attempt ran (escaped or not), 2 on bad usage
@@ -47,6 +48,7 @@ mod files;
 mod fill;
 mod info;
 mod kernel;
+mod mcp;
 mod net;
 mod procs;
 mod report;
@@ -122,6 +124,12 @@ fn main() -> ExitCode {
         .skip(1)
         .map(|a| a.into_string().ok())
         .collect();
+    if argv
+        .as_ref()
+        .is_some_and(|a| a.first().is_some_and(|n| n == "mcp"))
+    {
+        return mcp::serve();
+    }
     let result = match argv {
         Some(argv) => run(&argv),
         None => Err("arguments must be UTF-8".into()),

@@ -26,7 +26,6 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use bulkhead_ipc::{MAX_CHUNK_BYTES, StreamId, ToolExit};
@@ -117,15 +116,7 @@ impl Tool for McpStdio {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // SAFETY: only prctl between fork and exec; see the shell tool.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        tree::die_with_worker(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| {
             ToolFailure::io(format!("cannot start the MCP server \"{program}\""), e)
         })?;
