@@ -520,11 +520,11 @@ impl<'a> Supervisor<'a> {
         let why = match outcome {
             Outcome::Killed { reason } => format!("killed: {reason}"),
             Outcome::Failed { error } => format!("failed: {error}"),
-            _ => "ended".to_owned(),
+            _ => "ended (killed from outside)".to_owned(),
         };
         for id in self.validator.open_requests() {
             let message = serde_json::to_string(&format!(
-                "bulkhead: the server's worker was {why} before answering"
+                "bulkhead: the MCP server was {why} before answering"
             ))
             .unwrap_or_else(|_| "\"bulkhead: the server's worker ended\"".into());
             let line = format!(

@@ -140,6 +140,10 @@ pub struct WrapArgs {
     /// that says what was cut.
     #[arg(long, value_parser = size, default_value = "1MiB")]
     pub max_result: u64,
+    /// A tools/call unanswered after this long gets a timeout error, and the
+    /// server a notifications/cancelled.
+    #[arg(long, value_parser = duration, default_value = "5m")]
+    pub call_timeout: Duration,
     /// Wall-clock limit of the whole session [default: none].
     #[arg(long, value_parser = duration)]
     pub session_timeout: Option<Duration>,

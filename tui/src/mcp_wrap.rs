@@ -48,6 +48,7 @@ pub async fn wrap(args: WrapArgs, config: Option<&Path>) -> anyhow::Result<u8> {
         "command": args.command,
         "max_message_bytes": args.max_message,
         "max_result_bytes": args.max_result,
+        "call_timeout_ms": args.call_timeout.as_millis() as u64,
     })
     .to_string();
     let mut call = host.call(CallRequest {
@@ -114,13 +115,14 @@ pub async fn wrap(args: WrapArgs, config: Option<&Path>) -> anyhow::Result<u8> {
                         format!("failed: {error}")
                     }
                 };
-                let summary = report
-                    .summary
-                    .as_ref()
-                    .map(|s| s.to_string())
-                    .unwrap_or_default();
+                let summary = serde_json::json!({
+                    "outcome": report.outcome.status(),
+                    "why": why,
+                    "relay": report.summary,
+                    "host_peak_rss_bytes": crate::run::host_peak_rss_bytes(),
+                });
                 let _ = stderr
-                    .write_all(format!("bulkhead: mcp wrap: {why} {summary}\n").as_bytes())
+                    .write_all(format!("bulkhead: mcp wrap: ended {summary}\n").as_bytes())
                     .await;
             }
         }

@@ -250,7 +250,7 @@ fn write_json_report(r: &CallReport) -> std::io::Result<()> {
 /// peak resident set of this address space. `ru_maxrss` is not used: Linux
 /// carries it across `execve`, so a `bulkhead` started by `posix_spawn` from
 /// a 300 MB parent would report the parent's 300 MB.
-fn host_peak_rss_bytes() -> u64 {
+pub fn host_peak_rss_bytes() -> u64 {
     let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
         return 0;
     };

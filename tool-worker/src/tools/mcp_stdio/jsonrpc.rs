@@ -57,6 +57,26 @@ pub fn error_response(id: &str, message: &str) -> Vec<u8> {
     .collect()
 }
 
+/// The request a `notifications/cancelled` names, as JSON id text.
+pub fn cancelled_id(v: &Value) -> Option<String> {
+    match v.get("params")?.get("requestId")? {
+        id @ (Value::Number(_) | Value::String(_)) => serde_json::to_string(id).ok(),
+        _ => None,
+    }
+}
+
+/// A `notifications/cancelled` for request `id` (JSON text), one line.
+pub fn cancel_notification(id: &str, reason: &str) -> Vec<u8> {
+    let reason = serde_json::to_string(reason).unwrap_or_else(|_| "\"\"".into());
+    format!(
+        r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{id},"reason":{reason}}}}}"#
+    )
+    .into_bytes()
+    .into_iter()
+    .chain(*b"\n")
+    .collect()
+}
+
 /// The id of the answer an oversized line began, if its first bytes show
 /// it: `"id":` followed by a number or a string.
 pub fn id_in_prefix(prefix: &[u8]) -> Option<String> {

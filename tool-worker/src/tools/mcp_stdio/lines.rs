@@ -21,6 +21,8 @@ pub struct BoundedLines {
     buf: Vec<u8>,
     cap: usize,
     discarding: bool,
+    /// Bytes dropped so far of the oversized line being skipped.
+    discarded: u64,
 }
 
 impl BoundedLines {
@@ -29,7 +31,14 @@ impl BoundedLines {
             buf: Vec::new(),
             cap,
             discarding: false,
+            discarded: 0,
         }
+    }
+
+    /// How much of the current oversized line has been dropped: a line
+    /// that keeps growing is a server that will not stop.
+    pub fn discarded(&self) -> u64 {
+        self.discarded
     }
 
     /// Bytes of the line being assembled: never more than the cap.
@@ -45,7 +54,9 @@ impl BoundedLines {
                 None => (data, false),
             };
             data = &data[piece.len() + usize::from(ends_line)..];
-            if !self.discarding {
+            if self.discarding {
+                self.discarded += piece.len() as u64;
+            } else {
                 if self.buf.len() + piece.len() > self.cap {
                     let room = OVERSIZE_PREFIX_BYTES.saturating_sub(self.buf.len());
                     let mut prefix = std::mem::take(&mut self.buf);
@@ -53,6 +64,7 @@ impl BoundedLines {
                     prefix.extend_from_slice(&piece[..piece.len().min(room)]);
                     out.push(LineEvent::Oversize { prefix });
                     self.discarding = true;
+                    self.discarded = piece.len() as u64;
                 } else {
                     self.buf.extend_from_slice(piece);
                 }
@@ -63,6 +75,7 @@ impl BoundedLines {
                 }
                 self.buf.clear();
                 self.discarding = false;
+                self.discarded = 0;
             }
         }
     }
