@@ -1,7 +1,7 @@
 //! `bulkhead-bench`: bulkhead's benchmarks, each against a baseline measured
 //! in the same run (see BENCHMARKS.md; `scripts/bench` builds and runs it).
 //!
-//! Usage: `bulkhead-bench [all | overhead | sandbox | ipc | rss | kill | search]…`
+//! Usage: `bulkhead-bench [all | overhead | sandbox | mcp | ipc | rss | kill | search]…`
 //!
 //! Every result is printed twice on stdout: as a markdown table row
 //! (`| … |`) and as one JSON object per line (`{"bench": …}`), so
@@ -16,6 +16,7 @@
 
 mod ipc;
 mod kill;
+mod mcp;
 mod overhead;
 mod rss;
 mod sandbox;
@@ -26,7 +27,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// The benchmarks, in the order `all` runs them.
-const BENCHES: [&str; 6] = ["overhead", "sandbox", "ipc", "rss", "kill", "search"];
+const BENCHES: [&str; 7] = ["overhead", "sandbox", "mcp", "ipc", "rss", "kill", "search"];
 
 /// The header of the results table; every row has these seven cells.
 const HEADER: &str = "| benchmark | measured | baseline (same run) | ratio / figure | target | met? | command to reproduce |\n\
@@ -59,6 +60,7 @@ fn main() -> ExitCode {
         match name.as_str() {
             "overhead" => overhead::run(),
             "sandbox" => sandbox::run(),
+            "mcp" => mcp::run(),
             "ipc" => ipc::run(),
             "rss" => rss::run(),
             "kill" => kill::run(),
