@@ -10,18 +10,20 @@
 //!   far (never past the cap) and shrinks back after a frame larger than
 //!   [`RETAINED_BUFFER_BYTES`], so an idle connection holds little.
 //! - Decoding a body allocates while building the message. Byte buffers and
-//!   strings never exceed the body (`rmp_serde` copies through
-//!   `take(len).read_to_end`, failing when a length overruns it), but serde
+//!   strings never exceed the body (`rmp_serde` borrows them from the body,
+//!   failing when a length overruns it, and serde copies what it borrowed), but serde
 //!   may reserve up to 1 MiB for a sequence whose declared length is a lie
 //!   (`size_hint::cautious`). So one read allocates at most about the body,
 //!   plus 1 MiB, plus the message itself: `ipc/tests/alloc_bound.rs` measures
 //!   a worst case near 3 × the 1 MiB cap.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::message::{ChunkRef, StreamId};
 
 /// Size of the length prefix.
 pub const HEADER_BYTES: usize = 4;
@@ -106,17 +108,36 @@ pub fn check_header(header: [u8; HEADER_BYTES], max: usize) -> Result<usize, Fra
 /// Decodes one message from a complete frame body. Trailing bytes are an
 /// error: a frame holds exactly one message.
 pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
-    // The reader flavour copies a `bin` through `take(len).read_to_end`, so
-    // a declared length larger than the body fails without being allocated.
-    let mut de = rmp_serde::Deserializer::new(io::Cursor::new(body));
+    // The slice flavour borrows a `bin` from the body (a declared length
+    // larger than the body fails without being allocated), and the `Vec`
+    // of a chunk is its one copy. The reader flavour copied each `bin`
+    // through `take(len).read_to_end`, growing a fresh buffer by doubling
+    // for every frame: three copies of every output byte in the host.
+    let mut de = rmp_serde::Deserializer::from_read_ref(body);
     de.set_max_depth(MAX_DECODE_DEPTH);
     let msg = serde::Deserialize::deserialize(&mut de)
         .map_err(|e| FrameError::Malformed(e.to_string()))?;
-    let used = usize::try_from(de.position()).unwrap_or(usize::MAX);
-    if used < body.len() {
-        return Err(FrameError::TrailingBytes(body.len() - used));
+    // This flavour does not say where it stopped; an end of input right
+    // after the message says it stopped at the end.
+    match serde::de::IgnoredAny::deserialize(&mut de) {
+        Err(rmp_serde::decode::Error::InvalidMarkerRead(e))
+            if e.kind() == io::ErrorKind::UnexpectedEof =>
+        {
+            Ok(msg)
+        }
+        _ => Err(FrameError::TrailingBytes(trailing_bytes::<T>(body))),
     }
-    Ok(msg)
+}
+
+/// How many bytes follow the message at the start of `body`: the reader
+/// flavour counts them. Only a broken frame gets here.
+fn trailing_bytes<T: DeserializeOwned>(body: &[u8]) -> usize {
+    let mut de = rmp_serde::Deserializer::new(io::Cursor::new(body));
+    de.set_max_depth(MAX_DECODE_DEPTH);
+    match T::deserialize(&mut de) {
+        Ok(_) => body.len() - usize::try_from(de.position()).unwrap_or(body.len()),
+        Err(_) => 0,
+    }
 }
 
 fn prepare_body(buf: &mut Vec<u8>, len: usize) {
@@ -207,6 +228,90 @@ impl<W: Write> FrameWriter<W> {
         }
         Ok(())
     }
+
+    /// Writes `ChunkRef::Chunk { stream, seq, data }`: the same frame as
+    /// [`write`](Self::write) (a test checks), but `data` is not copied into
+    /// the scratch buffer. Only the frame's head is encoded, and head and
+    /// data go out in one vectored write. On an output-heavy call that copy
+    /// was every output byte once more.
+    pub fn write_chunk(
+        &mut self,
+        stream: StreamId,
+        seq: u64,
+        data: &[u8],
+    ) -> Result<(), FrameError> {
+        self.scratch.clear();
+        let empty = ChunkRef::Chunk {
+            stream,
+            seq,
+            data: &[],
+        };
+        encode_frame(&empty, &mut self.scratch, self.max)?;
+        // `data` is the message's last field, so the frame is this head with
+        // the empty `bin` (marker, length 0) swapped for `data`'s.
+        if !self.scratch.ends_with(&EMPTY_BIN) {
+            return Err(FrameError::Malformed(
+                "a chunk does not end with its data".into(),
+            ));
+        }
+        self.scratch.truncate(self.scratch.len() - EMPTY_BIN.len());
+        push_bin_len(&mut self.scratch, data.len())?;
+        let body = self.scratch.len() - HEADER_BYTES + data.len();
+        if body > self.max {
+            return Err(FrameError::Oversized {
+                len: body as u64,
+                max: self.max,
+            });
+        }
+        // `body` is at most `max`, which fits the 32-bit prefix (checked by
+        // `push_bin_len` for the data alone; the head adds a few bytes).
+        let len = u32::try_from(body).map_err(|_| FrameError::Oversized {
+            len: body as u64,
+            max: self.max,
+        })?;
+        self.scratch[..HEADER_BYTES].copy_from_slice(&len.to_le_bytes());
+        write_all_vectored(&mut self.inner, &self.scratch, data)?;
+        Ok(())
+    }
+}
+
+/// MessagePack's `bin 8` of length zero: how an empty `serde_bytes` slice
+/// encodes.
+const EMPTY_BIN: [u8; 2] = [0xc4, 0x00];
+
+/// Appends the MessagePack `bin` header for `len` bytes, in the smallest
+/// form, as `rmp` writes it.
+fn push_bin_len(out: &mut Vec<u8>, len: usize) -> Result<(), FrameError> {
+    if let Ok(n) = u8::try_from(len) {
+        out.extend_from_slice(&[0xc4, n]);
+    } else if let Ok(n) = u16::try_from(len) {
+        out.push(0xc5);
+        out.extend_from_slice(&n.to_be_bytes());
+    } else {
+        let n = u32::try_from(len).map_err(|_| FrameError::Oversized {
+            len: len as u64,
+            max: u32::MAX as usize,
+        })?;
+        out.push(0xc6);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+    Ok(())
+}
+
+/// `write_all` of `head` then `tail`, with as few `writev` calls as the
+/// pipe allows.
+fn write_all_vectored(w: &mut impl Write, head: &[u8], tail: &[u8]) -> io::Result<()> {
+    let mut bufs = [IoSlice::new(head), IoSlice::new(tail)];
+    let mut bufs = &mut bufs[..];
+    while !bufs.is_empty() {
+        match w.write_vectored(bufs) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Async frame reader for the host.
@@ -322,5 +427,62 @@ impl<W: AsyncWrite + Unpin> AsyncFrameWriter<W> {
         self.inner.write_all(&self.scratch).await?;
         self.inner.flush().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{Chunk, WorkerMessage};
+
+    /// A writer that takes at most `step` bytes per call, to exercise the
+    /// partial-write path of `write_all_vectored`.
+    struct Trickle {
+        out: Vec<u8>,
+        step: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.step);
+            self.out.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn write_chunk_writes_the_frame_write_would() {
+        // Every width of the `bin` length, and its edges.
+        for len in [0, 1, 255, 256, 65_535, 65_536, 70_000] {
+            let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let owned = WorkerMessage::Chunk(Chunk {
+                stream: StreamId::Stderr,
+                seq: 1 << 40,
+                data: data.clone(),
+            });
+            let mut expected = Vec::new();
+            encode_frame(&owned, &mut expected, usize::MAX).unwrap();
+            for step in [usize::MAX, 7] {
+                let mut writer = FrameWriter::new(Trickle { out: vec![], step }, 1 << 20);
+                writer
+                    .write_chunk(StreamId::Stderr, 1 << 40, &data)
+                    .unwrap();
+                assert_eq!(writer.inner.out, expected, "len {len}, step {step}");
+            }
+        }
+    }
+
+    #[test]
+    fn write_chunk_checks_the_cap_before_writing() {
+        let mut writer = FrameWriter::new(Vec::new(), 1000);
+        let err = writer
+            .write_chunk(StreamId::Stdout, 0, &[0; 1000])
+            .unwrap_err();
+        assert!(matches!(err, FrameError::Oversized { .. }), "{err:?}");
+        assert!(writer.inner.is_empty(), "nothing reaches the channel");
     }
 }

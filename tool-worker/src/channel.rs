@@ -11,8 +11,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bulkhead_ipc::{
-    ChunkRef, DEFAULT_MAX_FRAME_BYTES, FrameReader, FrameWriter, HostMessage, MAX_CHUNK_BYTES,
-    Progress, StreamId, WorkerMessage, WorkerUsage,
+    DEFAULT_MAX_FRAME_BYTES, FrameReader, FrameWriter, HostMessage, MAX_CHUNK_BYTES, Progress,
+    StreamId, WorkerMessage, WorkerUsage,
 };
 
 use crate::input::InputQueue;
@@ -175,13 +175,10 @@ impl IpcSink {
             if !self.take_credit() {
                 return Ok(false);
             }
-            let msg = ChunkRef::Chunk {
-                stream,
-                seq: self.seq,
-                data: piece,
-            };
+            self.writer
+                .write_chunk(stream, self.seq, piece)
+                .map_err(std::io::Error::other)?;
             self.seq += 1;
-            self.writer.write(&msg).map_err(std::io::Error::other)?;
         }
         Ok(true)
     }

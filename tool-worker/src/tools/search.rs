@@ -3,15 +3,18 @@
 //! The walk (`ignore`) and the search (`grep-searcher`, `grep-regex`) are
 //! ripgrep's own crates with ripgrep's defaults, so results and speed match
 //! `rg` on the same tree. Only the plumbing is ours: N walker threads each
-//! search the files they find and send formatted batches through a bounded
-//! channel to the thread that called `run`, the only one that may touch the
-//! (not `Sync`) sink. Every reason to stop (sink says stop, cancel,
-//! `max_matches`) raises one flag that walkers, searchers and file reads all
-//! check, so a search stops within one buffer of work per thread.
+//! search the files they find, format matches into a batch of their own that
+//! spans files, and send full batches through a bounded channel to the thread
+//! that called `run`, the only one that may touch the (not `Sync`) sink. The
+//! writer hands each batch's buffer back for reuse. Every reason to stop
+//! (sink says stop, cancel, `max_matches`) raises one flag that walkers,
+//! searchers and file reads all check, so a search stops within one buffer
+//! of work per thread.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::time::{Duration, Instant};
@@ -33,9 +36,27 @@ use super::{OutputSink, Tool, ToolContext, ToolEnd, ToolFailure};
 const MAX_THREADS: usize = 12;
 
 /// Largest batch a searcher thread sends, unless one line is longer. One
-/// chunk's worth: few messages for the writer to coalesce, and an allocation
-/// below malloc's mmap threshold (128 KiB), so batches are cheap to recycle.
+/// chunk's worth, so that a full batch goes out as one chunk without being
+/// copied again, and an allocation below malloc's mmap threshold (128 KiB).
 const BATCH_BYTES: usize = MAX_CHUNK_BYTES;
+
+/// A batch at least this full is sent as a chunk of its own rather than
+/// copied into the writer's pending chunk. Batches are sent full, except a
+/// thread's last one and those sent for age; half a chunk keeps chunks big
+/// while every full batch skips the copy.
+const DIRECT_BYTES: usize = MAX_CHUNK_BYTES / 2;
+
+/// A partial batch older than this is sent after the file that ends in it,
+/// so that a search with sparse matches still shows them as it goes. Batches
+/// span files: sending one per file cost a message, a wake-up of the writer
+/// and an allocation per file, about a tenth of the worker's CPU on a
+/// many-matches search. The same period as progress: below what a person
+/// watching notices.
+const BATCH_MAX_AGE: Duration = PROGRESS_INTERVAL;
+
+/// Buffers up to this size go back to the pool; a bigger one (a batch that
+/// held one huge line) is freed instead of being kept for the whole search.
+const POOLED_CAPACITY: usize = 2 * BATCH_BYTES;
 
 /// Messages queued between searchers and the writer: at ~64 KiB each, about
 /// 4 MiB held while the sink waits for credit, and deep enough that a
@@ -160,6 +181,10 @@ struct Shared {
     claimed: AtomicU64,
     files_searched: AtomicU64,
     errors: AtomicU64,
+    /// Emptied batch buffers, handed back by the writer. Their number is
+    /// bounded by the buffers in use: one per searcher thread plus the
+    /// channel's capacity plus the one the writer holds.
+    spare: Mutex<Vec<Vec<u8>>>,
 }
 
 impl Shared {
@@ -171,6 +196,23 @@ impl Shared {
     fn stopping(&self) -> bool {
         self.stop.load(Relaxed)
     }
+
+    /// A batch buffer from the pool, or a new one of a full batch's size.
+    fn buffer(&self) -> Vec<u8> {
+        let spare = self.spare.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        // Allocated at its full size once: grown by doubling it would pass
+        // malloc's mmap threshold, and every batch would then cost an mmap,
+        // page faults and an munmap.
+        spare.unwrap_or_else(|| Vec::with_capacity(BATCH_BYTES))
+    }
+
+    fn recycle(&self, mut buffer: Vec<u8>) {
+        if buffer.capacity() <= POOLED_CAPACITY {
+            buffer.clear();
+            let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+            spare.push(buffer);
+        }
+    }
 }
 
 enum Message {
@@ -179,13 +221,15 @@ enum Message {
     Error(String),
 }
 
-/// Output of one file, or a piece of it.
+/// Output of one searcher thread: whole files, and pieces of those whose
+/// output did not fit.
+#[derive(Default)]
 struct Batch {
     data: Vec<u8>,
     /// Match lines in `data`.
     matches: u64,
-    /// The file's first batch.
-    first: bool,
+    /// Files whose first match is in `data`.
+    files: u64,
 }
 
 fn search(
@@ -211,6 +255,8 @@ fn search(
                 let mut thread = SearchThread {
                     shared,
                     tx: tx.clone(),
+                    batch: Batch::default(),
+                    batch_since: Instant::now(),
                     matcher: matcher.clone(),
                     searcher: SearcherBuilder::new()
                         .line_number(true)
@@ -276,8 +322,17 @@ fn write_output(
         keep_going = match received {
             Ok(Message::Output(batch)) => {
                 matches += batch.matches;
-                files += u64::from(batch.first);
-                out.push(&batch.data)?
+                files += batch.files;
+                let len = batch.data.len();
+                let sent = if (DIRECT_BYTES..=MAX_CHUNK_BYTES).contains(&len) {
+                    // What is pending goes first, to keep each file's lines
+                    // in order; then the batch, uncopied.
+                    out.flush()? && out.sink().write(StreamId::Stdout, &batch.data)?
+                } else {
+                    out.push(&batch.data)?
+                };
+                shared.recycle(batch.data);
+                sent
             }
             Ok(Message::Error(text)) => {
                 let text = &text.as_bytes()[..text.len().min(MAX_CHUNK_BYTES)];
@@ -306,12 +361,22 @@ fn write_output(
 }
 
 /// One walker thread's searcher, reused for every file it visits so that
-/// its buffers are allocated once.
+/// its buffers are allocated once, and its batch, which spans files. The
+/// walk drops it when the thread is done, which sends what is left.
 struct SearchThread<'s> {
     shared: &'s Shared,
     tx: SyncSender<Message>,
+    batch: Batch,
+    /// When `batch` got its first line.
+    batch_since: Instant,
     matcher: RegexMatcher,
     searcher: Searcher,
+}
+
+impl Drop for SearchThread<'_> {
+    fn drop(&mut self) {
+        send_batch(self.shared, &self.tx, &mut self.batch);
+    }
 }
 
 impl SearchThread<'_> {
@@ -334,17 +399,14 @@ impl SearchThread<'_> {
             Ok(file) => file,
             Err(err) => return self.report_error(format!("{}: {err}", path.display())),
         };
-        let mut prefix = path.to_string_lossy().into_owned().into_bytes();
-        prefix.push(b':');
+        let prefix = format!("{}:", path.display());
         let mut sink = MatchSink {
             shared: self.shared,
             tx: &self.tx,
-            prefix: &prefix,
-            batch: Batch {
-                data: Vec::new(),
-                matches: 0,
-                first: true,
-            },
+            prefix: prefix.as_bytes(),
+            batch: &mut self.batch,
+            batch_since: &mut self.batch_since,
+            first: true,
         };
         let reader = StopRead {
             inner: file,
@@ -354,7 +416,9 @@ impl SearchThread<'_> {
             .searcher
             .search_reader(&self.matcher, reader, &mut sink);
         self.shared.files_searched.fetch_add(1, Relaxed);
-        sink.send();
+        if !self.batch.data.is_empty() && self.batch_since.elapsed() >= BATCH_MAX_AGE {
+            send_batch(self.shared, &self.tx, &mut self.batch);
+        }
         if let Err(err) = result {
             self.report_error(format!("{}: {err}", path.display()));
         }
@@ -399,31 +463,35 @@ impl Read for StopRead<'_> {
     }
 }
 
-/// Formats a file's matches as `path:line:text\n` and sends them in batches.
+/// Sends `batch`, if it holds anything, and leaves it empty; false when the writer is gone, which stops the search.
+fn send_batch(shared: &Shared, tx: &SyncSender<Message>, batch: &mut Batch) -> bool {
+    if batch.data.is_empty() {
+        return true;
+    }
+    let full = Batch {
+        // The next line takes a buffer from the pool; a thread that is done
+        // does not need one.
+        data: std::mem::take(&mut batch.data),
+        matches: std::mem::take(&mut batch.matches),
+        files: std::mem::take(&mut batch.files),
+    };
+    let sent = tx.send(Message::Output(full)).is_ok();
+    if !sent {
+        shared.stop.store(true, Relaxed);
+    }
+    sent
+}
+
+/// Formats one file's matches as `path:line:text\n` into its thread's
+/// batch, sending the batch whenever the next line would overfill it.
 struct MatchSink<'a> {
     shared: &'a Shared,
     tx: &'a SyncSender<Message>,
     prefix: &'a [u8],
-    batch: Batch,
-}
-
-impl MatchSink<'_> {
-    /// Sends the batch, if any; false when the writer is gone.
-    fn send(&mut self) -> bool {
-        if self.batch.data.is_empty() {
-            return true;
-        }
-        let batch = Batch {
-            data: std::mem::take(&mut self.batch.data),
-            matches: std::mem::take(&mut self.batch.matches),
-            first: std::mem::replace(&mut self.batch.first, false),
-        };
-        let sent = self.tx.send(Message::Output(batch)).is_ok();
-        if !sent {
-            self.shared.stop.store(true, Relaxed);
-        }
-        sent
-    }
+    batch: &'a mut Batch,
+    batch_since: &'a mut Instant,
+    /// No match of this file yet.
+    first: bool,
 }
 
 impl Sink for &mut MatchSink<'_> {
@@ -448,16 +516,21 @@ impl Sink for &mut MatchSink<'_> {
         // Room for "path:" + a u64 + ':' + text + '\n', without the lossy
         // expansion (rare, and only costs a reallocation).
         let needed = self.prefix.len() + 21 + text.len() + 1;
-        if self.batch.data.len() + needed > BATCH_BYTES && !self.send() {
+        if self.batch.data.len() + needed > BATCH_BYTES
+            && !send_batch(self.shared, self.tx, self.batch)
+        {
             return Ok(false);
         }
         let data = &mut self.batch.data;
-        // A batch is allocated at its full size once: grown by doubling it
-        // would pass malloc's mmap threshold, and every batch would then
-        // cost an mmap, page faults and an munmap.
         if data.capacity() == 0 {
-            data.reserve(needed.max(BATCH_BYTES));
+            *data = self.shared.buffer();
         }
+        if data.is_empty() {
+            *self.batch_since = Instant::now();
+            // Only a line longer than a batch grows the buffer.
+            data.reserve(needed);
+        }
+        self.batch.files += u64::from(std::mem::take(&mut self.first));
         data.extend_from_slice(self.prefix);
         push_decimal(data, mat.line_number().unwrap_or(0));
         data.push(b':');

@@ -129,6 +129,23 @@ fn max_matches_stops_early_with_exact_count() {
 }
 
 #[test]
+fn batches_spanning_files_count_every_match_and_file() {
+    // 300 files of 50 lines: each thread's batches hold many files, and
+    // some files are split between two batches.
+    let dir = big_tree(300, 50);
+    let mut sink = VecSink::new();
+    let summary = run(json!({"pattern": "match", "path": dir.path()}), &mut sink);
+    let lines = lines(&sink);
+    assert_eq!(lines.len(), 300 * 50);
+    assert_eq!(summary["matches"], 300 * 50);
+    assert_eq!(summary["files_with_matches"], 300);
+    assert_eq!(summary["files_searched"], 300);
+    let p = dir.path().display();
+    assert!(lines.contains(&format!("{p}/f0299.txt:50:match line 49")));
+    assert!(sink.chunk_sizes.iter().all(|&n| n <= MAX_CHUNK_BYTES));
+}
+
+#[test]
 fn sink_budget_stops_the_search() {
     let dir = big_tree(2000, 100);
     let mut sink = VecSink::with_budget(64 << 10);
