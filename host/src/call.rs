@@ -420,6 +420,14 @@ impl<'a> Supervisor<'a> {
             // The validator keeps the set of open requests.
             WorkerMessage::Request { .. } => {}
             WorkerMessage::Chunk(chunk) if self.stream => {
+                // As below: in stop mode the worker stops at the cap.
+                if self.limits.tail_bytes == 0
+                    && self.streamed_bytes >= self.limits.max_output_bytes
+                {
+                    return Step::Kill(Outcome::Killed {
+                        reason: KillReason::Output,
+                    });
+                }
                 self.streamed_chunks += 1;
                 self.streamed_bytes += chunk.data.len() as u64;
                 let _ = events.send(CallEvent::Output {
@@ -638,6 +646,7 @@ impl<'a> Supervisor<'a> {
             enforcement,
             worker_stderr,
             lines_seen,
+            streamed_bytes: self.streamed_bytes,
         }
     }
 }

@@ -80,10 +80,13 @@ pub struct CallRequest {
     pub cwd: Option<PathBuf>,
     /// The sandbox; the default is `trusted` (limits only).
     pub policy: CallPolicy,
-    /// Stream mode, for long sessions (an MCP server): the host keeps none
+    /// Stream mode, for callers that print or forward output as it comes
+    /// (`bulkhead run` in text mode, an MCP session): the host keeps none
     /// of the output and passes every chunk on as an event, granting the
-    /// worker credit only as the caller takes them. `max_output_bytes`
-    /// then does not apply; host memory stays bounded by the credit window.
+    /// worker credit only as the caller takes them, so host memory is
+    /// bounded by the credit window whatever the cap. The worker still
+    /// stops at `max_output_bytes`; `tail_bytes` needs the host's copy and
+    /// does not apply.
     pub stream_output: bool,
 }
 

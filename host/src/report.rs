@@ -106,13 +106,20 @@ pub struct CallReport {
     /// Newlines the tool produced, kept or not (the worker counts what it
     /// did not send).
     pub lines_seen: u64,
+    /// Bytes passed to the caller as events and not kept (stream mode).
+    pub streamed_bytes: u64,
 }
 
 impl CallReport {
     /// Bytes produced but not kept: cut by the worker at the cap, or by the
     /// host between head and tail.
     pub fn cut_bytes(&self) -> u64 {
-        self.usage.bytes_produced.saturating_sub(self.output.kept())
+        self.usage.bytes_produced.saturating_sub(self.delivered())
+    }
+
+    /// Bytes the caller got: kept in the report, or streamed as events.
+    pub fn delivered(&self) -> u64 {
+        self.output.kept() + self.streamed_bytes
     }
 
     /// The marker placed where output was cut, saying what and why.
@@ -125,7 +132,7 @@ impl CallReport {
         format!(
             "\n[… bulkhead cut {} bytes: kept {} of the {} bytes / {} lines produced; {why} …]\n",
             self.cut_bytes(),
-            self.output.kept(),
+            self.delivered(),
             self.usage.bytes_produced,
             self.lines_seen,
         )
@@ -157,6 +164,7 @@ impl CallReport {
             enforcement,
             worker_stderr: String::new(),
             lines_seen: 0,
+            streamed_bytes: 0,
         }
     }
 }

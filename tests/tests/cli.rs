@@ -40,6 +40,27 @@ fn text_mode_prints_output_then_a_status_line() {
     );
 }
 
+/// Text mode streams (the host keeps no copy): what is printed is exactly
+/// the cap, and the marker says how much of what was produced that is.
+#[test]
+fn text_mode_truncation_prints_the_head_and_a_marker_that_adds_up() {
+    let out = bulkhead(&[
+        "run",
+        "shell",
+        r#"{"command":"seq 1 200000"}"#,
+        "--max-output",
+        "64K",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (head, marker) = text.split_once("\n[… bulkhead cut ").expect("a cut marker");
+    assert_eq!(head.len(), 65536, "the head is the cap");
+    assert!(head.starts_with("1\n2\n3\n"));
+    assert!(marker.contains("kept 65536 of the"), "{marker}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bulkhead: truncated"), "{err}");
+}
+
 #[test]
 fn bad_tool_arguments_name_the_field() {
     let (v, out) = run_json(

@@ -53,7 +53,9 @@ pub async fn run(args: RunArgs, config: Option<&std::path::Path>) -> anyhow::Res
         limits: chosen.limits,
         cwd: Some(chosen.cwd),
         policy: chosen.policy,
-        stream_output: false,
+        // Text mode prints chunks as they come and needs no copy, unless a
+        // tail must be kept for the end; --json needs the whole report.
+        stream_output: !args.json && args.tail == 0,
     });
 
     let report = if args.json {
