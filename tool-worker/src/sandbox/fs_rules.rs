@@ -122,13 +122,13 @@ fn build_and_restrict(
     let mut created = ruleset.create().map_err(err)?;
     if let Some(rules) = rules {
         let deny: Vec<PathBuf> = rules.deny.iter().map(PathBuf::from).collect();
-        let read = carve(&to_paths(&rules.read), &deny);
-        let write = carve(&to_paths(&rules.write), &deny);
+        let read = carve_typed(&to_paths(&rules.read), &deny);
+        let write = carve_typed(&to_paths(&rules.write), &deny);
         for (paths, access, count) in [
             (&read, AccessFs::from_read(TARGET_ABI), &mut out.read_rules),
             (&write, AccessFs::from_all(TARGET_ABI), &mut out.write_rules),
         ] {
-            for path in paths {
+            for Carved { path, is_dir } in paths {
                 let fd = match PathFd::new(path) {
                     Ok(fd) => fd,
                     Err(e) => {
@@ -137,7 +137,7 @@ fn build_and_restrict(
                     }
                 };
                 // A rule on a file may only carry file rights.
-                let access = if path.is_dir() {
+                let access = if is_dir.unwrap_or_else(|| path.is_dir()) {
                     access
                 } else {
                     access & AccessFs::from_file(TARGET_ABI)
@@ -160,20 +160,44 @@ fn to_paths(v: &[String]) -> Vec<PathBuf> {
 /// Replaces each root that contains a denied path by the parts of it that
 /// do not, so that allowing all of them allows nothing denied.
 pub fn carve(roots: &[PathBuf], deny: &[PathBuf]) -> Vec<PathBuf> {
+    carve_typed(roots, deny)
+        .into_iter()
+        .map(|c| c.path)
+        .collect()
+}
+
+/// A path to allow, and whether it is a directory when carving already
+/// knows (a root's kind is looked up later): it saves a `stat` per rule,
+/// of which `/` minus `$HOME`'s secrets makes a few hundred.
+pub struct Carved {
+    pub path: PathBuf,
+    pub is_dir: Option<bool>,
+}
+
+pub fn carve_typed(roots: &[PathBuf], deny: &[PathBuf]) -> Vec<Carved> {
     let mut out = Vec::new();
     let mut budget = MAX_CARVED_ENTRIES;
     for root in roots {
-        carve_into(root, deny, &mut out, &mut budget);
+        carve_into(root, None, deny, &mut out, &mut budget);
     }
     out
 }
 
-fn carve_into(dir: &Path, deny: &[PathBuf], out: &mut Vec<PathBuf>, budget: &mut usize) {
+fn carve_into(
+    dir: &Path,
+    is_dir: Option<bool>,
+    deny: &[PathBuf],
+    out: &mut Vec<Carved>,
+    budget: &mut usize,
+) {
     if deny.iter().any(|d| dir.starts_with(d)) {
         return;
     }
     if !deny.iter().any(|d| d.starts_with(dir)) {
-        out.push(dir.to_path_buf());
+        out.push(Carved {
+            path: dir.to_path_buf(),
+            is_dir,
+        });
         return;
     }
     // A denied path lies strictly beneath `dir`: allow its entries one by
@@ -195,9 +219,12 @@ fn carve_into(dir: &Path, deny: &[PathBuf], out: &mut Vec<PathBuf>, budget: &mut
         }
         let path = entry.path();
         if kind.is_dir() {
-            carve_into(&path, deny, out, budget);
+            carve_into(&path, Some(true), deny, out, budget);
         } else if !deny.iter().any(|d| path.starts_with(d)) {
-            out.push(path);
+            out.push(Carved {
+                path,
+                is_dir: Some(false),
+            });
         }
     }
 }
