@@ -30,6 +30,7 @@ pub mod enforce;
 mod handle;
 mod host;
 pub mod limits;
+pub mod mcp;
 pub mod outcome;
 pub mod output;
 pub mod policy;

@@ -30,6 +30,7 @@
 //! on its own.
 
 pub mod frame;
+pub mod lines;
 pub mod message;
 pub mod sandbox;
 pub mod transport;

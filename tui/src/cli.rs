@@ -126,6 +126,33 @@ pub enum McpCommand {
     /// `bulkhead mcp wrap --` before the server's command in any MCP client's
     /// config.
     Wrap(Box<WrapArgs>),
+    /// One MCP server (stdio) with bulkhead's built-in tools and every
+    /// configured server's tools (`server__tool`), each call sandboxed.
+    Serve(ServeArgs),
+    /// Start every configured server, and show its state, tools, restarts,
+    /// memory, last error and stderr tail.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The `mcpServers` JSON (Claude Desktop / Cursor format) [default: the
+    /// config's `[mcp] servers_file`; none: built-in tools only].
+    #[arg(long, value_name = "FILE")]
+    pub servers: Option<PathBuf>,
+    /// Serve on stdin/stdout (the only transport of this release).
+    #[arg(long, default_value_t = true)]
+    pub stdio: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The `mcpServers` JSON [default: the config's `[mcp] servers_file`].
+    #[arg(long, value_name = "FILE")]
+    pub servers: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

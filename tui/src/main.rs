@@ -4,6 +4,7 @@
 
 mod cli;
 mod doctor;
+mod mcp_serve;
 mod mcp_wrap;
 mod policy_args;
 mod run;
@@ -53,6 +54,8 @@ fn main() -> ExitCode {
             Command::Doctor(args) => doctor::doctor(args, config).await,
             Command::Mcp(args) => match args.command {
                 cli::McpCommand::Wrap(args) => mcp_wrap::wrap(*args, config).await,
+                cli::McpCommand::Serve(args) => mcp_serve::serve(args, config).await,
+                cli::McpCommand::Status(args) => mcp_serve::status(args, config).await,
             },
         }
     });

@@ -120,7 +120,7 @@ async fn stream_text(call: &mut bulkhead_host::CallHandle) -> anyhow::Result<Cal
     anyhow::bail!("internal error: the call ended without a report")
 }
 
-fn status_line(r: &CallReport) -> String {
+pub fn status_line(r: &CallReport) -> String {
     let what = match &r.outcome {
         Outcome::Completed => "completed".to_owned(),
         Outcome::Truncated { limit, bytes_seen } => format!(

@@ -48,6 +48,10 @@ pub struct PolicySet {
     pub mcp_default: String,
     /// The config file read, if any.
     pub source: Option<PathBuf>,
+    /// `[mcp]`: where the `mcpServers` list is.
+    pub mcp: crate::mcp::config::McpSection,
+    /// `[servers.NAME]`: how each MCP server runs.
+    pub servers: BTreeMap<String, crate::mcp::config::ServerSettings>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -57,6 +61,10 @@ struct ConfigFile {
     defaults: Defaults,
     #[serde(default)]
     policies: BTreeMap<String, PolicyDef>,
+    #[serde(default)]
+    mcp: crate::mcp::config::McpSection,
+    #[serde(default)]
+    servers: BTreeMap<String, crate::mcp::config::ServerSettings>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -124,6 +132,8 @@ impl Default for PolicySet {
             tool_default: "workspace".into(),
             mcp_default: "untrusted".into(),
             source: None,
+            mcp: Default::default(),
+            servers: BTreeMap::new(),
         }
     }
 }
@@ -205,6 +215,8 @@ impl PolicySet {
                 "policy \"{name}\" is part of an `extends` cycle"
             )));
         }
+        set.mcp = file.mcp;
+        set.servers = file.servers;
         if let Some(name) = file.defaults.tool_policy {
             set.tool_default = name;
         }
@@ -342,23 +354,27 @@ fn default_config_path() -> Option<PathBuf> {
     Some(base.join("bulkhead").join("config.toml"))
 }
 
-fn read_capped(path: &Path) -> Result<String, PolicyError> {
+/// Reads a small text file whole, refusing one over `max` bytes: a wrong
+/// path (a log, a disk image) must not be slurped. The error says what went
+/// wrong, without the path, which callers add.
+pub(crate) fn read_capped_text(path: &Path, max: u64) -> Result<String, String> {
     use std::io::Read;
-    let err = |message: String| PolicyError::Config {
-        path: path.to_path_buf(),
-        message,
-    };
-    let file = std::fs::File::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let mut text = String::new();
-    file.take(CONFIG_MAX_BYTES + 1)
+    file.take(max + 1)
         .read_to_string(&mut text)
-        .map_err(|e| err(format!("cannot read: {e}")))?;
-    if text.len() as u64 > CONFIG_MAX_BYTES {
-        return Err(err(format!(
-            "larger than {CONFIG_MAX_BYTES} bytes; is this the right file?"
-        )));
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if text.len() as u64 > max {
+        return Err(format!("larger than {max} bytes; is this the right file?"));
     }
     Ok(text)
+}
+
+fn read_capped(path: &Path) -> Result<String, PolicyError> {
+    read_capped_text(path, CONFIG_MAX_BYTES).map_err(|message| PolicyError::Config {
+        path: path.to_path_buf(),
+        message,
+    })
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //! namespace, Landlock rule or seccomp filter is ever made in the host
 //! process, which must stay free to supervise.
 
-mod config;
+pub(crate) mod config;
 mod presets;
 mod resolve;
 

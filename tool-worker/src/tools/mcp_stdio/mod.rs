@@ -20,7 +20,6 @@
 //!   strike is counted and the request stays open until the server ends.
 
 mod jsonrpc;
-mod lines;
 mod relay;
 
 use std::collections::BTreeMap;

@@ -13,9 +13,9 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::jsonrpc::{self, Kind};
-use super::lines::{BoundedLines, LineEvent};
 use super::{MAX_GARBAGE_LINES, MAX_OVERSIZE, POLL_INTERVAL_MS, STDERR_TAIL_BYTES};
 use crate::tools::{OutputSink, ToolContext};
+use bulkhead_ipc::lines::{BoundedLines, LineEvent};
 
 pub(super) struct Relay {
     pub(super) pid: Pid,

@@ -1,6 +1,8 @@
 //! Newline-delimited messages with a hard cap, enforced before any byte of
 //! a message is parsed: MCP's stdio transport is one JSON-RPC message per
-//! line, and a server decides how long a line is.
+//! line, and a server decides how long a line is. Used by the worker's MCP
+//! relay (on what the server writes) and by the host's MCP client (on what
+//! the relay passes on), so neither holds more than one cap of a line.
 
 /// How much of an oversized line is kept, to find the id of the request it
 /// answers. JSON-RPC responses usually start with `"jsonrpc"` and `"id"`.

@@ -1,0 +1,233 @@
+//! `bulkhead mcp serve`: bulkhead's built-in tools and every configured
+//! server's tools behind one MCP server, each call sandboxed; a server that
+//! keeps crashing is restarted within its budget, then marked failed; and
+//! `bulkhead mcp status` reports on the configured servers.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+use bulkhead_tests::bin;
+use serde_json::{Value, json};
+
+fn peer(var: &str) -> String {
+    std::env::var(var)
+        .unwrap_or_else(|_| panic!("{var} is not set: run the tests through scripts/test"))
+}
+
+/// A servers file with server-everything and a server that crashes on
+/// every call.
+fn servers_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("servers.json");
+    let doc = json!({"mcpServers": {
+        "everything": {"command": peer("MCP_NODE"), "args": [peer("MCP_EVERYTHING"), "stdio"]},
+        "crashy": {"command": bin("hostile-mcp"), "args": ["crash"]},
+    }});
+    std::fs::write(&path, doc.to_string()).unwrap();
+    path
+}
+
+fn inspect(args: &[&str]) -> Value {
+    let out = Command::new(peer("MCP_NODE"))
+        .arg(peer("MCP_INSPECTOR"))
+        .arg("--cli")
+        .arg(bin("bulkhead"))
+        .args(args)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn the_gateway_offers_builtin_and_namespaced_server_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let servers = servers_file(dir.path());
+    let servers = servers.to_str().unwrap();
+    let list = inspect(&[
+        "mcp",
+        "serve",
+        "--servers",
+        servers,
+        "--method",
+        "tools/list",
+    ]);
+    let names: Vec<&str> = list["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    for wanted in [
+        "shell",
+        "read_file",
+        "everything__echo",
+        "everything__get-sum",
+        "crashy__go",
+    ] {
+        assert!(names.contains(&wanted), "{wanted} missing from {names:?}");
+    }
+    let sum = inspect(&[
+        "mcp",
+        "serve",
+        "--servers",
+        servers,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "everything__get-sum",
+        "--tool-arg",
+        "a=19",
+        "b=23",
+    ]);
+    assert_eq!(
+        sum["content"][0]["text"], "The sum of 19 and 23 is 42.",
+        "{sum}"
+    );
+    let builtin = inspect(&[
+        "mcp",
+        "serve",
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "shell",
+        "--tool-arg",
+        "command=echo sandboxed",
+    ]);
+    assert_eq!(builtin["content"][0]["text"], "sandboxed\n", "{builtin}");
+    assert!(
+        builtin["content"][1]["text"]
+            .as_str()
+            .unwrap()
+            .contains("policy workspace"),
+        "{builtin}"
+    );
+}
+
+#[test]
+fn a_crash_looping_server_is_restarted_then_marked_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let servers = servers_file(dir.path());
+    let mut child = Command::new(bin("bulkhead"))
+        .args(["mcp", "serve", "--servers", servers.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut ask = |id: u64, method: &str, params: Value| -> Value {
+        writeln!(
+            stdin,
+            "{}",
+            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+        )
+        .unwrap();
+        let line = lines.next().expect("an answer").unwrap();
+        serde_json::from_str(&line).unwrap()
+    };
+    let init = ask(0, "initialize", json!({"protocolVersion": "2025-06-18"}));
+    assert_eq!(init["result"]["serverInfo"]["name"], "bulkhead");
+    // The default budget: 3 restarts in 60 s. Each call that reaches a
+    // running server crashes it (a call sent while it is going down fails
+    // with it); the fourth crash spends the budget, and from then on every
+    // call is answered with the failure.
+    let mut messages = Vec::new();
+    for id in 1..=16 {
+        let a = ask(
+            id,
+            "tools/call",
+            json!({"name": "crashy__go", "arguments": {}}),
+        );
+        let m = a["error"]["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{a}"))
+            .to_owned();
+        let failed = m.contains("marked failed");
+        messages.push(m);
+        if failed {
+            break;
+        }
+    }
+    let (last, before) = messages.split_last().unwrap();
+    assert!(
+        last.contains("marked failed") && last.contains("restarted 3 times"),
+        "{messages:?}"
+    );
+    assert!(
+        before.len() >= 4 && before.iter().all(|m| m.contains("crashed")),
+        "{messages:?}"
+    );
+    // The other server is untouched.
+    let sum = ask(
+        9,
+        "tools/call",
+        json!({"name": "everything__get-sum", "arguments": {"a": 1, "b": 2}}),
+    );
+    assert_eq!(
+        sum["result"]["content"][0]["text"], "The sum of 1 and 2 is 3.",
+        "{sum}"
+    );
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn status_lists_each_server_with_its_state_and_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let servers = servers_file(dir.path());
+    let out = Command::new(bin("bulkhead"))
+        .args([
+            "mcp",
+            "status",
+            "--json",
+            "--servers",
+            servers.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let everything = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "everything")
+        .unwrap();
+    assert_eq!(everything["state"], "ready", "{everything}");
+    assert_eq!(everything["policy"], "untrusted");
+    assert!(everything["tools"].as_array().unwrap().len() >= 10);
+    assert!(everything["peak_rss_bytes"].as_u64().unwrap() > 0);
+    assert!(
+        everything["stderr_tail"]
+            .as_str()
+            .unwrap()
+            .contains("Starting"),
+        "{everything}"
+    );
+}
+
+#[test]
+fn a_bad_servers_file_names_the_line_and_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("servers.json");
+    std::fs::write(
+        &path,
+        "{\"mcpServers\": {\n  \"x\": {\"command\": [\"not\", \"a string\"]}\n}}",
+    )
+    .unwrap();
+    let out = Command::new(bin("bulkhead"))
+        .args(["mcp", "status", "--servers", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("servers.json") && e.contains("line 2") && e.contains("mcpServers.x.command"),
+        "{e}"
+    );
+}

@@ -1,0 +1,327 @@
+//! `bulkhead mcp serve`: one MCP server on stdio that offers bulkhead's
+//! built-in tools and every configured server's tools (as `server__tool`),
+//! each call sandboxed; and `bulkhead mcp status`, which starts the
+//! configured servers and reports on them.
+//!
+//! The client's messages are read under the same cap as a server's
+//! ([`bulkhead_ipc::lines`]); each `tools/call` runs in its own task, so a
+//! slow tool does not hold the others; answers go out through one writer.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bulkhead_host::mcp::{ServerSession, ServerState, load_servers_file, servers_file, specs};
+use bulkhead_host::policy::{ResolveContext, resolve};
+use bulkhead_host::{
+    CallLimits, CallPolicy, CallRequest, HostConfig, Outcome, PolicySet, ToolHost,
+};
+use bulkhead_ipc::ToolExit;
+use bulkhead_ipc::lines::{BoundedLines, LineEvent};
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+use crate::cli::{EXIT_USAGE, ServeArgs, StatusArgs};
+
+/// The cap on one client message: the same as on a server's.
+const MAX_CLIENT_MESSAGE: usize = 4 << 20;
+
+/// Separates a server's name from its tool's in the gateway's catalogue.
+const NAMESPACE_SEPARATOR: &str = "__";
+
+/// How long `tools/list` and `status` wait for the servers to be ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+struct Gateway {
+    host: ToolHost,
+    sessions: Vec<ServerSession>,
+    builtins: Vec<Value>,
+    tool_policy: CallPolicy,
+    cwd: PathBuf,
+}
+
+/// Loads the config and the servers, and starts their sessions.
+async fn start(
+    servers: Option<&Path>,
+    config: Option<&Path>,
+) -> Result<(ToolHost, Vec<ServerSession>, PolicySet), String> {
+    let set = PolicySet::load(config).map_err(|e| e.to_string())?;
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|h| h.is_absolute());
+    let host = ToolHost::new(HostConfig::default()).map_err(|e| e.to_string())?;
+    let mut sessions = Vec::new();
+    if let Some(file) = servers_file(servers, &set, home.as_deref()) {
+        let entries = load_servers_file(&file)?;
+        for spec in specs(&set, &entries, home.as_deref())? {
+            if spec.name.contains(NAMESPACE_SEPARATOR) {
+                return Err(format!(
+                    "server \"{}\": names may not contain \"{NAMESPACE_SEPARATOR}\", which separates server and tool",
+                    spec.name
+                ));
+            }
+            sessions.push(ServerSession::spawn(host.clone(), spec));
+        }
+    }
+    Ok((host, sessions, set))
+}
+
+pub async fn serve(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<u8> {
+    if !args.stdio {
+        eprintln!("bulkhead: mcp serve: only --stdio is available in this release");
+        return Ok(EXIT_USAGE);
+    }
+    let (host, sessions, set) = match start(args.servers.as_deref(), config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bulkhead: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let cwd = std::env::current_dir()?;
+    let ctx = ResolveContext {
+        home: std::env::var_os("HOME").map(PathBuf::from),
+        workspace: Some(cwd.clone()),
+        ..ResolveContext::default()
+    };
+    let tool_policy = resolve(set.get(&set.tool_default)?, &ctx)?;
+    let builtins = host
+        .list_tools()
+        .await?
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let gateway = std::sync::Arc::new(Gateway {
+        host,
+        sessions,
+        builtins,
+        tool_policy,
+        cwd,
+    });
+
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Value>();
+    let writer = tokio::spawn(async move {
+        let mut stdout = tokio::io::stdout();
+        while let Some(msg) = out_rx.recv().await {
+            let mut line = msg.to_string().into_bytes();
+            line.push(b'\n');
+            if stdout.write_all(&line).await.is_err() || stdout.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut input = read_stdin();
+    while let Some(line) = input.recv().await {
+        let msg = match line {
+            Ok(line) => match serde_json::from_slice::<Value>(&line) {
+                Ok(m) => m,
+                Err(e) => {
+                    let _ = out_tx.send(error(Value::Null, -32700, &format!("not JSON: {e}")));
+                    continue;
+                }
+            },
+            Err(e) => {
+                let _ = out_tx.send(error(Value::Null, -32600, &e));
+                continue;
+            }
+        };
+        let Some(id) = msg.get("id").cloned() else {
+            continue; // a notification
+        };
+        let gateway = gateway.clone();
+        let out = out_tx.clone();
+        tokio::spawn(async move {
+            let answer = gateway.handle(id, &msg).await;
+            let _ = out.send(answer);
+        });
+    }
+    drop(out_tx);
+    let _ = writer.await;
+    Ok(0)
+}
+
+impl Gateway {
+    async fn handle(&self, id: Value, msg: &Value) -> Value {
+        let params = msg.get("params").cloned().unwrap_or(Value::Null);
+        let result = match msg["method"].as_str().unwrap_or("") {
+            "initialize" => Ok(json!({
+                "protocolVersion": params["protocolVersion"].as_str().unwrap_or("2025-06-18"),
+                "capabilities": {"tools": {"listChanged": false}},
+                "serverInfo": {"name": "bulkhead", "version": bulkhead_host::VERSION},
+            })),
+            "ping" => Ok(json!({})),
+            "tools/list" => Ok(self.tools().await),
+            "tools/call" => self.call(&params).await,
+            other => {
+                return error(
+                    id,
+                    -32601,
+                    &format!("bulkhead's gateway has no method \"{other}\""),
+                );
+            }
+        };
+        match result {
+            Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+            Err(e) => error(id, -32603, &e),
+        }
+    }
+
+    async fn tools(&self) -> Value {
+        let mut tools: Vec<Value> = self
+            .builtins
+            .iter()
+            .map(|t| json!({"name": t["name"], "description": t["description"], "inputSchema": t["schema"]}))
+            .collect();
+        for s in &self.sessions {
+            let _ = tokio::time::timeout(READY_TIMEOUT, s.ready()).await;
+            for t in s.status().tools {
+                let mut t = t;
+                let name = format!(
+                    "{}{NAMESPACE_SEPARATOR}{}",
+                    s.name(),
+                    t["name"].as_str().unwrap_or("")
+                );
+                t["name"] = json!(name);
+                tools.push(t);
+            }
+        }
+        json!({ "tools": tools })
+    }
+
+    async fn call(&self, params: &Value) -> Result<Value, String> {
+        let name = params["name"]
+            .as_str()
+            .ok_or("tools/call: `name` is missing")?;
+        let arguments = params
+            .get("arguments")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        if let Some((server, tool)) = name.split_once(NAMESPACE_SEPARATOR) {
+            let session = self
+                .sessions
+                .iter()
+                .find(|s| s.name() == server)
+                .ok_or_else(|| format!("no server \"{server}\""))?;
+            tokio::time::timeout(READY_TIMEOUT, session.ready())
+                .await
+                .map_err(|_| format!("server \"{server}\" is not ready"))?
+                .map_err(|e| format!("server \"{server}\": {e}"))?;
+            return session
+                .request("tools/call", json!({"name": tool, "arguments": arguments}))
+                .await
+                .map_err(|e| e.to_string());
+        }
+        let report = self
+            .host
+            .call(CallRequest {
+                tool: name.to_owned(),
+                args_json: arguments.to_string(),
+                limits: CallLimits::default(),
+                cwd: Some(self.cwd.clone()),
+                policy: self.tool_policy.clone(),
+                stream_output: false,
+            })
+            .wait()
+            .await;
+        let failed = matches!(
+            report.outcome,
+            Outcome::Killed { .. } | Outcome::Failed { .. }
+        ) || matches!(report.exit, Some(ToolExit::Code(c)) if c != 0);
+        Ok(json!({
+            "content": [
+                {"type": "text", "text": report.output_text()},
+                {"type": "text", "text": crate::run::status_line(&report)},
+            ],
+            "isError": failed,
+        }))
+    }
+}
+
+fn error(id: Value, code: i64, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+}
+
+/// The client's lines, capped, from a plain thread (a client holding stdin
+/// open must not hold the runtime's shutdown). An oversized line is an
+/// `Err` naming the cap.
+fn read_stdin() -> mpsc::Receiver<Result<Vec<u8>, String>> {
+    let (tx, rx) = mpsc::channel(16);
+    let spawned = std::thread::Builder::new()
+        .name("mcp-stdin".into())
+        .spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            let mut lines = BoundedLines::new(MAX_CLIENT_MESSAGE);
+            let mut buf = vec![0u8; 64 << 10];
+            loop {
+                let n = match stdin.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                let mut events = Vec::new();
+                lines.feed(&buf[..n], &mut events);
+                for ev in events {
+                    let item = match ev {
+                        LineEvent::Line(l) => Ok(l),
+                        LineEvent::Oversize { .. } => {
+                            Err(format!("message over the {MAX_CLIENT_MESSAGE}-byte limit"))
+                        }
+                    };
+                    if tx.blocking_send(item).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("bulkhead: cannot start the stdin reader: {e}");
+    }
+    rx
+}
+
+pub async fn status(args: StatusArgs, config: Option<&Path>) -> anyhow::Result<u8> {
+    let (_host, sessions, _) = match start(args.servers.as_deref(), config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bulkhead: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    for s in &sessions {
+        let _ = tokio::time::timeout(READY_TIMEOUT, s.ready()).await;
+    }
+    let statuses: Vec<_> = sessions.iter().map(ServerSession::status).collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&statuses)?);
+    } else if statuses.is_empty() {
+        println!(
+            "no MCP servers configured (give --servers FILE, or [mcp] servers_file in the config)"
+        );
+    } else {
+        println!(
+            "{:<20} {:<10} {:<10} {:>5} {:>8} {:>9}  last error / stderr",
+            "server", "state", "policy", "tools", "restarts", "peak RSS"
+        );
+        for s in &statuses {
+            let note = s
+                .last_error
+                .clone()
+                .or_else(|| s.stderr_tail.lines().last().map(str::to_owned))
+                .unwrap_or_default();
+            println!(
+                "{:<20} {:<10} {:<10} {:>5} {:>8} {:>9}  {note}",
+                s.name,
+                format!("{:?}", s.state).to_lowercase(),
+                s.policy,
+                s.tools.len(),
+                s.restarts,
+                bulkhead_host::units::format_size(s.peak_rss_bytes),
+            );
+            if !s.not_enforced.is_empty() {
+                println!("{:<20} NOT ENFORCED: {}", "", s.not_enforced.join(", "));
+            }
+        }
+    }
+    let failed = statuses.iter().any(|s| s.state == ServerState::Failed);
+    Ok(if failed { 5 } else { 0 })
+}
