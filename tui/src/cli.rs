@@ -140,9 +140,24 @@ pub struct ServeArgs {
     /// config's `[mcp] servers_file`; none: built-in tools only].
     #[arg(long, value_name = "FILE")]
     pub servers: Option<PathBuf>,
-    /// Serve on stdin/stdout (the only transport of this release).
-    #[arg(long, default_value_t = true)]
+    /// Serve on stdin/stdout (the default).
+    #[arg(long, conflicts_with = "http")]
     pub stdio: bool,
+    /// Serve Streamable HTTP at this address (e.g. 127.0.0.1:8765) instead.
+    /// The Host and Origin headers must name it.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
+    /// Require `Authorization: Bearer <token>`, the token read from this
+    /// environment variable.
+    #[arg(long, value_name = "VAR", requires = "http")]
+    pub token_env: Option<String>,
+    /// Serve this one server's catalogue unchanged (no built-in tools, no
+    /// `server__` prefixes): a sandboxed stand-in for that server.
+    #[arg(long, value_name = "SERVER")]
+    pub expose: Option<String>,
+    /// Also accept requests whose Origin is this (repeatable).
+    #[arg(long, value_name = "ORIGIN", requires = "http")]
+    pub allow_origin: Vec<String>,
 }
 
 #[derive(Debug, Args)]

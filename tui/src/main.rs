@@ -4,6 +4,8 @@
 
 mod cli;
 mod doctor;
+mod mcp_http;
+mod mcp_route;
 mod mcp_serve;
 mod mcp_wrap;
 mod policy_args;

@@ -25,17 +25,19 @@ use tokio::sync::mpsc;
 use crate::cli::{EXIT_USAGE, ServeArgs, StatusArgs};
 
 /// The cap on one client message: the same as on a server's.
-const MAX_CLIENT_MESSAGE: usize = 4 << 20;
+pub const MAX_CLIENT_MESSAGE: usize = 4 << 20;
 
 /// Separates a server's name from its tool's in the gateway's catalogue.
-const NAMESPACE_SEPARATOR: &str = "__";
+pub(crate) const NAMESPACE_SEPARATOR: &str = "__";
 
 /// How long `tools/list` and `status` wait for the servers to be ready.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-struct Gateway {
+pub struct Gateway {
     host: ToolHost,
-    sessions: Vec<ServerSession>,
+    pub(crate) sessions: Vec<ServerSession>,
+    /// `--expose`: the one server whose catalogue is served unchanged.
+    pub(crate) expose: Option<usize>,
     builtins: Vec<Value>,
     tool_policy: CallPolicy,
     cwd: PathBuf,
@@ -68,10 +70,6 @@ async fn start(
 }
 
 pub async fn serve(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<u8> {
-    if !args.stdio {
-        eprintln!("bulkhead: mcp serve: only --stdio is available in this release");
-        return Ok(EXIT_USAGE);
-    }
     let (host, sessions, set) = match start(args.servers.as_deref(), config).await {
         Ok(s) => s,
         Err(e) => {
@@ -92,13 +90,38 @@ pub async fn serve(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<u8>
         .as_array()
         .cloned()
         .unwrap_or_default();
+    let expose = match &args.expose {
+        None => None,
+        Some(name) => match sessions.iter().position(|s| s.name() == name) {
+            Some(i) => Some(i),
+            None => {
+                eprintln!("bulkhead: --expose {name}: no such server in the servers file");
+                return Ok(EXIT_USAGE);
+            }
+        },
+    };
     let gateway = std::sync::Arc::new(Gateway {
         host,
         sessions,
+        expose,
         builtins,
         tool_policy,
         cwd,
     });
+    if let Some(addr) = args.http {
+        let token = match &args.token_env {
+            Some(var) => match std::env::var(var) {
+                Ok(t) if !t.is_empty() => Some(t),
+                _ => {
+                    eprintln!("bulkhead: --token-env {var}: the variable is not set");
+                    return Ok(EXIT_USAGE);
+                }
+            },
+            None => None,
+        };
+        crate::mcp_http::serve(gateway, addr, token, args.allow_origin).await?;
+        return Ok(0);
+    }
 
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Value>();
     let writer = tokio::spawn(async move {
@@ -142,12 +165,19 @@ pub async fn serve(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<u8>
 }
 
 impl Gateway {
-    async fn handle(&self, id: Value, msg: &Value) -> Value {
+    pub async fn handle(&self, id: Value, msg: &Value) -> Value {
         let params = msg.get("params").cloned().unwrap_or(Value::Null);
-        let result = match msg["method"].as_str().unwrap_or("") {
+        let method = msg["method"].as_str().unwrap_or("");
+        if let Some(result) = self.route(method, &params).await {
+            return match result {
+                Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+                Err(e) => error(id, -32603, &e),
+            };
+        }
+        let result = match method {
             "initialize" => Ok(json!({
                 "protocolVersion": params["protocolVersion"].as_str().unwrap_or("2025-06-18"),
-                "capabilities": {"tools": {"listChanged": false}},
+                "capabilities": self.capabilities(),
                 "serverInfo": {"name": "bulkhead", "version": bulkhead_host::VERSION},
             })),
             "ping" => Ok(json!({})),
@@ -165,6 +195,21 @@ impl Gateway {
             Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
             Err(e) => error(id, -32603, &e),
         }
+    }
+
+    /// Tools always; resources, prompts, logging and completions when
+    /// there are servers to pass them to.
+    fn capabilities(&self) -> Value {
+        if self.sessions.is_empty() {
+            return json!({"tools": {"listChanged": false}});
+        }
+        json!({
+            "tools": {"listChanged": false},
+            "resources": {"subscribe": true, "listChanged": false},
+            "prompts": {"listChanged": false},
+            "logging": {},
+            "completions": {},
+        })
     }
 
     async fn tools(&self) -> Value {

@@ -363,7 +363,13 @@ impl Driver {
                         let id = next_id;
                         next_id += 1;
                         pending.insert(id, reply);
-                        send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+                        let mut msg = json!({"jsonrpc": "2.0", "id": id, "method": method});
+                        // No `params` rather than `null`, which JSON-RPC
+                        // does not allow and some SDKs drop unanswered.
+                        if !params.is_null() {
+                            msg["params"] = params;
+                        }
+                        send(&msg);
                     }
                     None => {
                         call.cancel();

@@ -1,0 +1,153 @@
+//! The official MCP conformance suite's server scenarios, against the
+//! reference server-everything over its own Streamable HTTP transport, and
+//! against `bulkhead mcp serve --http --expose everything` with the same
+//! server behind it over stdio, sandboxed. Both runs use one baseline of
+//! the scenarios that fail directly (`tests/conformance/server-baseline.yml`):
+//! the suite exits non-zero on any failure outside it, so whatever passes
+//! directly must pass through bulkhead.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bulkhead_tests::bin;
+
+fn peer(var: &str) -> String {
+    std::env::var(var)
+        .unwrap_or_else(|_| panic!("{var} is not set: run the tests through scripts/test"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills the child when dropped, so a failing assertion leaves no server.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for(port: u16) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "nothing listens on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn conformance(port: u16) -> (bool, String) {
+    let baseline = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/conformance/server-baseline.yml"
+    );
+    let out = Command::new(peer("MCP_NODE"))
+        .arg(peer("MCP_CONFORMANCE"))
+        .args(["server", "--url", &format!("http://127.0.0.1:{port}/mcp")])
+        .args([
+            "--spec-version",
+            "2025-06-18",
+            "--expected-failures",
+            baseline,
+        ])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn what_passes_directly_passes_through_the_gateway() {
+    let direct_port = free_port();
+    let _direct = Running(
+        Command::new(peer("MCP_NODE"))
+            .args([peer("MCP_EVERYTHING"), "streamableHttp".into()])
+            .env("PORT", direct_port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(direct_port);
+    let (ok, text) = conformance(direct_port);
+    assert!(
+        ok,
+        "the baseline no longer matches server-everything itself:\n{text}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let servers = dir.path().join("servers.json");
+    let doc = serde_json::json!({"mcpServers": {"everything": {
+        "command": peer("MCP_NODE"), "args": [peer("MCP_EVERYTHING"), "stdio"]}}});
+    std::fs::write(&servers, doc.to_string()).unwrap();
+    let gateway_port = free_port();
+    let _gateway = Running(
+        Command::new(bin("bulkhead"))
+            .args(["mcp", "serve", "--servers", servers.to_str().unwrap()])
+            .args([
+                "--http",
+                &format!("127.0.0.1:{gateway_port}"),
+                "--expose",
+                "everything",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(gateway_port);
+    let (ok, text) = conformance(gateway_port);
+    assert!(
+        ok,
+        "a scenario that passes directly fails through bulkhead:\n{text}"
+    );
+}
+
+/// DNS-rebinding protection: a request whose Host or Origin is not the
+/// gateway's own address is refused before anything else happens.
+#[test]
+fn foreign_host_or_origin_is_refused() {
+    use std::io::{Read, Write};
+    let port = free_port();
+    let _gateway = Running(
+        Command::new(bin("bulkhead"))
+            .args(["mcp", "serve", "--http", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(port);
+    let send = |host: &str, origin: Option<&str>| -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+        let origin = origin
+            .map(|o| format!("Origin: {o}\r\n"))
+            .unwrap_or_default();
+        write!(
+            s,
+            "POST /mcp HTTP/1.1\r\nHost: {host}\r\n{origin}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(send("evil.example", None).starts_with("HTTP/1.1 403"));
+    let own = format!("127.0.0.1:{port}");
+    assert!(send(&own, Some("http://evil.example")).starts_with("HTTP/1.1 403"));
+    // Its own name gets through to the protocol (which wants initialize first).
+    assert!(send(&own, None).starts_with("HTTP/1.1 400"));
+}
