@@ -39,9 +39,36 @@ pub fn run() {
         "--".into(),
     ];
     wrapped.extend(bare.iter().cloned());
-    eprintln!("   {N} echo calls, bare and wrapped…");
+    // The gateway, serving the same server unchanged (`--expose`).
+    let servers = std::env::temp_dir().join(format!("bulkhead-bench-servers-{}.json", std::process::id()));
+    let doc = serde_json::json!({"mcpServers": {"everything": {"command": node, "args": [everything, "stdio"]}}});
+    std::fs::write(&servers, doc.to_string()).expect("cannot write the servers file");
+    let served = vec![
+        sibling("bulkhead").display().to_string(),
+        "mcp".into(),
+        "serve".into(),
+        "--servers".into(),
+        servers.display().to_string(),
+        "--expose".into(),
+        "everything".into(),
+    ];
+    eprintln!("   {N} echo calls, bare, wrapped and through the gateway…");
     let direct = Stats::of(&round_trips(&bare));
     let through = Stats::of(&round_trips(&wrapped));
+    let gateway = Stats::of(&round_trips(&served));
+    let _ = std::fs::remove_file(&servers);
+    let added_gw = gateway.median.saturating_sub(direct.median);
+    Row {
+        bench: BENCH,
+        name: "mcp: `tools/call` round trip through `mcp serve` (stdio, `--expose`, server-everything `echo`)".into(),
+        measured: format!("median {}, p90 {}", ms(gateway.median), ms(gateway.p90)),
+        baseline: format!("bare server: median {}, p90 {}", ms(direct.median), ms(direct.p90)),
+        figure: format!("+{} per call", ms(added_gw)),
+        target: "—".into(),
+        met: None,
+        data: serde_json::json!({"direct": direct.json(), "gateway": gateway.json()}),
+    }
+    .emit();
     let added = through.median.saturating_sub(direct.median);
     Row {
         bench: BENCH,
