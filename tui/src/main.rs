@@ -4,6 +4,7 @@
 
 mod cli;
 mod doctor;
+mod mcp_remote;
 mod mcp_wrap;
 mod policy_args;
 mod run;
