@@ -5,8 +5,10 @@
 //! command does both). They are found beside the test executable's profile
 //! directory, so `CARGO_TARGET_DIR` and `--release` both work.
 
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 
 /// `target/<profile>`, from the running test binary (`target/<profile>/deps/…`).
 pub fn profile_dir() -> PathBuf {
@@ -96,4 +98,146 @@ pub fn pids_with_marker(needle: &str) -> Vec<i32> {
 /// A marker unique to this test process and call site.
 pub fn marker(tag: &str) -> String {
     format!("bulkhead-test-{tag}-{}", std::process::id())
+}
+
+/// An MCP peer from `MCP_*` (`scripts/test` installs them and exports it).
+pub fn peer(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!(
+            "{var} is not set: run the tests through scripts/test, which installs the MCP peers, \
+             or eval \"$(../shared/peers/install-mcp-peers.sh target/mcp-peers)\" first"
+        )
+    })
+}
+
+/// The official inspector's answer for one method, against `server` (a
+/// command line, or a URL and its `--transport`).
+pub fn inspect(server: &[String], method: &[&str]) -> serde_json::Value {
+    let out = Command::new(peer("MCP_NODE"))
+        .arg(peer("MCP_INSPECTOR"))
+        .arg("--cli")
+        .args(server)
+        .arg("--method")
+        .args(method)
+        .output()
+        .expect("run the inspector");
+    assert!(
+        out.status.success(),
+        "inspector {method:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "inspector printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// What a driven `bulkhead mcp wrap` session gave.
+pub struct WrapSession {
+    /// Answers by id.
+    pub answers: HashMap<u64, serde_json::Value>,
+    /// The JSON of the `bulkhead: mcp wrap: ended` line on stderr.
+    pub ended: serde_json::Value,
+    pub stderr: String,
+}
+
+/// Drives a running `bulkhead mcp wrap` (stdio piped): sends `messages`,
+/// reads answers until `expect` have come, closes stdin, reads the rest,
+/// and collects the end.
+pub fn drive_wrap(mut child: Child, messages: &[serde_json::Value], expect: usize) -> WrapSession {
+    let mut stdin = child.stdin.take().expect("stdin piped");
+    for m in messages {
+        writeln!(stdin, "{m}").expect("write to wrap");
+    }
+    let mut answers = HashMap::new();
+    let take = |answers: &mut HashMap<_, _>, line: String| {
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:.300}"));
+        if let Some(id) = v["id"].as_u64() {
+            answers.insert(id, v);
+        }
+    };
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout piped")).lines();
+    while answers.len() < expect {
+        let Some(Ok(line)) = lines.next() else { break };
+        take(&mut answers, line);
+    }
+    drop(stdin);
+    // The rest of stdout (answers after the session's end) is read too.
+    for line in lines.map_while(Result::ok) {
+        take(&mut answers, line);
+    }
+    let out = child.wait_with_output().expect("wait for wrap");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let ended = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("bulkhead: mcp wrap: ended "))
+        .map(|j| serde_json::from_str(j).expect("the ended line is JSON"))
+        .unwrap_or_else(|| panic!("no end line: {stderr}"));
+    WrapSession {
+        answers,
+        ended,
+        stderr,
+    }
+}
+
+/// Methods the inspector must answer alike from `server-everything` bare
+/// and through `bulkhead mcp wrap`.
+pub const INSPECTOR_METHODS: &[&[&str]] = &[
+    &["tools/list"],
+    &[
+        "tools/call",
+        "--tool-name",
+        "echo",
+        "--tool-arg",
+        "message=through the bulkhead",
+    ],
+    &[
+        "tools/call",
+        "--tool-name",
+        "get-sum",
+        "--tool-arg",
+        "a=19",
+        "b=23",
+    ],
+    &["tools/call", "--tool-name", "get-tiny-image"],
+    &[
+        "tools/call",
+        "--tool-name",
+        "get-structured-content",
+        "--tool-arg",
+        "location=New York",
+    ],
+    &["resources/list"],
+    &[
+        "resources/read",
+        "--uri",
+        "demo://resource/static/document/architecture.md",
+    ],
+    &["prompts/list"],
+    &["prompts/get", "--prompt-name", "simple-prompt"],
+    &[
+        "prompts/get",
+        "--prompt-name",
+        "args-prompt",
+        "--prompt-args",
+        "city=Paris",
+    ],
+];
+
+/// Each of [`INSPECTOR_METHODS`] answers the same from `direct` and from
+/// `wrapped` (inspector targets), and without an error.
+pub fn assert_same_answers(direct: &[String], wrapped: &[String]) {
+    for method in INSPECTOR_METHODS {
+        let bare = inspect(direct, method);
+        let through = inspect(wrapped, method);
+        assert_eq!(bare, through, "{method:?} differs through bulkhead");
+        assert!(
+            bare.get("error").is_none(),
+            "{method:?} failed directly: {bare}"
+        );
+    }
 }

@@ -2,32 +2,23 @@
 //! each ends with the right outcome, the client always gets an answer, the
 //! host's peak RSS stays under 64 MiB, and no process is left behind.
 
-use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-use bulkhead_tests::{bin, marker, pids_with_marker};
+use bulkhead_tests::{WrapSession, bin, drive_wrap, marker, pids_with_marker};
 use serde_json::{Value, json};
 
 /// The bound on the host while a server misbehaves.
 const HOST_RSS_CEILING: u64 = 64 << 20;
 
-struct Session {
-    /// Answers by id.
-    answers: std::collections::HashMap<u64, Value>,
-    /// The `ended` line's JSON.
-    ended: Value,
-    stderr: String,
-}
-
 /// Runs `hostile-mcp MODE` under wrap with `flags`; sends initialize, then
 /// `calls` tools/call requests (ids 1..=calls) and `extra` messages; waits
 /// for `expect` answers, closes stdin, and collects the end.
-fn session(mode: &str, flags: &[&str], calls: u64, extra: &[Value], expect: usize) -> Session {
+fn session(mode: &str, flags: &[&str], calls: u64, extra: &[Value], expect: usize) -> WrapSession {
     let server = bin("hostile-mcp").display().to_string();
     // A marker of its own, so tests running side by side do not see each
     // other's servers as survivors.
     let mark = marker(&format!("hostile-{mode}"));
-    let mut child = Command::new(bin("bulkhead"))
+    let child = Command::new(bin("bulkhead"))
         .args(["mcp", "wrap"])
         .args(flags)
         .args(["--", &server, mode, &mark])
@@ -37,37 +28,15 @@ fn session(mode: &str, flags: &[&str], calls: u64, extra: &[Value], expect: usiz
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn bulkhead mcp wrap");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut send = |v: &Value| writeln!(stdin, "{v}").unwrap();
-    send(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {}}));
+    let mut messages =
+        vec![json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {}})];
     for id in 1..=calls {
-        send(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        messages.push(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
             "params": {"name": "go", "arguments": {}}}));
     }
-    for msg in extra {
-        send(msg);
-    }
-    let mut answers = std::collections::HashMap::new();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    while answers.len() < expect {
-        let Some(Ok(line)) = lines.next() else { break };
-        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:.300}"));
-        answers.insert(v["id"].as_u64().unwrap(), v);
-    }
-    drop(stdin);
-    // The rest of stdout (answers after the session's end) is read too.
-    for line in lines.map_while(Result::ok) {
-        let v: Value = serde_json::from_str(&line).unwrap();
-        answers.insert(v["id"].as_u64().unwrap(), v);
-    }
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let ended: Value = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("bulkhead: mcp wrap: ended "))
-        .map(|j| serde_json::from_str(j).unwrap())
-        .unwrap_or_else(|| panic!("no end line: {stderr}"));
-    let rss = ended["host_peak_rss_bytes"].as_u64().unwrap();
+    messages.extend(extra.iter().cloned());
+    let s = drive_wrap(child, &messages, expect);
+    let rss = s.ended["host_peak_rss_bytes"].as_u64().unwrap();
     assert!(
         rss > 0 && rss < HOST_RSS_CEILING,
         "host peak RSS {rss} ({mode})"
@@ -76,14 +45,10 @@ fn session(mode: &str, flags: &[&str], calls: u64, extra: &[Value], expect: usiz
         pids_with_marker(&mark).is_empty(),
         "{mode}: a server process survived"
     );
-    Session {
-        answers,
-        ended,
-        stderr,
-    }
+    s
 }
 
-fn error_of(s: &Session, id: u64) -> String {
+fn error_of(s: &WrapSession, id: u64) -> String {
     let a = &s
         .answers
         .get(&id)

@@ -189,10 +189,24 @@ pub struct WrapArgs {
     /// Wall-clock limit of the whole session [default: none].
     #[arg(long, value_parser = duration)]
     pub session_timeout: Option<Duration>,
+    /// A remote MCP server (Streamable HTTP) to proxy to instead of a
+    /// command, e.g. https://example.com/mcp. It is reached from the
+    /// worker, so the policy must allow the network (e.g. --policy trusted).
+    #[arg(long, value_name = "URL", conflicts_with = "command")]
+    pub url: Option<String>,
+    /// A header sent with every request to --url, as 'Name: value'
+    /// (repeatable).
+    #[arg(long = "header", value_name = "'K: V'", requires = "url")]
+    pub headers: Vec<String>,
+    /// Send `Authorization: Bearer $VAR` to --url. Only this variable is
+    /// added to the worker's environment; the token is not put in the
+    /// call's arguments.
+    #[arg(long, value_name = "VAR", requires = "url")]
+    pub bearer_env: Option<String>,
     /// The server's command and arguments: everything after the flags
     /// (or after `--`) belongs to the server.
     #[arg(
-        required = true,
+        required_unless_present = "url",
         trailing_var_arg = true,
         allow_hyphen_values = true,
         value_name = "CMD"

@@ -5,6 +5,7 @@
 mod cli;
 mod doctor;
 mod mcp_http;
+mod mcp_remote;
 mod mcp_route;
 mod mcp_serve;
 mod mcp_wrap;

@@ -1,5 +1,7 @@
 //! `bulkhead mcp wrap [FLAGS] -- CMD ARGS…`: a stdio MCP server that
-//! proxies to `CMD`, which runs sandboxed and capped in a worker.
+//! proxies to `CMD`, which runs sandboxed and capped in a worker. With
+//! `--url URL` it proxies to a remote server instead, reached from a worker
+//! (`mcp_remote.rs`).
 //!
 //! The client's bytes go to the server unchanged; the server's messages
 //! come back through the worker's relay (`mcp_stdio`), which caps each one
@@ -33,26 +35,42 @@ pub async fn wrap(args: WrapArgs, config: Option<&Path>) -> anyhow::Result<u8> {
         max_output: Some(u64::MAX),
         install_dirs: bulkhead_host::mcp::install_dirs(&args.command),
     };
-    let chosen = match choose(&args.sandbox, extra, Use::Mcp, config) {
+    let mut chosen = match choose(&args.sandbox, extra, Use::Mcp, config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("bulkhead: {e}");
             return Ok(EXIT_USAGE);
         }
     };
-    let host = ToolHost::new(HostConfig {
+    let mut host_config = HostConfig {
         memory_mechanism: args.sandbox.memory_mechanism,
         ..HostConfig::default()
-    })?;
-    let args_json = serde_json::json!({
-        "command": args.command,
-        "max_message_bytes": args.max_message,
-        "max_result_bytes": args.max_result,
-        "call_timeout_ms": args.call_timeout.as_millis() as u64,
-    })
-    .to_string();
+    };
+    // A remote server (`--url`) is the same session through another tool.
+    let (tool, args_json) = match &args.url {
+        Some(url) => {
+            match crate::mcp_remote::args_json(&args, url, &mut chosen, &mut host_config) {
+                Ok(a) => (crate::mcp_remote::TOOL, a),
+                Err(e) => {
+                    eprintln!("bulkhead: {e}");
+                    return Ok(EXIT_USAGE);
+                }
+            }
+        }
+        None => (
+            "mcp_stdio",
+            serde_json::json!({
+                "command": args.command,
+                "max_message_bytes": args.max_message,
+                "max_result_bytes": args.max_result,
+                "call_timeout_ms": args.call_timeout.as_millis() as u64,
+            })
+            .to_string(),
+        ),
+    };
+    let host = ToolHost::new(host_config)?;
     let mut call = host.call(CallRequest {
-        tool: "mcp_stdio".into(),
+        tool: tool.into(),
         args_json,
         limits: chosen.limits,
         cwd: Some(chosen.cwd),

@@ -215,6 +215,19 @@ pub fn specs(
             install_dir: None,
         };
         let call_policy = resolve(policy, &ctx).map_err(|e| fail(e.to_string()))?;
+        // A remote server is reached from the worker, whose own network
+        // namespace (`none`, or `loopback`: its own lo, not the host's)
+        // cannot reach it. Say so rather than widen the policy.
+        let no_network = call_policy
+            .sandbox
+            .as_ref()
+            .is_some_and(|s| s.network != bulkhead_ipc::NetworkMode::Full);
+        if matches!(transport, Transport::Http { .. }) && no_network {
+            return Err(fail(format!(
+                "is remote (`url`), but its policy \"{policy_name}\" has no network; give it a \
+                 policy with network = \"full\" in [servers.{name}] (e.g. policy = \"trusted\")"
+            )));
+        }
         let size = |what: &str, v: &Option<String>, default: u64| {
             v.as_deref()
                 .map(|s| parse_size(s).map_err(|e| fail(format!("{what}: {e}"))))
@@ -296,7 +309,22 @@ mod tests {
             servers["remote"].url.as_deref(),
             Some("https://example.invalid/mcp")
         );
-        let specs = specs(&PolicySet::default(), &servers, None).unwrap();
+        // A remote server under `untrusted` (no network) is refused…
+        let e = specs(&PolicySet::default(), &servers, None).unwrap_err();
+        assert!(
+            e.contains("server \"remote\"") && e.contains("no network"),
+            "{e}"
+        );
+        // …and runs under a policy with network.
+        let mut set = PolicySet::default();
+        set.servers.insert(
+            "remote".into(),
+            ServerSettings {
+                policy: Some("trusted".into()),
+                ..ServerSettings::default()
+            },
+        );
+        let specs = specs(&set, &servers, None).unwrap();
         assert_eq!(specs.len(), 2);
         assert_eq!(
             specs[0].policy.name, "untrusted",

@@ -40,7 +40,10 @@ pub fn run() {
     ];
     wrapped.extend(bare.iter().cloned());
     // The gateway, serving the same server unchanged (`--expose`).
-    let servers = std::env::temp_dir().join(format!("bulkhead-bench-servers-{}.json", std::process::id()));
+    let servers = std::env::temp_dir().join(format!(
+        "bulkhead-bench-servers-{}.json",
+        std::process::id()
+    ));
     let doc = serde_json::json!({"mcpServers": {"everything": {"command": node, "args": [everything, "stdio"]}}});
     std::fs::write(&servers, doc.to_string()).expect("cannot write the servers file");
     let served = vec![

@@ -9,6 +9,9 @@
 //! dropped. A server that keeps breaking the cap is stopped. When the
 //! server ends, every request still open is answered with why.
 //!
+//! `jsonrpc` and `lines` are shared with `mcp_http`, the relay to remote
+//! servers.
+//!
 //! One thread does it all with `poll`: after `CLONE_NEWPID` the worker may
 //! start no thread (see `sandbox`).
 //!
@@ -19,7 +22,7 @@
 //!   only one open, or by an `"id":` in its first 4 KiB; otherwise only the
 //!   strike is counted and the request stays open until the server ends.
 
-mod jsonrpc;
+pub(crate) mod jsonrpc;
 mod relay;
 
 use std::collections::BTreeMap;
@@ -42,19 +45,19 @@ use crate::tree;
 /// The default hard cap on one server message. Large enough for
 /// any real tool result with an image or two; small enough that parsing
 /// one cannot hurt the worker.
-const DEFAULT_MAX_MESSAGE_BYTES: u64 = 4 << 20;
+pub(crate) const DEFAULT_MAX_MESSAGE_BYTES: u64 = 4 << 20;
 
 /// A `tools/call` result above this is cut: bulkhead's default output cap,
 /// what an agent's context can usefully take.
-const DEFAULT_MAX_RESULT_BYTES: u64 = 1 << 20;
+pub(crate) const DEFAULT_MAX_RESULT_BYTES: u64 = 1 << 20;
 
 /// bulkhead's default wall-clock limit of a tool call, for each
 /// `tools/call` too.
-const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Client input chunks the host may have in flight: 16 × 64 KiB = 1 MiB,
 /// the same window as output.
-const INPUT_WINDOW: u32 = 16;
+pub(crate) const INPUT_WINDOW: u32 = 16;
 
 /// Oversized answers before the server is stopped: one may be a fluke of a
 /// huge file, three in one session is a server that will not stop.
@@ -71,6 +74,17 @@ pub(crate) const STDERR_TAIL_BYTES: usize = 4096;
 pub(crate) const POLL_INTERVAL_MS: u16 = 100;
 
 pub struct McpStdio;
+
+/// Answers request `id` (JSON text) with an error in the server's stead,
+/// and closes it for the host. Best effort: the host may be gone; then it
+/// answers the request itself (or the client sees EOF).
+pub(crate) fn answer_in_stead(sink: &mut dyn OutputSink, id: &str, message: &str) {
+    let _ = sink.write(
+        bulkhead_ipc::StreamId::Stdout,
+        &jsonrpc::error_response(id, message),
+    );
+    let _ = sink.request(id, false);
+}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -92,15 +106,15 @@ pub struct McpStdioArgs {
     call_timeout_ms: u64,
 }
 
-fn default_call_timeout() -> u64 {
+pub(crate) fn default_call_timeout() -> u64 {
     DEFAULT_CALL_TIMEOUT.as_millis() as u64
 }
 
-fn default_max_message() -> u64 {
+pub(crate) fn default_max_message() -> u64 {
     DEFAULT_MAX_MESSAGE_BYTES
 }
 
-fn default_max_result() -> u64 {
+pub(crate) fn default_max_result() -> u64 {
     DEFAULT_MAX_RESULT_BYTES
 }
 

@@ -349,9 +349,7 @@ impl Relay {
             return;
         }
         self.answered_by_us += 1;
-        // The host may be gone; then it answers (or the client sees EOF).
-        let _ = sink.write(StreamId::Stdout, &jsonrpc::error_response(id, message));
-        let _ = sink.request(id, false);
+        super::answer_in_stead(sink, id, message);
     }
 
     /// A `tools/call` past its timeout: the client gets an error now, and
