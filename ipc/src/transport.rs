@@ -14,11 +14,24 @@ use std::os::fd::{FromRawFd, OwnedFd};
 pub fn cloexec_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
+    #[cfg(not(target_vendor = "apple"))]
     let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    // macOS has no pipe2: the flag is set right after, which leaves a
+    // window in which a concurrent fork elsewhere in the process could
+    // inherit the ends (the host spawns from one thread, with posix_spawn).
+    #[cfg(target_vendor = "apple")]
+    let rc = unsafe {
+        let rc = libc::pipe(fds.as_mut_ptr());
+        if rc == 0 {
+            libc::fcntl(fds[0], libc::F_SETFD, libc::FD_CLOEXEC);
+            libc::fcntl(fds[1], libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+        rc
+    };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
+    // SAFETY: the pipe was made, so both fds are open and owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
@@ -30,11 +43,17 @@ pub const WORKER_PIPE_BYTES: i32 = 1 << 20;
 
 /// Raises a pipe's buffer. Best effort: a lower `pipe-max-size` or a user
 /// over its pipe quota keeps the default, which is slower, not wrong.
+#[cfg(target_os = "linux")]
 fn grow_pipe(fd: &OwnedFd, bytes: i32) {
     use std::os::fd::AsRawFd;
     // SAFETY: F_SETPIPE_SZ on a pipe fd we own; failure changes nothing.
     unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, bytes) };
 }
+
+/// Other systems size pipes themselves (macOS grows them to 64 KiB on
+/// demand); the channel is slower there, not wrong.
+#[cfg(not(target_os = "linux"))]
+fn grow_pipe(_fd: &OwnedFd, _bytes: i32) {}
 
 /// The host's half of a fresh channel, plus the two fds to hand the worker.
 pub struct HostChannel {

@@ -20,7 +20,6 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use bulkhead_ipc::WorkerLimits;
-use nix::sys::signal::Signal;
 use rlimit::Resource;
 
 /// The first fd the worker keeps for its own channel. Anything below is
@@ -44,14 +43,9 @@ pub fn confine_process(expected_parent: Option<i32>) -> io::Result<(OwnedFd, Own
         Err(e) => applied.push("session", format!("not applied: setsid failed: {e}")),
     }
 
-    nix::sys::prctl::set_no_new_privs().map_err(io::Error::from)?;
-    applied.push("no_new_privs", "set");
-
-    // SIGTERM, not SIGKILL: the worker must live long enough to kill its
-    // own descendants (see `teardown`).
-    nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(io::Error::from)?;
-    // The host may have died between our spawn and the prctl above; then
-    // no signal will ever come, so check by hand.
+    linux_process_controls(&mut applied)?;
+    // The host may have died between our spawn and the parent-death
+    // signal being set; then no signal will ever come, so check by hand.
     let parent = nix::unistd::getppid().as_raw();
     if let Some(expected) = expected_parent
         && parent != expected
@@ -60,12 +54,7 @@ pub fn confine_process(expected_parent: Option<i32>) -> io::Result<(OwnedFd, Own
             "host {expected} exited before the worker started (parent is now {parent})"
         )));
     }
-    applied.push("parent_death", "SIGTERM on host death, re-checked getppid");
-
-    // Orphaned descendants (a daemonised grandchild) are re-parented to us,
-    // not to init, so teardown can still find and reap them.
-    nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)?;
-    applied.push("subreaper", "set");
+    applied.push("parent_check", "re-checked getppid after start");
 
     close_inherited_fds()?;
     applied.push("inherited_fds", "closed all but the ipc channel");
@@ -82,6 +71,38 @@ pub fn confine_process(expected_parent: Option<i32>) -> io::Result<(OwnedFd, Own
         }
     }
     Ok((from_host, to_host, applied))
+}
+
+/// no-new-privs, the parent-death signal and child-subreaper: Linux
+/// `prctl`s.
+#[cfg(target_os = "linux")]
+fn linux_process_controls(applied: &mut Applied) -> io::Result<()> {
+    nix::sys::prctl::set_no_new_privs().map_err(io::Error::from)?;
+    applied.push("no_new_privs", "set");
+    // SIGTERM, not SIGKILL: the worker must live long enough to kill its
+    // own descendants (see `teardown`).
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM).map_err(io::Error::from)?;
+    applied.push("parent_death", "SIGTERM on host death");
+    // Orphaned descendants (a daemonised grandchild) are re-parented to us,
+    // not to init, so teardown can still find and reap them.
+    nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)?;
+    applied.push("subreaper", "set");
+    Ok(())
+}
+
+/// Elsewhere none of the three exists as such; say so, since weaker
+/// isolation is never silent. The worker still exits on EOF of its channel
+/// when the host dies.
+#[cfg(not(target_os = "linux"))]
+fn linux_process_controls(applied: &mut Applied) -> io::Result<()> {
+    let why = format!(
+        "not applied: no equivalent used on {}",
+        std::env::consts::OS
+    );
+    for name in ["no_new_privs", "parent_death", "subreaper"] {
+        applied.push(name, why.clone());
+    }
+    Ok(())
 }
 
 /// Variables bulkhead sets for the worker alone; the tool never sees them.
@@ -107,21 +128,29 @@ fn scrub_environment(applied: &mut Applied) {
 /// Closes every fd from 3 up. The host already creates its fds close-on-exec,
 /// but a host embedding bulkhead may not, and a leaked fd is a way out.
 fn close_inherited_fds() -> io::Result<()> {
-    // SAFETY: close_range only closes fds; none above 2 is in use yet.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            FIRST_PRIVATE_FD as u32,
-            u32::MAX,
-            0u32,
-        )
-    };
-    if rc == 0 {
-        return Ok(());
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: close_range only closes fds; none above 2 is in use yet.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                FIRST_PRIVATE_FD as u32,
+                u32::MAX,
+                0u32,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
     }
-    // Kernels before 5.9: close what /proc lists. Collect first, because
-    // reading the directory itself opens an fd.
-    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")?
+    // Kernels before 5.9, and other systems: close what the fd directory
+    // lists. Collect first, because reading the directory opens an fd.
+    let dir = if cfg!(target_os = "linux") {
+        "/proc/self/fd"
+    } else {
+        "/dev/fd"
+    };
+    let fds: Vec<i32> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .filter(|fd| *fd >= FIRST_PRIVATE_FD)
         .collect();

@@ -28,8 +28,14 @@ pub struct InputQueue {
 
 impl InputQueue {
     pub fn new() -> io::Result<Self> {
-        let (wake_rx, wake_tx) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
+        let (wake_rx, wake_tx) = bulkhead_ipc::transport::cloexec_pipe()?;
+        // Neither end may block: a full wake pipe already says "look", and
+        // an empty one is drained without waiting.
+        for fd in [&wake_rx, &wake_tx] {
+            use nix::fcntl::{F_GETFL, F_SETFL, OFlag, fcntl};
+            let flags = OFlag::from_bits_truncate(fcntl(fd, F_GETFL)?);
+            fcntl(fd, F_SETFL(flags | OFlag::O_NONBLOCK))?;
+        }
         Ok(Self {
             state: Mutex::default(),
             wake_rx,

@@ -200,12 +200,13 @@ fn lock(m: &Mutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<String>
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// 128 random bits as hex, from the kernel.
+/// 128 random bits as hex, from the kernel (`/dev/urandom` exists on
+/// every Unix bulkhead builds for).
 fn new_session_id() -> String {
+    use std::io::Read;
     let mut bytes = [0u8; 16];
-    // SAFETY: getrandom fills the buffer it is given.
-    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-    if n != bytes.len() as isize {
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if read.is_err() {
         // Practically never; a time-based id still separates sessions.
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -15,7 +15,9 @@ use super::EnforceError;
 
 /// `statfs` magic numbers of cgroup v1 and cgroup2 filesystems
 /// (include/uapi/linux/magic.h).
+#[cfg(target_os = "linux")]
 const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
+#[cfg(target_os = "linux")]
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
 /// `rmdir` of a cgroup whose last tasks were just killed returns `EBUSY`

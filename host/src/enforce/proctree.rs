@@ -166,7 +166,9 @@ pub(crate) use pidfd::Pidfd;
 
 mod pidfd {
     use std::io;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::fd::OwnedFd;
+    #[cfg(target_os = "linux")]
+    use std::os::fd::{AsRawFd, FromRawFd};
 
     pub(crate) type Pidfd = OwnedFd;
 

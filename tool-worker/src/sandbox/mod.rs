@@ -49,6 +49,7 @@ pub struct Refused {
 pub struct Pending {
     spec: SandboxSpec,
     states: Vec<MechanismState>,
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     net_ns: bool,
 }
 

@@ -12,6 +12,7 @@ use bulkhead_ipc::{StreamId, ToolErrorKind, ToolExit, WorkerLimits};
 
 pub mod args;
 pub mod list_directory;
+#[cfg(feature = "remote")]
 pub mod mcp_http;
 pub mod mcp_stdio;
 pub mod read_file;
@@ -161,8 +162,12 @@ pub fn all() -> [&'static dyn DynTool; 4] {
 
 /// Tools that bulkhead itself drives and the catalogue does not list: they
 /// need a host that feeds them input (`bulkhead mcp wrap`).
-pub fn internal() -> [&'static dyn DynTool; 2] {
-    [&mcp_stdio::McpStdio, &mcp_http::McpHttp]
+pub fn internal() -> Vec<&'static dyn DynTool> {
+    vec![
+        &mcp_stdio::McpStdio,
+        #[cfg(feature = "remote")]
+        &mcp_http::McpHttp,
+    ]
 }
 
 /// Looks a tool up by name, internal ones included.
