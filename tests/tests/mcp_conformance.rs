@@ -151,3 +151,45 @@ fn foreign_host_or_origin_is_refused() {
     // Its own name gets through to the protocol (which wants initialize first).
     assert!(send(&own, None).starts_with("HTTP/1.1 400"));
 }
+
+/// The suite's client scenarios with `bulkhead mcp call` as the client:
+/// the harness runs `CLIENT SERVER_URL` with the scenario in
+/// `MCP_CONFORMANCE_SCENARIO`, and a small script picks the call, as the
+/// SDKs' own conformance clients do.
+#[test]
+fn bulkhead_passes_the_client_scenarios() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("client.sh");
+    let bulkhead = bin("bulkhead").display().to_string();
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncase \"$MCP_CONFORMANCE_SCENARIO\" in\n  \
+             tools_call) exec '{bulkhead}' mcp call --url \"$1\" add_numbers '{{\"a\":2,\"b\":3}}' ;;\n  \
+             sse-retry) exec '{bulkhead}' mcp call --url \"$1\" test_reconnection ;;\n  \
+             *) exec '{bulkhead}' mcp call --url \"$1\" ;;\nesac\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for scenario in ["initialize", "tools_call", "sse-retry"] {
+        let out = Command::new(peer("MCP_NODE"))
+            .arg(peer("MCP_CONFORMANCE"))
+            .args([
+                "client",
+                "--command",
+                script.to_str().unwrap(),
+                "--scenario",
+                scenario,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "client scenario {scenario} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

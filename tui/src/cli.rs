@@ -132,6 +132,24 @@ pub enum McpCommand {
     /// Start every configured server, and show its state, tools, restarts,
     /// memory, last error and stderr tail.
     Status(StatusArgs),
+    /// Act as an MCP client: connect to a remote server (from a worker),
+    /// initialize, list its tools, and call one if asked; print JSON.
+    Call(CallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// The server's Streamable HTTP endpoint.
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+    /// Policy of the worker that reaches it; it needs network.
+    #[arg(long, default_value = "trusted")]
+    pub policy: String,
+    /// The tool to call; without it, the tools are listed.
+    pub tool: Option<String>,
+    /// The tool's arguments as a JSON object.
+    #[arg(default_value = "{}")]
+    pub args_json: String,
 }
 
 #[derive(Debug, Args)]

@@ -59,6 +59,7 @@ fn main() -> ExitCode {
                 cli::McpCommand::Wrap(args) => mcp_wrap::wrap(*args, config).await,
                 cli::McpCommand::Serve(args) => mcp_serve::serve(args, config).await,
                 cli::McpCommand::Status(args) => mcp_serve::status(args, config).await,
+                cli::McpCommand::Call(args) => mcp_serve::call(args, config).await,
             },
         }
     });

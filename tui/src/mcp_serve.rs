@@ -370,3 +370,72 @@ pub async fn status(args: StatusArgs, config: Option<&Path>) -> anyhow::Result<u
     let failed = statuses.iter().any(|s| s.state == ServerState::Failed);
     Ok(if failed { 5 } else { 0 })
 }
+
+/// `bulkhead mcp call --url URL [TOOL [ARGS]]`: bulkhead as an MCP client
+/// of a remote server, reached from a worker like any server.
+pub async fn call(args: crate::cli::CallArgs, config: Option<&Path>) -> anyhow::Result<u8> {
+    let arguments: Value = match serde_json::from_str(&args.args_json) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => {
+            eprintln!("bulkhead: ARGS_JSON must be a JSON object");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let set = match PolicySet::load(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bulkhead: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let mut servers_set = set.clone();
+    servers_set.servers.insert(
+        "remote".into(),
+        bulkhead_host::mcp::config::ServerSettings {
+            policy: Some(args.policy.clone()),
+            ..Default::default()
+        },
+    );
+    let entry: bulkhead_host::mcp::config::ServerEntry =
+        serde_json::from_value(json!({"url": args.url}))?;
+    let servers = std::collections::BTreeMap::from([("remote".to_owned(), entry)]);
+    let spec = match specs(&servers_set, &servers, None) {
+        Ok(mut s) if s.len() == 1 => s.remove(0),
+        Ok(_) => anyhow::bail!("internal error: one server expected"),
+        Err(e) => {
+            eprintln!("bulkhead: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let host = ToolHost::new(HostConfig::default())?;
+    let session = ServerSession::spawn(host, spec);
+    if let Err(e) = tokio::time::timeout(READY_TIMEOUT, session.ready())
+        .await
+        .unwrap_or_else(|_| {
+            Err(bulkhead_host::mcp::session::McpError(
+                "no answer to initialize".into(),
+            ))
+        })
+    {
+        eprintln!("bulkhead: mcp call: {e}");
+        return Ok(5);
+    }
+    let out = match &args.tool {
+        None => Ok(json!({"tools": session.status().tools})),
+        Some(tool) => {
+            session
+                .request("tools/call", json!({"name": tool, "arguments": arguments}))
+                .await
+        }
+    };
+    match out {
+        Ok(v) => {
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("bulkhead: mcp call: {e}");
+            Ok(5)
+        }
+    }
+}
