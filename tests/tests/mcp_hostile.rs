@@ -127,3 +127,14 @@ fn a_call_whose_cancel_is_ignored_times_out_and_the_session_goes_on() {
     let e = error_of(&s, 2);
     assert!(e.contains("timed out after 1 s"), "{e}");
 }
+
+#[test]
+fn a_server_stuck_in_a_cancelled_call_is_stopped() {
+    // The call times out after 1 s and is cancelled; the server, spinning,
+    // cannot answer the ping that follows, and is stopped 5 s later.
+    let s = session("stuck", &["--call-timeout", "1s"], 1, &[], 2);
+    let e = error_of(&s, 1);
+    assert!(e.contains("timed out after 1 s"), "{e}");
+    let why = s.ended["relay"]["ended"].to_string();
+    assert!(why.contains("ignored the cancellation"), "{}", s.ended);
+}

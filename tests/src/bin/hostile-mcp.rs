@@ -7,7 +7,9 @@
 //! - `alloc`: allocates and touches 4 GiB before answering;
 //! - `crash`: aborts (SIGABRT);
 //! - `garbage`: writes lines that are not JSON-RPC, and never answers;
-//! - `deaf`: never answers, and ignores `notifications/cancelled`.
+//! - `deaf`: never answers, and ignores `notifications/cancelled` (but
+//!   still answers other requests, such as `ping`);
+//! - `stuck`: spins in the call forever, reading nothing more.
 //!
 //! Used by `tests/tests/mcp_hostile.rs`; each mode must end with the right
 //! outcome, with the host's memory flat and no process left.
@@ -86,6 +88,9 @@ fn misbehave(mode: &str, id: &serde_json::Value, out: &mut impl Write) {
             );
         }
         "crash" => std::process::abort(),
+        "stuck" => loop {
+            std::hint::spin_loop();
+        },
         "garbage" => {
             for i in 0..64 {
                 let _ = writeln!(out, "this is not JSON-RPC, line {i}");

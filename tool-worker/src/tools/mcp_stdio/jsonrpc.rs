@@ -77,6 +77,15 @@ pub fn cancel_notification(id: &str, reason: &str) -> Vec<u8> {
     .collect()
 }
 
+/// A `ping` request with id `id` (JSON text), one line.
+pub fn ping(id: &str) -> Vec<u8> {
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#)
+        .into_bytes()
+        .into_iter()
+        .chain(*b"\n")
+        .collect()
+}
+
 /// The id of the answer an oversized line began, if its first bytes show
 /// it: `"id":` followed by a number or a string.
 pub fn id_in_prefix(prefix: &[u8]) -> Option<String> {

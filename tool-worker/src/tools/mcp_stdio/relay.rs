@@ -28,6 +28,9 @@ pub(super) struct Relay {
     /// (which do not). Holds at most the input window plus those.
     pub(super) to_server: VecDeque<Queued>,
     pub(super) stdin: Option<File>,
+    /// An unanswered liveness ping: which cancelled request prompted it,
+    /// and when the server must have answered.
+    pub(super) liveness: Option<(String, Instant)>,
     /// When each open `tools/call` times out.
     pub(super) deadlines: HashMap<String, Instant>,
     pub(super) call_timeout: Duration,
@@ -49,6 +52,15 @@ pub(super) struct Queued {
     /// A client chunk, whose input credit is returned once written.
     from_client: bool,
 }
+
+/// How long a server may take, after a timed-out call was cancelled, to
+/// answer a ping. One that is still stuck in the call cannot; a healthy
+/// one answers in milliseconds.
+const CANCEL_GRACE: Duration = Duration::from_secs(5);
+
+/// The id of bulkhead's own liveness ping, as JSON text: a string no
+/// client uses, so its answer is never mistaken for a client's.
+const LIVENESS_PING_ID: &str = "\"bulkhead-liveness\"";
 
 /// A line that has grown past this many times the message cap without
 /// ending is a server that will not stop writing it: 4 GiB at the default
@@ -72,6 +84,7 @@ impl Relay {
             to_server: VecDeque::new(),
             stdin: Some(stdin),
             deadlines: HashMap::new(),
+            liveness: None,
             call_timeout,
             input_ended: false,
             max_message,
@@ -214,6 +227,7 @@ impl Relay {
                     {
                         self.deadlines.remove(&id);
                         sink.request(&id, false)?;
+                        self.check_liveness(&id);
                     }
                 }
                 _ => {}
@@ -278,6 +292,11 @@ impl Relay {
         };
         match jsonrpc::classify(&value) {
             Kind::Invalid => Ok(self.garbage_line(line.len())),
+            // The answer to our liveness ping: the server is listening.
+            Kind::Response { id } if id == LIVENESS_PING_ID => {
+                self.liveness = None;
+                Ok(true)
+            }
             Kind::Response { id } => {
                 let method = self.pending.remove(&id);
                 self.deadlines.remove(&id);
@@ -375,8 +394,33 @@ impl Relay {
                     written: 0,
                     from_client: false,
                 });
+                self.check_liveness(&id);
             }
         }
+        if let Some((id, deadline)) = &self.liveness
+            && *deadline <= now
+        {
+            self.stop = Some(format!(
+                "the MCP server ignored the cancellation of request {id} and did not answer a \
+                 ping within {} s, and was stopped",
+                CANCEL_GRACE.as_secs()
+            ));
+        }
+    }
+
+    /// After request `id` was cancelled, checks that the server listened:
+    /// a ping it must answer within [`CANCEL_GRACE`]. A server still stuck
+    /// in the call cannot, and is stopped.
+    fn check_liveness(&mut self, id: &str) {
+        if self.liveness.is_some() || self.stdin.is_none() {
+            return;
+        }
+        self.to_server.push_back(Queued {
+            bytes: jsonrpc::ping(LIVENESS_PING_ID),
+            written: 0,
+            from_client: false,
+        });
+        self.liveness = Some((id.to_owned(), Instant::now() + CANCEL_GRACE));
     }
 
     fn keep_stderr(&mut self, data: &[u8]) {
