@@ -70,6 +70,17 @@ impl Enforcement {
         policy: &CallPolicy,
         worker: Confinement,
     ) -> Self {
+        let mut sandbox = worker.sandbox;
+        // Memory is not a sandbox mechanism, but a cap that is not in force
+        // must be named the same way: it joins `not_enforced`.
+        if let Some(why) = enforcer.memory_unenforced() {
+            sandbox.push(MechanismState {
+                mechanism: "memory".into(),
+                requested: true,
+                enforced: false,
+                detail: why,
+            });
+        }
         Enforcement {
             memory: enforcer.mechanism(),
             kill: enforcer.kill_mechanism(),
@@ -77,7 +88,7 @@ impl Enforcement {
             worker: worker.applied,
             policy: policy.name.clone(),
             policy_explained: policy.explained.clone(),
-            sandbox: worker.sandbox,
+            sandbox,
         }
     }
 

@@ -161,9 +161,9 @@ pub struct ServeArgs {
     /// Serve on stdin/stdout (the default).
     #[arg(long, conflicts_with = "http")]
     pub stdio: bool,
-    /// Serve Streamable HTTP at this address (e.g. 127.0.0.1:8765) instead.
-    /// The Host and Origin headers must name it.
-    #[arg(long, value_name = "ADDR")]
+    /// Serve Streamable HTTP instead, at PORT on loopback (127.0.0.1), or at
+    /// ADDR:PORT. The Host and Origin headers must name it.
+    #[arg(long, value_name = "[ADDR:]PORT", value_parser = http_addr)]
     pub http: Option<std::net::SocketAddr>,
     /// Require `Authorization: Bearer <token>`, the token read from this
     /// environment variable.
@@ -247,6 +247,16 @@ pub struct DoctorArgs {
     /// Skip the trial call under each policy (only probe the kernel).
     #[arg(long)]
     pub no_trial: bool,
+}
+
+/// A bare port binds to loopback: a gateway on all interfaces must be
+/// asked for by address.
+fn http_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse()
+        .map_err(|_| format!("\"{s}\" is neither a port nor an ADDR:PORT"))
 }
 
 fn size(s: &str) -> Result<u64, String> {

@@ -309,6 +309,20 @@ impl Enforcer {
         self.mechanism
     }
 
+    /// Why memory is not actually capped, if it is not: the watchdog is
+    /// the last resort, and without `/proc` (macOS, FreeBSD without
+    /// procfs) it has nothing to sample.
+    pub fn memory_unenforced(&self) -> Option<String> {
+        match self.mechanism {
+            MemoryMechanism::Watchdog => self
+                .probe
+                .proc_error
+                .as_ref()
+                .map(|e| format!("no writable cgroup, and the RSS watchdog cannot sample: {e}")),
+            _ => None,
+        }
+    }
+
     /// One row per mechanism, for `bulkhead doctor`.
     pub fn report(&self) -> Vec<MechanismRow> {
         detect::rows(&self.probe, self.mechanism)
