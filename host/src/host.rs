@@ -101,6 +101,22 @@ pub(crate) struct Inner {
     pub extra_env: Vec<(String, String)>,
 }
 
+impl Inner {
+    /// The worker's environment: the policy's allowlist read from ours, or the
+    /// host's default, plus the variables the host config sets for workers.
+    pub(crate) fn worker_env(&self, policy: &CallPolicy) -> Vec<(String, String)> {
+        let Some(names) = &policy.env_allowlist else {
+            return self.env.clone();
+        };
+        let mut env: Vec<(String, String)> = names
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
+            .collect();
+        env.extend(self.extra_env.iter().cloned());
+        env
+    }
+}
+
 /// Call ids are unique in the process, not per host: they name cgroups,
 /// and several hosts in one process (tests, an embedder) must not collide.
 static NEXT_CALL_ID: AtomicU64 = AtomicU64::new(1);

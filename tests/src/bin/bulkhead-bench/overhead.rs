@@ -5,7 +5,7 @@
 //! directory (depth 1): queue, cage (cgroups or watchdog), spawn of
 //! `bulkhead-worker`, attach, handshake, the tool, its report, reap, kill
 //! check. Removing the call's cgroups happens after the report, on a
-//! blocking thread (see `host/src/call.rs`), so it is outside the per-call
+//! blocking thread (see `host/src/call/mod.rs`), so it is outside the per-call
 //! figure; the mean (total time / calls) includes whatever of it slows the
 //! next call. The baseline is `std::process::Command::new("/bin/true")`
 //! spawned and waited for, in the same process, in the same run.

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::enforce::{Cage, CageLimits};
-use crate::handle::{InputMsg, Pacing};
+use crate::handle::InputMsg;
 use crate::host::{CallRequest, Inner};
 use crate::outcome::{KillReason, Outcome, Usage};
 use crate::output::CapturedOutput;
@@ -26,6 +26,11 @@ use crate::private_tmp::PrivateTmp;
 use crate::report::{CallEvent, CallReport, CallState, Enforcement, LiveStatus};
 use crate::spawn::SpawnRequest;
 use crate::worker_io;
+
+mod stream;
+
+pub(crate) use stream::CallIo;
+use stream::MAX_INPUT_CREDIT;
 
 /// Chunks a worker may have in flight. 16 × 64 KiB = 1 MiB: enough to keep
 /// the pipe busy while the host works, and a hard bound on what the channel
@@ -60,17 +65,6 @@ pub(crate) async fn run(
         tokio::task::spawn_blocking(move || drop(leftovers));
     }
 }
-
-/// The caller's input and its pace through a streamed call's output.
-pub(crate) struct CallIo {
-    pub input: mpsc::Receiver<InputMsg>,
-    pub pacing: Arc<Pacing>,
-}
-
-/// Most input chunks a worker may have granted at once. A worker grants a
-/// window (16) and tops it up as it consumes; a larger sum is a broken or
-/// lying worker, and is clamped rather than trusted.
-const MAX_INPUT_CREDIT: u64 = 1024;
 
 /// What a call leaves to clean up once every process of it is dead.
 #[derive(Default)]
@@ -113,7 +107,7 @@ async fn drive(
     live.send_modify(|l| l.state = CallState::Running);
 
     let mut sandbox = req.policy.sandbox.clone();
-    let mut env = worker_env(inner, &req.policy);
+    let mut env = inner.worker_env(&req.policy);
     if req.policy.private_tmp {
         match PrivateTmp::create(call_id) {
             Ok(tmp) => {
@@ -317,20 +311,6 @@ async fn drive(
     (sup.finish(outcome, stderr), Leftovers { cage, tmp })
 }
 
-/// The worker's environment: the policy's allowlist read from ours, or the
-/// host's default, plus the variables the host config sets for workers.
-fn worker_env(inner: &Inner, policy: &CallPolicy) -> Vec<(String, String)> {
-    let Some(names) = &policy.env_allowlist else {
-        return inner.env.clone();
-    };
-    let mut env: Vec<(String, String)> = names
-        .iter()
-        .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
-        .collect();
-    env.extend(inner.extra_env.iter().cloned());
-    env
-}
-
 enum Step {
     Continue,
     Ended,
@@ -498,51 +478,6 @@ impl<'a> Supervisor<'a> {
 
     fn bytes_seen(&self) -> u64 {
         (self.output.bytes_seen() + self.streamed_bytes).max(self.worker_bytes_seen)
-    }
-
-    /// Keeps the worker's output credit at the window. In stream mode,
-    /// chunks the caller has not taken yet count against it, so a caller
-    /// that stops reading stops the worker.
-    fn top_up_credit(&mut self, granted: &watch::Sender<u64>, pacing: &Pacing) {
-        let undelivered = if self.stream {
-            self.streamed_chunks
-                .saturating_sub(pacing.delivered.load(std::sync::atomic::Ordering::Relaxed))
-        } else {
-            0
-        };
-        let in_flight = self.validator.credit() + undelivered;
-        if in_flight < CREDIT_WINDOW / 2 {
-            let more = CREDIT_WINDOW - in_flight;
-            self.validator.grant(more as u32);
-            granted.send_modify(|g| *g += more);
-        }
-    }
-
-    /// A streamed call that ends with client requests still open (the
-    /// server's worker was killed, or crashed) answers each with an error
-    /// that says why, so the client is not left waiting.
-    fn answer_open_requests(&self, outcome: &Outcome, events: &mpsc::UnboundedSender<CallEvent>) {
-        if !self.stream {
-            return;
-        }
-        let why = match outcome {
-            Outcome::Killed { reason } => format!("killed: {reason}"),
-            Outcome::Failed { error } => format!("failed: {error}"),
-            _ => "ended (killed from outside)".to_owned(),
-        };
-        for id in self.validator.open_requests() {
-            let message = serde_json::to_string(&format!(
-                "bulkhead: the MCP server was {why} before answering"
-            ))
-            .unwrap_or_else(|_| "\"bulkhead: the server's worker ended\"".into());
-            let line = format!(
-                r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32603,"message":{message}}}}}"#
-            ) + "\n";
-            let _ = events.send(CallEvent::Output {
-                stream: bulkhead_ipc::StreamId::Stdout,
-                data: Bytes::from(line),
-            });
-        }
     }
 
     /// The outcome when the host did not decide it.
