@@ -200,7 +200,7 @@ impl Default for CallPolicy {
     /// The `trusted` policy: limits only. What a [`crate::CallRequest`]
     /// gets when the caller names no policy.
     fn default() -> Self {
-        let trusted = preset("trusted").unwrap_or_else(|| unreachable!("trusted is a preset"));
+        let trusted = presets::trusted();
         Self {
             name: trusted.name.clone(),
             explained: trusted.explain(),

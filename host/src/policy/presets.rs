@@ -94,8 +94,13 @@ pub const PRESET_NAMES: [&str; 3] = ["untrusted", "workspace", "trusted"];
 /// nothing that holds a credential.
 const MINIMAL_ENV: &[&str] = &["PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM"];
 
-pub fn preset(name: &str) -> Option<Policy> {
-    let base = Policy {
+/// The `trusted` preset: limits only.
+pub fn trusted() -> Policy {
+    limits_only("trusted")
+}
+
+fn limits_only(name: &str) -> Policy {
+    Policy {
         name: name.to_owned(),
         filesystem: FsPolicy::Unrestricted,
         network: NetworkMode::Full,
@@ -105,7 +110,12 @@ pub fn preset(name: &str) -> Option<Policy> {
         isolate_processes: false,
         seccomp: false,
         on_missing: OnMissing::BestEffort,
-    };
+    }
+}
+
+pub fn preset(name: &str) -> Option<Policy> {
+    // Every preset starts from limits only and adds its sandbox.
+    let base = limits_only(name);
     Some(match name {
         // Untrusted code: MCP servers by default. Sees the system, its own
         // install dir and what it is given; writes only its temp dir.
@@ -147,7 +157,7 @@ pub fn preset(name: &str) -> Option<Policy> {
             ..base
         },
         // Limits only.
-        "trusted" => base,
+        "trusted" => trusted(),
         _ => return None,
     })
 }
