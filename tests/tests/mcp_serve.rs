@@ -128,8 +128,14 @@ fn a_crash_looping_server_is_restarted_then_marked_failed() {
             json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
         )
         .unwrap();
-        let line = lines.next().expect("an answer").unwrap();
-        serde_json::from_str(&line).unwrap()
+        // Notifications from the servers may come in between.
+        loop {
+            let line = lines.next().expect("an answer").unwrap();
+            let v: Value = serde_json::from_str(&line).unwrap();
+            if v["id"] == id {
+                return v;
+            }
+        }
     };
     let init = ask(0, "initialize", json!({"protocolVersion": "2025-06-18"}));
     assert_eq!(init["result"]["serverInfo"]["name"], "bulkhead");
@@ -230,4 +236,53 @@ fn a_bad_servers_file_names_the_line_and_the_field() {
         e.contains("servers.json") && e.contains("line 2") && e.contains("mcpServers.x.command"),
         "{e}"
     );
+}
+
+/// A server's progress notifications reach the client through the gateway,
+/// with the client's own token.
+#[test]
+fn progress_goes_through_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let servers = servers_file(dir.path());
+    let mut child = Command::new(bin("bulkhead"))
+        .args(["mcp", "serve", "--servers", servers.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let send = |stdin: &mut std::process::ChildStdin, v: Value| writeln!(stdin, "{v}").unwrap();
+    send(
+        &mut stdin,
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {}}),
+    );
+    send(
+        &mut stdin,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "everything__trigger-long-running-operation",
+            "arguments": {"duration": 1, "steps": 2},
+            "_meta": {"progressToken": "mine"}}}),
+    );
+    let mut progress = 0;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let v: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if v["method"] == "notifications/progress" {
+            assert_eq!(v["params"]["progressToken"], "mine", "{v}");
+            progress += 1;
+        }
+        if v["id"] == 1 {
+            assert!(
+                v["result"]["content"][0]["text"]
+                    .as_str()
+                    .unwrap()
+                    .contains("completed"),
+                "{v}"
+            );
+            break;
+        }
+    }
+    assert_eq!(progress, 2, "both steps' progress");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
 }

@@ -12,9 +12,9 @@
 //! - the body is read under the message cap before it is parsed.
 //!
 //! # Caveats
-//! - No server-to-client stream: `GET` answers 405, as the spec allows, so
-//!   the gateway sends no notifications (it declines server requests
-//!   anyway).
+//! - No server-to-client stream: `GET` answers 405, as the spec allows,
+//!   and answers are JSON, not SSE, so the servers' notifications (which
+//!   the stdio gateway passes on) are not sent over HTTP.
 //! - Sessions are ids only: the gateway keeps no per-session state beyond
 //!   knowing the id.
 

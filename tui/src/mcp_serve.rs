@@ -134,6 +134,26 @@ pub async fn serve(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<u8>
             }
         }
     });
+    // Server notifications (progress with the client's own token, logging)
+    // go to the client as they come.
+    let mut forwarders = Vec::new();
+    for session in &gateway.sessions {
+        let mut notes = session.notifications();
+        let out = out_tx.clone();
+        forwarders.push(tokio::spawn(async move {
+            loop {
+                match notes.recv().await {
+                    Ok(note) => {
+                        if out.send(note).is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        }));
+    }
     let mut input = read_stdin();
     while let Some(line) = input.recv().await {
         let msg = match line {
@@ -158,6 +178,10 @@ pub async fn serve(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<u8>
             let answer = gateway.handle(id, &msg).await;
             let _ = out.send(answer);
         });
+    }
+    // The client is gone: stop forwarding, so the writer's queue can close.
+    for f in forwarders {
+        f.abort();
     }
     drop(out_tx);
     let _ = writer.await;
@@ -253,7 +277,15 @@ impl Gateway {
                 .map_err(|_| format!("server \"{server}\" is not ready"))?
                 .map_err(|e| format!("server \"{server}\": {e}"))?;
             return session
-                .request("tools/call", json!({"name": tool, "arguments": arguments}))
+                .request("tools/call", {
+                    // The rest of the params (`_meta.progressToken` above
+                    // all) go through, so the server's progress reaches
+                    // the client.
+                    let mut p = params.clone();
+                    p["name"] = json!(tool);
+                    p["arguments"] = arguments;
+                    p
+                })
                 .await
                 .map_err(|e| e.to_string());
         }

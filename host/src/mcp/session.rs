@@ -24,7 +24,7 @@ use bulkhead_ipc::lines::{BoundedLines, LineEvent};
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::config::{McpServerSpec, Transport};
 use crate::host::{CallRequest, ToolHost};
@@ -88,6 +88,7 @@ pub struct ServerSession {
     cmds: mpsc::Sender<Cmd>,
     status: Arc<Mutex<ServerStatus>>,
     state: watch::Receiver<ServerState>,
+    notifications: broadcast::Sender<Value>,
 }
 
 impl ServerSession {
@@ -106,11 +107,13 @@ impl ServerSession {
         }));
         let (cmds, cmd_rx) = mpsc::channel(64);
         let (state_tx, state) = watch::channel(ServerState::Starting);
+        let (notifications, _) = broadcast::channel(NOTIFICATION_BACKLOG);
         let driver = Driver {
             host,
             spec: spec.clone(),
             status: status.clone(),
             state: state_tx,
+            notifications: notifications.clone(),
         };
         tokio::spawn(driver.run(cmd_rx));
         Self {
@@ -118,6 +121,7 @@ impl ServerSession {
             cmds,
             status,
             state,
+            notifications,
         }
     }
 
@@ -151,6 +155,12 @@ impl ServerSession {
         lock(&self.status).clone()
     }
 
+    /// The server's notifications (progress, logging, list changes), as
+    /// they come; a subscriber that falls behind loses the oldest.
+    pub fn notifications(&self) -> broadcast::Receiver<Value> {
+        self.notifications.subscribe()
+    }
+
     /// Sends a request and waits for its answer (`result`), or the error
     /// that stands for it.
     pub async fn request(&self, method: &str, params: Value) -> Result<Value, McpError> {
@@ -178,7 +188,12 @@ struct Driver {
     spec: McpServerSpec,
     status: Arc<Mutex<ServerStatus>>,
     state: watch::Sender<ServerState>,
+    notifications: broadcast::Sender<Value>,
 }
+
+/// Server notifications held for a slow subscriber; past this the oldest
+/// are dropped (`broadcast` lag), so a chatty server cannot grow the host.
+const NOTIFICATION_BACKLOG: usize = 256;
 
 type Pending = HashMap<u64, oneshot::Sender<Result<Value, McpError>>>;
 
@@ -415,7 +430,11 @@ impl Driver {
                 "code": -32601,
                 "message": "bulkhead's gateway does not take requests from servers (sampling, elicitation, roots)",
             }})),
-            (None, _) => {}
+            // Nobody listening is fine: the notification is dropped.
+            (None, true) => {
+                let _ = self.notifications.send(msg);
+            }
+            (None, false) => {}
         }
     }
 }
