@@ -26,6 +26,19 @@ fn servers_file(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
+/// `bulkhead mcp serve` on stdio over `servers`, and its stdin.
+fn gateway(servers: &std::path::Path) -> (std::process::Child, std::process::ChildStdin) {
+    let mut child = Command::new(bin("bulkhead"))
+        .args(["mcp", "serve", "--servers", servers.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    (child, stdin)
+}
+
 fn inspect(args: &[&str]) -> Value {
     let out = Command::new(peer("MCP_NODE"))
         .arg(peer("MCP_INSPECTOR"))
@@ -111,15 +124,7 @@ fn the_gateway_offers_builtin_and_namespaced_server_tools() {
 #[test]
 fn a_crash_looping_server_is_restarted_then_marked_failed() {
     let dir = tempfile::tempdir().unwrap();
-    let servers = servers_file(dir.path());
-    let mut child = Command::new(bin("bulkhead"))
-        .args(["mcp", "serve", "--servers", servers.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+    let (mut child, mut stdin) = gateway(&servers_file(dir.path()));
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut ask = |id: u64, method: &str, params: Value| -> Value {
         writeln!(
@@ -243,15 +248,7 @@ fn a_bad_servers_file_names_the_line_and_the_field() {
 #[test]
 fn progress_goes_through_the_gateway() {
     let dir = tempfile::tempdir().unwrap();
-    let servers = servers_file(dir.path());
-    let mut child = Command::new(bin("bulkhead"))
-        .args(["mcp", "serve", "--servers", servers.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+    let (mut child, mut stdin) = gateway(&servers_file(dir.path()));
     let send = |stdin: &mut std::process::ChildStdin, v: Value| writeln!(stdin, "{v}").unwrap();
     send(
         &mut stdin,
