@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 
 /// `target/<profile>`, from the running test binary (`target/<profile>/deps/…`).
@@ -108,6 +108,15 @@ pub fn peer(var: &str) -> String {
              or eval \"$(../shared/peers/install-mcp-peers.sh target/mcp-peers)\" first"
         )
     })
+}
+
+/// The command line that runs `server` through `bulkhead mcp wrap` under
+/// `untrusted`, with the `bulkhead` binary at `bulkhead`.
+pub fn wrap_command(bulkhead: &Path, server: &[String]) -> Vec<String> {
+    let mut cmd = vec![bulkhead.display().to_string()];
+    cmd.extend(["mcp", "wrap", "--policy", "untrusted", "--"].map(String::from));
+    cmd.extend(server.iter().cloned());
+    cmd
 }
 
 /// The official inspector's answer for one method, against `server` (a

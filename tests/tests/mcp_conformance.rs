@@ -10,12 +10,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bulkhead_tests::bin;
-
-fn peer(var: &str) -> String {
-    std::env::var(var)
-        .unwrap_or_else(|_| panic!("{var} is not set: run the tests through scripts/test"))
-}
+use bulkhead_tests::{bin, peer};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

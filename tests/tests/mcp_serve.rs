@@ -6,13 +6,8 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-use bulkhead_tests::bin;
+use bulkhead_tests::{bin, inspect, peer};
 use serde_json::{Value, json};
-
-fn peer(var: &str) -> String {
-    std::env::var(var)
-        .unwrap_or_else(|_| panic!("{var} is not set: run the tests through scripts/test"))
-}
 
 /// A servers file with server-everything and a server that crashes on
 /// every call.
@@ -39,21 +34,15 @@ fn gateway(servers: &std::path::Path) -> (std::process::Child, std::process::Chi
     (child, stdin)
 }
 
-fn inspect(args: &[&str]) -> Value {
-    let out = Command::new(peer("MCP_NODE"))
-        .arg(peer("MCP_INSPECTOR"))
-        .arg("--cli")
-        .arg(bin("bulkhead"))
-        .args(args)
-        .output()
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {} {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+/// The inspector's answer for `method` from `bulkhead mcp serve ARGS…`.
+fn inspect_gateway(args: &[&str], method: &[&str]) -> Value {
+    let mut server = vec![
+        bin("bulkhead").display().to_string(),
+        "mcp".into(),
+        "serve".into(),
+    ];
+    server.extend(args.iter().map(|a| (*a).to_owned()));
+    inspect(&server, method)
 }
 
 #[test]
@@ -61,14 +50,7 @@ fn the_gateway_offers_builtin_and_namespaced_server_tools() {
     let dir = tempfile::tempdir().unwrap();
     let servers = servers_file(dir.path());
     let servers = servers.to_str().unwrap();
-    let list = inspect(&[
-        "mcp",
-        "serve",
-        "--servers",
-        servers,
-        "--method",
-        "tools/list",
-    ]);
+    let list = inspect_gateway(&["--servers", servers], &["tools/list"]);
     let names: Vec<&str> = list["tools"]
         .as_array()
         .unwrap()
@@ -84,33 +66,31 @@ fn the_gateway_offers_builtin_and_namespaced_server_tools() {
     ] {
         assert!(names.contains(&wanted), "{wanted} missing from {names:?}");
     }
-    let sum = inspect(&[
-        "mcp",
-        "serve",
-        "--servers",
-        servers,
-        "--method",
-        "tools/call",
-        "--tool-name",
-        "everything__get-sum",
-        "--tool-arg",
-        "a=19",
-        "b=23",
-    ]);
+    let sum = inspect_gateway(
+        &["--servers", servers],
+        &[
+            "tools/call",
+            "--tool-name",
+            "everything__get-sum",
+            "--tool-arg",
+            "a=19",
+            "b=23",
+        ],
+    );
     assert_eq!(
         sum["content"][0]["text"], "The sum of 19 and 23 is 42.",
         "{sum}"
     );
-    let builtin = inspect(&[
-        "mcp",
-        "serve",
-        "--method",
-        "tools/call",
-        "--tool-name",
-        "shell",
-        "--tool-arg",
-        "command=echo sandboxed",
-    ]);
+    let builtin = inspect_gateway(
+        &[],
+        &[
+            "tools/call",
+            "--tool-name",
+            "shell",
+            "--tool-arg",
+            "command=echo sandboxed",
+        ],
+    );
     assert_eq!(builtin["content"][0]["text"], "sandboxed\n", "{builtin}");
     assert!(
         builtin["content"][1]["text"]

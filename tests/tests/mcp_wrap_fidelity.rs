@@ -5,19 +5,11 @@
 //! The peers come from the npm registry (`scripts/test` installs them with
 //! `../shared/peers/install-mcp-peers.sh` and exports `MCP_*`).
 
-use bulkhead_tests::{assert_same_answers, bin, peer};
+use bulkhead_tests::{assert_same_answers, bin, peer, wrap_command};
 
 #[test]
 fn wrapped_server_everything_answers_like_the_bare_one() {
     let bare = vec![peer("MCP_NODE"), peer("MCP_EVERYTHING"), "stdio".to_owned()];
-    let mut wrapped = vec![
-        bin("bulkhead").display().to_string(),
-        "mcp".into(),
-        "wrap".into(),
-        "--policy".into(),
-        "untrusted".into(),
-        "--".into(),
-    ];
-    wrapped.extend(bare.iter().cloned());
+    let wrapped = wrap_command(&bin("bulkhead"), &bare);
     assert_same_answers(&bare, &wrapped);
 }

@@ -32,9 +32,7 @@ impl InputQueue {
         // Neither end may block: a full wake pipe already says "look", and
         // an empty one is drained without waiting.
         for fd in [&wake_rx, &wake_tx] {
-            use nix::fcntl::{F_GETFL, F_SETFL, OFlag, fcntl};
-            let flags = OFlag::from_bits_truncate(fcntl(fd, F_GETFL)?);
-            fcntl(fd, F_SETFL(flags | OFlag::O_NONBLOCK))?;
+            set_nonblocking(fd)?;
         }
         Ok(Self {
             state: Mutex::default(),
@@ -80,4 +78,13 @@ impl InputQueue {
         let ended = state.closed;
         (chunks, ended)
     }
+}
+
+/// Sets `O_NONBLOCK` on a pipe end: for the wake pipe here, and for an MCP
+/// server's stdin, which the relay writes only as far as it takes.
+pub(crate) fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+    use nix::fcntl::{F_GETFL, F_SETFL, OFlag, fcntl};
+    let flags = OFlag::from_bits_truncate(fcntl(fd, F_GETFL)?);
+    fcntl(fd, F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    Ok(())
 }

@@ -30,15 +30,7 @@ pub fn run() {
         );
     };
     let bare = vec![node.clone(), everything.clone(), "stdio".into()];
-    let mut wrapped = vec![
-        sibling("bulkhead").display().to_string(),
-        "mcp".into(),
-        "wrap".into(),
-        "--policy".into(),
-        "untrusted".into(),
-        "--".into(),
-    ];
-    wrapped.extend(bare.iter().cloned());
+    let wrapped = bulkhead_tests::wrap_command(&sibling("bulkhead"), &bare);
     // The gateway, serving the same server unchanged (`--expose`).
     let servers = std::env::temp_dir().join(format!(
         "bulkhead-bench-servers-{}.json",

@@ -38,8 +38,9 @@ use nix::unistd::Pid;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use self::relay::{Relay, set_nonblocking};
+use self::relay::Relay;
 use super::{OutputSink, Tool, ToolContext, ToolEnd, ToolFailure};
+use crate::input::set_nonblocking;
 use crate::tree;
 
 /// The default hard cap on one server message. Large enough for

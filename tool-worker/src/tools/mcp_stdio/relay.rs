@@ -459,10 +459,3 @@ fn read_some(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
 }
-
-pub(super) fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
-    use nix::fcntl::{F_GETFL, F_SETFL, OFlag, fcntl};
-    let flags = OFlag::from_bits_truncate(fcntl(fd, F_GETFL)?);
-    fcntl(fd, F_SETFL(flags | OFlag::O_NONBLOCK))?;
-    Ok(())
-}
