@@ -33,8 +33,9 @@ pub struct Cli {
     /// $XDG_CONFIG_HOME/bulkhead/config.toml if it exists).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Without a subcommand, bulkhead opens the interactive TUI.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]

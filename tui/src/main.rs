@@ -4,6 +4,7 @@
 
 mod cli;
 mod doctor;
+mod interactive;
 mod mcp_http;
 mod mcp_remote;
 mod mcp_route;
@@ -38,7 +39,12 @@ fn main() -> ExitCode {
             };
         }
     };
-    init_logging();
+    let interactive = cli.command.is_none();
+    if interactive {
+        init_file_logging();
+    } else {
+        init_logging();
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -51,7 +57,10 @@ fn main() -> ExitCode {
     };
     let config = cli.config.as_deref();
     let result = runtime.block_on(async {
-        match cli.command {
+        let Some(command) = cli.command else {
+            return interactive::run(config).await;
+        };
+        match command {
             Command::Run(args) => run::run(*args, config).await,
             Command::Tools(args) => tools::tools(args).await,
             Command::Doctor(args) => doctor::doctor(args, config).await,
@@ -79,5 +88,33 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The TUI owns the screen: its logs go to a file under the XDG state dir
+/// (default level: info), never to the terminal. Without a writable state
+/// dir there is no log, and the TUI still runs.
+fn init_file_logging() {
+    let Some(path) = interactive::log_path() else {
+        return;
+    };
+    if let Some(dir) = path.parent()
+        && std::fs::create_dir_all(dir).is_err()
+    {
+        return;
+    }
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    else {
+        return;
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BULKHEAD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
         .try_init();
 }

@@ -1,0 +1,229 @@
+//! One task per tool call: it drives the host's `CallHandle`, keeps a
+//! bounded capture and preview, and publishes the latest figures in a
+//! shared slot. The UI is told that something changed through a bounded
+//! channel with `try_send`: when the channel is full the wake is dropped,
+//! because the slot already holds the newest state and the wake that is
+//! queued will make the UI read it (latest figures win; nothing blocks).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bulkhead_host::{
+    CallEvent, CallReport, CallRequest, CapturedOutput, LiveStatus, Outcome, ToolHost,
+};
+use bulkhead_ipc::{StreamId, ToolExit};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::card::CardOutcome;
+use super::events::UiMsg;
+use super::pager::{PagerSource, PiecesSource};
+
+/// Output the UI keeps per call for its pager when the store does not hold
+/// it: the first 960 KiB and the last 64 KiB. The worker's own cap may be
+/// far larger (a flood test streams gigabytes); this keeps host memory per
+/// call at about 1 MiB whatever the policy allows.
+const UI_CAPTURE_BYTES: u64 = 1 << 20;
+const UI_CAPTURE_TAIL_BYTES: u64 = 64 << 10;
+
+/// Bytes of the most recent output kept for the card's preview lines.
+const PREVIEW_BYTES: usize = 1024;
+
+/// Wakes from one call are at most one per frame (~60 fps): a worker
+/// sending 16k chunks a second must not send 16k wakes.
+const WAKE_INTERVAL: Duration = Duration::from_millis(16);
+
+/// Something that records a call's output as it streams (the session
+/// store), and can page it back afterwards.
+pub trait OutputRecorder: Send {
+    fn chunk(&mut self, stream: StreamId, data: &[u8]);
+    /// The call ended; returns where its output can be paged from, if the
+    /// recorder kept it.
+    fn finish(&mut self, report: &CallReport) -> Option<Arc<dyn PagerSource>>;
+}
+
+/// The end of a call, as the card needs it.
+pub struct Finished {
+    pub outcome: CardOutcome,
+    pub peak_rss: u64,
+    pub cpu_ms: u64,
+    pub wall: Duration,
+    pub bytes_seen: u64,
+    pub kept: u64,
+    pub source: Option<Arc<dyn PagerSource>>,
+    /// The source is the in-memory capture (not the store): the UI lets
+    /// go of old ones.
+    pub source_in_memory: bool,
+}
+
+/// The newest state of a call; the call task writes it, the UI reads it.
+#[derive(Default)]
+pub struct Snapshot {
+    pub live: LiveStatus,
+    pub preview: Vec<u8>,
+    pub finished: Option<Finished>,
+}
+
+/// The UI's link to a running call.
+pub struct CallSlot {
+    pub call_id: u64,
+    pub snapshot: Mutex<Snapshot>,
+    pub cancel: CancellationToken,
+}
+
+impl CallSlot {
+    /// Asks the call to stop; it ends as `killed: cancelled`.
+    pub fn kill(&self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Starts a call and its task. The request should be in stream mode: the
+/// task keeps its own bounded capture.
+pub fn start(
+    host: &ToolHost,
+    req: CallRequest,
+    wake: mpsc::Sender<UiMsg>,
+    recorder: Option<Box<dyn OutputRecorder>>,
+) -> Arc<CallSlot> {
+    let handle = host.call(req);
+    let slot = Arc::new(CallSlot {
+        call_id: handle.id(),
+        snapshot: Mutex::new(Snapshot::default()),
+        cancel: CancellationToken::new(),
+    });
+    tokio::spawn(drive(handle, slot.clone(), wake, recorder));
+    slot
+}
+
+async fn drive(
+    mut handle: bulkhead_host::CallHandle,
+    slot: Arc<CallSlot>,
+    wake: mpsc::Sender<UiMsg>,
+    mut recorder: Option<Box<dyn OutputRecorder>>,
+) {
+    let mut live = handle.live();
+    let mut capture = CapturedOutput::new(UI_CAPTURE_BYTES, UI_CAPTURE_TAIL_BYTES);
+    let mut last_wake = Instant::now() - WAKE_INTERVAL;
+    let mut cancelled = false;
+    let mut live_open = true;
+    let id = slot.call_id;
+    let notify = |last: &mut Instant, force: bool| {
+        if force || last.elapsed() >= WAKE_INTERVAL {
+            *last = Instant::now();
+            // Full: a wake is already queued, and the slot has the news.
+            let _ = wake.try_send(UiMsg::Call(id));
+        }
+    };
+    loop {
+        tokio::select! {
+            event = handle.next_event() => match event {
+                Some(CallEvent::Output { stream, data }) => {
+                    if let Some(r) = recorder.as_mut() {
+                        r.chunk(stream, &data);
+                    }
+                    push_preview(&slot, &data);
+                    capture.push(stream, data);
+                    notify(&mut last_wake, false);
+                }
+                Some(CallEvent::Started(_)) => {}
+                Some(CallEvent::Finished(report)) => {
+                    let stored = recorder.as_mut().and_then(|r| r.finish(&report));
+                    let in_memory = stored.is_none();
+                    let source = stored.or_else(|| capture_source(&capture, &report));
+                    let mut finished = finish(&report, &capture, source);
+                    finished.source_in_memory = in_memory;
+                    if let Ok(mut s) = slot.snapshot.lock() {
+                        s.live.bytes_seen = report.usage.bytes_produced;
+                        s.finished = Some(finished);
+                    }
+                    notify(&mut last_wake, true);
+                    return;
+                }
+                None => return,
+            },
+            changed = live.changed(), if live_open => {
+                if changed.is_ok() {
+                    let figures = live.borrow_and_update().clone();
+                    if let Ok(mut s) = slot.snapshot.lock() {
+                        s.live = figures;
+                    }
+                    notify(&mut last_wake, false);
+                } else {
+                    // The sender is gone; the report follows as an event.
+                    live_open = false;
+                }
+            }
+            () = slot.cancel.cancelled(), if !cancelled => {
+                cancelled = true;
+                handle.cancel();
+            }
+        }
+    }
+}
+
+fn push_preview(slot: &CallSlot, data: &[u8]) {
+    let Ok(mut s) = slot.snapshot.lock() else {
+        return;
+    };
+    let tail = &data[data.len().saturating_sub(PREVIEW_BYTES)..];
+    s.preview.extend_from_slice(tail);
+    let excess = s.preview.len().saturating_sub(PREVIEW_BYTES);
+    if excess > 0 {
+        s.preview.drain(..excess);
+    }
+}
+
+/// The pager's view of the bounded capture: head, a cut marker, tail.
+fn capture_source(capture: &CapturedOutput, report: &CallReport) -> Option<Arc<dyn PagerSource>> {
+    if capture.kept() == 0 {
+        return None;
+    }
+    let mut pieces: Vec<Bytes> = capture.head().iter().map(|s| s.data.clone()).collect();
+    let cut = report.usage.bytes_produced.saturating_sub(capture.kept());
+    if cut > 0 {
+        pieces.push(Bytes::from(format!(
+            "\n[… {cut} bytes not shown: the pager keeps {} of the {} bytes produced …]\n",
+            capture.kept(),
+            report.usage.bytes_produced
+        )));
+    }
+    pieces.extend(capture.tail().map(|s| s.data.clone()));
+    Some(Arc::new(PiecesSource::new(pieces)))
+}
+
+fn finish(
+    report: &CallReport,
+    capture: &CapturedOutput,
+    source: Option<Arc<dyn PagerSource>>,
+) -> Finished {
+    let outcome = match &report.outcome {
+        Outcome::Completed => CardOutcome::Completed {
+            exit: match report.exit {
+                Some(ToolExit::Code(c)) => Some(format!("exit {c}")),
+                Some(ToolExit::Signal(s)) => Some(format!("signal {s}")),
+                _ => None,
+            },
+        },
+        Outcome::Truncated { bytes_seen, .. } => CardOutcome::Truncated {
+            kept: report.delivered(),
+            seen: *bytes_seen,
+            lines: report.lines_seen,
+        },
+        Outcome::Killed { reason } => CardOutcome::Killed { reason: *reason },
+        Outcome::Failed { error } => CardOutcome::Failed {
+            error: error.clone(),
+        },
+    };
+    Finished {
+        outcome,
+        peak_rss: report.usage.peak_rss_bytes,
+        cpu_ms: report.usage.cpu_ms,
+        wall: Duration::from_millis(report.usage.wall_ms),
+        bytes_seen: report.usage.bytes_produced,
+        kept: capture.kept(),
+        source,
+        source_in_memory: true,
+    }
+}

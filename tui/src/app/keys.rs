@@ -1,0 +1,235 @@
+//! Input: keys to actions. Nothing here waits: a tool call is started
+//! and left to its task, a catalogue request is spawned.
+
+use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+
+use super::Ctx;
+use super::card::Card;
+use super::commands::{self, Command};
+use super::events::UiMsg;
+use super::pager::Pager;
+use super::state::{App, Entry, Overlay};
+
+/// Longest prompt line accepted: a pasted file must not become a card
+/// title the size of the file.
+const MAX_INPUT_CHARS: usize = 4096;
+
+pub fn handle(app: &mut App, ctx: &Ctx, event: Event) {
+    match event {
+        Event::Key(key) => key_event(app, ctx, key),
+        Event::Paste(text) => {
+            for c in text.chars().filter(|c| !c.is_control()) {
+                insert(app, c);
+            }
+        }
+        // The next draw resizes the terminal's buffers.
+        _ => {}
+    }
+}
+
+fn key_event(app: &mut App, ctx: &Ctx, key: KeyEvent) {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    if ctrl && key.code == KeyCode::Char('d') {
+        app.quit = true;
+        return;
+    }
+    if app.overlay.is_some() {
+        overlay_key(app, ctx, key);
+        return;
+    }
+    match key.code {
+        KeyCode::Char('c') if ctrl => {
+            let n = app.kill_all();
+            if n > 0 {
+                app.note(&format!(
+                    "cancelled {n} running call{}",
+                    if n == 1 { "" } else { "s" }
+                ));
+            } else {
+                app.input.clear();
+                app.cursor = 0;
+            }
+        }
+        KeyCode::Char('k') if ctrl => {
+            if let Some(id) = app.selected
+                && !app.kill(id)
+            {
+                app.note("the selected call is not running");
+            }
+        }
+        KeyCode::Char('s') if ctrl => open_sessions(ctx),
+        KeyCode::Char('u') if ctrl => {
+            app.input.clear();
+            app.cursor = 0;
+        }
+        KeyCode::Char('?') if app.input.is_empty() => app.overlay = Some(Overlay::Help),
+        KeyCode::F(1) => app.overlay = Some(Overlay::Help),
+        KeyCode::Char(c) if !ctrl => insert(app, c),
+        KeyCode::Backspace if app.cursor > 0 => {
+            app.cursor -= 1;
+            remove_at(app, app.cursor);
+        }
+        KeyCode::Delete if app.cursor < app.input.chars().count() => remove_at(app, app.cursor),
+        KeyCode::Left => app.cursor = app.cursor.saturating_sub(1),
+        KeyCode::Right => app.cursor = (app.cursor + 1).min(app.input.chars().count()),
+        KeyCode::Up => app.select(-1),
+        KeyCode::Down => app.select(1),
+        KeyCode::PageUp => app.scroll += 10,
+        KeyCode::PageDown => app.scroll = app.scroll.saturating_sub(10),
+        KeyCode::End => app.scroll = 0,
+        KeyCode::Esc => {
+            app.input.clear();
+            app.cursor = 0;
+        }
+        KeyCode::Enter if app.input.trim().is_empty() => open_pager(app),
+        KeyCode::Enter => {
+            let line = std::mem::take(&mut app.input);
+            app.cursor = 0;
+            app.scroll = 0;
+            submit(app, ctx, &line);
+        }
+        _ => {}
+    }
+}
+
+fn insert(app: &mut App, c: char) {
+    if app.input.chars().count() >= MAX_INPUT_CHARS {
+        return;
+    }
+    let at = byte_index(&app.input, app.cursor);
+    app.input.insert(at, c);
+    app.cursor += 1;
+}
+
+fn remove_at(app: &mut App, char_index: usize) {
+    let at = byte_index(&app.input, char_index);
+    if at < app.input.len() {
+        app.input.remove(at);
+    }
+}
+
+fn byte_index(s: &str, char_index: usize) -> usize {
+    s.char_indices().nth(char_index).map_or(s.len(), |(i, _)| i)
+}
+
+fn overlay_key(app: &mut App, ctx: &Ctx, key: KeyEvent) {
+    let close = matches!(key.code, KeyCode::Esc | KeyCode::Char('q'));
+    match &mut app.overlay {
+        Some(Overlay::Help) => app.overlay = None,
+        Some(Overlay::Pager(p)) => match key.code {
+            _ if close => app.overlay = None,
+            KeyCode::Down | KeyCode::Char('j') | KeyCode::Enter => p.down(1),
+            KeyCode::Up | KeyCode::Char('k') => p.up(1),
+            KeyCode::PageDown | KeyCode::Char(' ') => p.page_down(),
+            KeyCode::PageUp | KeyCode::Char('b') => p.page_up(),
+            KeyCode::Home | KeyCode::Char('g') => p.home(),
+            KeyCode::End | KeyCode::Char('G') => p.end(),
+            _ => {}
+        },
+        Some(Overlay::Sessions(s)) => match key.code {
+            _ if close => app.overlay = None,
+            KeyCode::Down => s.move_by(1),
+            KeyCode::Up => s.move_by(-1),
+            KeyCode::Enter => {
+                let chosen = s.chosen().map(|r| r.id.clone());
+                app.overlay = None;
+                if let Some(id) = chosen {
+                    ctx.open_session(app, &id);
+                }
+            }
+            _ => {}
+        },
+        None => {}
+    }
+}
+
+fn open_pager(app: &mut App) {
+    let Some(card) = app.selected_card() else {
+        return;
+    };
+    let Some(source) = card.output.clone() else {
+        let why = if card.running() {
+            "the call is still running; its output opens when it ends"
+        } else if card.kept_bytes == 0 && card.live.bytes_seen == 0 {
+            "the call produced no output"
+        } else {
+            "this output is no longer held in memory (only the newest calls' are)"
+        };
+        app.note(why);
+        return;
+    };
+    let note = format!(
+        "{} kept of {} produced",
+        super::format::size(source.len()),
+        super::format::size(card.live.bytes_seen)
+    );
+    let title = format!(
+        "{} {}",
+        card.tool,
+        super::format::clip(&card.short_args, 40)
+    );
+    app.overlay = Some(Overlay::Pager(Pager::new(title, note, source)));
+}
+
+fn submit(app: &mut App, ctx: &Ctx, line: &str) {
+    let command = commands::parse(line);
+    if !matches!(command, Command::Help | Command::Quit) {
+        app.push(Entry::User(line.trim().to_owned()));
+    }
+    match command {
+        Command::Tool { tool, args, short } => start_call(app, ctx, tool, args, &short),
+        Command::Help => app.overlay = Some(Overlay::Help),
+        Command::Quit => app.quit = true,
+        Command::Tools => {
+            let host = ctx.host.clone();
+            let wake = ctx.wake.clone();
+            tokio::spawn(async move {
+                let text = match host.list_tools().await {
+                    Ok(list) => tools_markdown(&list),
+                    Err(e) => format!("cannot list the tools: {e}"),
+                };
+                let _ = wake.send(UiMsg::Note(text)).await;
+            });
+        }
+        Command::Mcp => app.note(&ctx.mcp_markdown()),
+        Command::Limits(pairs) => {
+            let text = match super::limits::apply(&mut app.limits, &pairs) {
+                Ok(()) => super::limits::describe(&app.limits),
+                Err(e) => e,
+            };
+            app.note(&text);
+        }
+        Command::Sessions => open_sessions(ctx),
+        Command::Prompt(_) => app.note(
+            "**direct mode**: no model is configured, so text goes nowhere. \
+             Run a tool with `!CMD`, `/search`, `/read` or `/ls`; `/help` lists them.",
+        ),
+        Command::Invalid(why) => app.note(&why),
+    }
+}
+
+fn start_call(app: &mut App, ctx: &Ctx, tool: &str, args: serde_json::Value, short: &str) {
+    let req = ctx.request(tool, &args, &app.limits);
+    let limits = req.limits.clone();
+    let recorder = ctx.recorder(tool, &args);
+    let slot = super::calls::start(&ctx.host, req, ctx.wake.clone(), recorder);
+    let id = slot.call_id;
+    app.slots.insert(id, slot);
+    app.push(Entry::Card(Box::new(Card::new(id, tool, short, limits))));
+    app.selected = Some(id);
+}
+
+fn open_sessions(ctx: &Ctx) {
+    ctx.list_sessions();
+}
+
+fn tools_markdown(list: &serde_json::Value) -> String {
+    let mut out = String::from("**Built-in tools** (each call runs in a capped worker):\n\n");
+    for t in list.as_array().into_iter().flatten() {
+        let name = t["name"].as_str().unwrap_or("?");
+        let desc = t["description"].as_str().unwrap_or("");
+        let first = desc.lines().next().unwrap_or("");
+        out.push_str(&format!("- `{name}`: {first}\n"));
+    }
+    out
+}

@@ -1,0 +1,172 @@
+//! The interactive TUI (`bulkhead` with no subcommand): ratatui on
+//! crossterm, on tokio.
+//!
+//! # Responsiveness
+//!
+//! - The UI task ([`events::run_loop`]) only handles input and renders.
+//!   Each tool call runs in its own task ([`calls`]) that drives the host's
+//!   `CallHandle`, keeps a bounded capture and a 1 KiB preview, and
+//!   publishes its newest state in a slot. The UI learns that a slot
+//!   changed through a bounded channel; a full channel drops the wake,
+//!   which loses nothing because the slot holds the latest figures.
+//! - Frames are drawn on demand and at most every 16 ms. A frame lays out
+//!   only what is visible ([`render`]); the pager reads only the slices
+//!   its rows need ([`pager`]).
+//! - Memory: at most [`state::MAX_ENTRIES`] entries and
+//!   [`state::MAX_OUTPUTS_IN_MEMORY`] in-memory outputs of about 1 MiB.
+//!
+//! # Terminal
+//!
+//! Raw mode and the alternate screen are restored on every exit path,
+//! panics included ([`terminal`]). Logs go to a file, never to the screen.
+
+pub mod calls;
+pub mod card;
+pub mod commands;
+pub mod events;
+pub mod format;
+pub mod keys;
+pub mod limits;
+pub mod markdown;
+pub mod overlay;
+pub mod pager;
+pub mod render;
+pub mod sessions;
+#[cfg(test)]
+mod snapshots;
+pub mod state;
+pub mod status;
+pub mod terminal;
+pub mod theme;
+pub mod wrap;
+
+use std::path::PathBuf;
+
+use bulkhead_host::mcp::{ServerSession, ServerState};
+use bulkhead_host::{CallLimits, CallPolicy, CallRequest, ToolHost};
+use tokio::sync::mpsc;
+
+use events::UiMsg;
+
+/// What direct-mode calls run under (the config's tool policy, as
+/// `bulkhead run` chooses it); `/limits` changes the limits in the app.
+#[derive(Clone)]
+pub struct CallSetup {
+    pub policy: CallPolicy,
+    pub limits: CallLimits,
+    pub cwd: PathBuf,
+}
+
+/// What the UI needs to act: the host, how calls run, where to send news.
+pub struct Ctx {
+    pub host: ToolHost,
+    pub setup: CallSetup,
+    pub wake: mpsc::Sender<UiMsg>,
+    /// The configured MCP servers, started with the app.
+    pub mcp: Vec<ServerSession>,
+}
+
+impl Ctx {
+    /// A direct-mode call: streamed (the call task keeps a bounded
+    /// capture, so the policy's output cap may be large without costing
+    /// host memory).
+    pub fn request(
+        &self,
+        tool: &str,
+        args: &serde_json::Value,
+        limits: &CallLimits,
+    ) -> CallRequest {
+        CallRequest {
+            tool: tool.to_owned(),
+            args_json: args.to_string(),
+            limits: limits.clone(),
+            cwd: Some(self.setup.cwd.clone()),
+            policy: self.setup.policy.clone(),
+            stream_output: true,
+        }
+    }
+
+    /// Where a call's output is recorded as it streams.
+    pub fn recorder(
+        &self,
+        _tool: &str,
+        _args: &serde_json::Value,
+    ) -> Option<Box<dyn calls::OutputRecorder>> {
+        None
+    }
+
+    pub fn mcp_markdown(&self) -> String {
+        if self.mcp.is_empty() {
+            return "No MCP servers are configured (`[mcp] servers_file` in the config, \
+                    or `bulkhead mcp serve --servers FILE`)."
+                .into();
+        }
+        let mut out = String::from("**MCP servers**:\n\n");
+        for m in &self.mcp {
+            let s = m.status();
+            let state = format!("{:?}", s.state).to_lowercase();
+            let mut line = format!(
+                "- `{}`: {state}, {} tools, {} restarts, peak {}",
+                s.name,
+                s.tools.len(),
+                s.restarts,
+                format::size(s.peak_rss_bytes)
+            );
+            if let Some(e) = &s.last_error {
+                line.push_str(&format!(" — {e}"));
+            }
+            if !s.not_enforced.is_empty() {
+                line.push_str(&format!(" — NOT ENFORCED: {}", s.not_enforced.join(", ")));
+            }
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Servers up and failed, for the status bar.
+    pub fn mcp_counts(&self) -> (usize, usize) {
+        let states: Vec<ServerState> = self.mcp.iter().map(|m| m.status().state).collect();
+        let up = states.iter().filter(|s| **s == ServerState::Ready).count();
+        let failed = states.iter().filter(|s| **s == ServerState::Failed).count();
+        (up, failed)
+    }
+
+    /// Opens the session picker (the store answers asynchronously).
+    pub fn list_sessions(&self) {
+        let _ = self.wake.try_send(UiMsg::Note(
+            "No session store is open: this build records nothing yet.".into(),
+        ));
+    }
+
+    pub fn open_session(&self, app: &mut state::App, id: &str) {
+        app.note(&format!(
+            "cannot open session `{id}`: no session store is open"
+        ));
+    }
+}
+
+/// Sends the enforcement summary once the worker's sandbox probe answers:
+/// the memory mechanism, and how many sandbox mechanisms this kernel
+/// offers (as `bulkhead doctor` shows them).
+pub fn probe_enforcement(host: &ToolHost, wake: mpsc::Sender<UiMsg>) {
+    let host = host.clone();
+    tokio::spawn(async move {
+        let memory = host.enforcer().mechanism();
+        let text = match host.probe_sandbox().await {
+            Ok(list) => {
+                let rows = list.as_array().map(Vec::as_slice).unwrap_or(&[]);
+                let ok = rows
+                    .iter()
+                    .filter(|r| r["available"].as_bool() == Some(true))
+                    .count();
+                format!("{memory} sbx {ok}/{}", rows.len())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "sandbox probe failed");
+                format!("{memory} sbx ?")
+            }
+        };
+        let _ = wake.send(UiMsg::Enforcement(text)).await;
+    });
+}

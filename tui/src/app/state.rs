@@ -1,0 +1,238 @@
+//! Everything the screen shows, in one struct the UI task owns. Unit tests
+//! build it directly (no workers) and render it to a `TestBackend`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use bulkhead_host::CallLimits;
+use ratatui::text::Line;
+
+use super::calls::CallSlot;
+use super::card::Card;
+use super::markdown;
+use super::pager::Pager;
+use super::theme::Theme;
+
+/// Entries the conversation keeps in memory. The UI must run for days: a
+/// call a second for a day is 86,400 cards, so older entries go (they are
+/// in the session store). 400 entries is far more than a screen can
+/// scroll back through usefully, and costs well under a megabyte.
+pub const MAX_ENTRIES: usize = 400;
+
+/// Finished cards whose output the UI holds in memory for the pager (the
+/// bounded capture, about 1 MiB each). Older ones let it go: host memory
+/// must not grow with the number of calls.
+pub const MAX_OUTPUTS_IN_MEMORY: usize = 8;
+
+/// One item of the conversation.
+pub enum Entry {
+    /// What the user typed.
+    User(String),
+    /// Text from bulkhead (help, tool lists, notices), already rendered.
+    Note(Vec<Line<'static>>),
+    Card(Box<Card>),
+}
+
+/// What covers the conversation, if anything.
+pub enum Overlay {
+    Help,
+    Pager(Pager),
+    Sessions(super::sessions::Picker),
+}
+
+/// The status bar's figures.
+#[derive(Debug, Clone, Default)]
+pub struct StatusInfo {
+    pub host_rss: u64,
+    pub running: usize,
+    pub max_workers: usize,
+    /// `None`: direct mode.
+    pub model: Option<String>,
+    pub session: Option<String>,
+    /// E.g. `cgroup-v1 · sandbox 7/8`; "probing…" until the probe answers.
+    pub enforcement: String,
+    pub mcp_up: usize,
+    pub mcp_failed: usize,
+    pub mcp_configured: usize,
+}
+
+pub struct App {
+    pub theme: Theme,
+    pub entries: VecDeque<Entry>,
+    /// Calls still running, by id.
+    pub slots: HashMap<u64, Arc<CallSlot>>,
+    /// The selected card's call id.
+    pub selected: Option<u64>,
+    pub input: String,
+    /// Cursor position in `input`, in characters.
+    pub cursor: usize,
+    pub overlay: Option<Overlay>,
+    pub status: StatusInfo,
+    /// Rows scrolled up from the bottom of the conversation.
+    pub scroll: usize,
+    /// Advances the spinners; one per tick while calls run.
+    pub tick: usize,
+    pub quit: bool,
+    /// Cards whose pager output is held in memory, oldest first.
+    pub outputs_in_memory: VecDeque<u64>,
+    /// The limits of the next call (`/limits` changes them).
+    pub limits: CallLimits,
+}
+
+impl App {
+    pub fn new(theme: Theme) -> Self {
+        Self {
+            theme,
+            entries: VecDeque::new(),
+            slots: HashMap::new(),
+            selected: None,
+            input: String::new(),
+            cursor: 0,
+            overlay: None,
+            status: StatusInfo {
+                enforcement: "probing…".into(),
+                ..StatusInfo::default()
+            },
+            scroll: 0,
+            tick: 0,
+            quit: false,
+            outputs_in_memory: VecDeque::new(),
+            limits: CallLimits::default(),
+        }
+    }
+
+    pub fn push(&mut self, entry: Entry) {
+        if self.entries.len() >= MAX_ENTRIES {
+            self.entries.pop_front();
+        }
+        self.entries.push_back(entry);
+    }
+
+    /// Adds a note written in markdown.
+    pub fn note(&mut self, markdown_text: &str) {
+        let lines = markdown::render(markdown_text, self.theme);
+        self.push(Entry::Note(lines));
+    }
+
+    pub fn cards(&self) -> impl DoubleEndedIterator<Item = &Card> {
+        self.entries.iter().filter_map(|e| match e {
+            Entry::Card(c) => Some(c.as_ref()),
+            _ => None,
+        })
+    }
+
+    pub fn card_mut(&mut self, call_id: u64) -> Option<&mut Card> {
+        self.entries.iter_mut().rev().find_map(|e| match e {
+            Entry::Card(c) if c.call_id == call_id => Some(c.as_mut()),
+            _ => None,
+        })
+    }
+
+    pub fn selected_card(&self) -> Option<&Card> {
+        let id = self.selected?;
+        self.cards().rev().find(|c| c.call_id == id)
+    }
+
+    pub fn has_running(&self) -> bool {
+        !self.slots.is_empty()
+    }
+
+    /// Moves the selection `delta` cards (negative: older).
+    pub fn select(&mut self, delta: isize) {
+        let ids: Vec<u64> = self.cards().map(|c| c.call_id).collect();
+        if ids.is_empty() {
+            return;
+        }
+        let at = self
+            .selected
+            .and_then(|id| ids.iter().position(|&i| i == id))
+            .unwrap_or(ids.len() - 1);
+        let next = (at as isize + delta).clamp(0, ids.len() as isize - 1) as usize;
+        self.selected = Some(ids[next]);
+    }
+
+    /// Copies the newest state of one call into its card.
+    pub fn refresh_call(&mut self, call_id: u64) {
+        let Some(slot) = self.slots.get(&call_id).cloned() else {
+            return;
+        };
+        let (live, preview, finished) = match slot.snapshot.lock() {
+            Ok(mut s) => (s.live.clone(), preview_lines(&s.preview), s.finished.take()),
+            Err(_) => return,
+        };
+        let Some(card) = self.card_mut(call_id) else {
+            // Its card scrolled out of memory; keep nothing of it.
+            if finished.is_some() {
+                self.slots.remove(&call_id);
+            }
+            return;
+        };
+        card.live = live;
+        card.preview = preview;
+        if let Some(f) = finished {
+            card.outcome = Some(f.outcome);
+            card.final_usage = Some((f.peak_rss, f.cpu_ms, f.wall));
+            card.live.bytes_seen = f.bytes_seen;
+            card.kept_bytes = f.kept;
+            let in_memory = f.source.is_some() && f.source_in_memory;
+            card.output = f.source;
+            self.slots.remove(&call_id);
+            if in_memory {
+                self.outputs_in_memory.push_back(call_id);
+                while self.outputs_in_memory.len() > MAX_OUTPUTS_IN_MEMORY {
+                    if let Some(old) = self.outputs_in_memory.pop_front()
+                        && let Some(c) = self.card_mut(old)
+                    {
+                        c.output = None;
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn refresh_running(&mut self) {
+        let ids: Vec<u64> = self.slots.keys().copied().collect();
+        for id in ids {
+            self.refresh_call(id);
+        }
+    }
+
+    /// Kills every running call (Ctrl-C: cancel the running turn).
+    pub fn kill_all(&mut self) -> usize {
+        let ids: Vec<u64> = self.slots.keys().copied().collect();
+        for id in &ids {
+            self.kill(*id);
+        }
+        ids.len()
+    }
+
+    pub fn kill(&mut self, call_id: u64) -> bool {
+        let Some(slot) = self.slots.get(&call_id) else {
+            return false;
+        };
+        slot.kill();
+        if let Some(c) = self.card_mut(call_id) {
+            c.kill_requested = true;
+        }
+        true
+    }
+}
+
+/// The last lines of a preview buffer (lossy UTF-8, control bytes shown
+/// as spaces so a tool cannot move the cursor).
+fn preview_lines(bytes: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(bytes);
+    text.lines()
+        .rev()
+        .filter(|l| !l.trim().is_empty())
+        .take(super::card::PREVIEW_LINES)
+        .map(|l| {
+            l.chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect()
+        })
+        .collect::<Vec<String>>()
+        .into_iter()
+        .rev()
+        .collect()
+}

@@ -1,0 +1,119 @@
+//! `bulkhead` with no subcommand: the interactive TUI in direct mode.
+
+use std::path::{Path, PathBuf};
+
+use bulkhead_host::mcp::{ServerSession, load_servers_file, servers_file, specs};
+use bulkhead_host::{HostConfig, ToolHost};
+use bulkhead_tui::app::{self, CallSetup, Ctx, events, state::App, theme::Theme};
+use tokio::sync::mpsc;
+
+use crate::cli::{EXIT_USAGE, SandboxArgs};
+use crate::policy_args::{Extra, Use, choose};
+
+/// The sandbox flags of a call with none given: the config's tool policy.
+fn no_flags() -> SandboxArgs {
+    SandboxArgs {
+        policy: None,
+        allow_read: Vec::new(),
+        allow_write: Vec::new(),
+        memory: None,
+        cpu: None,
+        max_file_size: None,
+        pids: None,
+        address_space: None,
+        cwd: None,
+        memory_mechanism: None,
+    }
+}
+
+pub async fn run(config: Option<&Path>) -> anyhow::Result<u8> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        eprintln!(
+            "bulkhead: the interactive TUI needs a terminal; for scripts use `bulkhead run` \
+             (see `bulkhead --help`)"
+        );
+        return Ok(EXIT_USAGE);
+    }
+    let chosen = match choose(&no_flags(), Extra::default(), Use::Tool, config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bulkhead: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let host = ToolHost::new(HostConfig::default())?;
+    let mcp = match start_mcp(&host, config) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("bulkhead: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let (wake_tx, mut wake_rx) = mpsc::channel(events::WAKE_CAPACITY);
+    let (input_tx, mut input_rx) = mpsc::channel(events::INPUT_CAPACITY);
+    let ctx = Ctx {
+        host: host.clone(),
+        setup: CallSetup {
+            policy: chosen.policy,
+            limits: chosen.limits,
+            cwd: chosen.cwd,
+        },
+        wake: wake_tx.clone(),
+        mcp,
+    };
+    let mut app = App::new(Theme::from_env());
+    app.limits = ctx.setup.limits.clone();
+    app.status.max_workers = host.max_workers();
+    app::probe_enforcement(&host, wake_tx);
+    let mut guard = app::terminal::TerminalGuard::enter()?;
+    app::terminal::spawn_input_thread(input_tx)?;
+    let result = events::run_loop(
+        &mut guard.terminal,
+        &mut app,
+        &ctx,
+        &mut input_rx,
+        &mut wake_rx,
+        None,
+    )
+    .await;
+    // Calls still running end with the app: their handles are dropped,
+    // which kills their workers.
+    app.kill_all();
+    drop(guard);
+    result?;
+    Ok(0)
+}
+
+/// Starts the MCP servers the config names (`[mcp] servers_file`), each
+/// in its sandboxed worker, as `bulkhead mcp serve` does; the status bar
+/// counts them up or failed.
+fn start_mcp(host: &ToolHost, config: Option<&Path>) -> Result<Vec<ServerSession>, String> {
+    let set = bulkhead_host::PolicySet::load(config).map_err(|e| e.to_string())?;
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|h| h.is_absolute());
+    let Some(file) = servers_file(None, &set, home.as_deref()) else {
+        return Ok(Vec::new());
+    };
+    let entries = load_servers_file(&file)?;
+    Ok(specs(&set, &entries, home.as_deref())?
+        .into_iter()
+        .map(|spec| ServerSession::spawn(host.clone(), spec))
+        .collect())
+}
+
+/// Where the TUI's log goes: `$XDG_STATE_HOME/bulkhead/tui.log`, else
+/// `~/.local/state/bulkhead/tui.log`.
+pub fn log_path() -> Option<PathBuf> {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .map(|h| h.join(".local/state"))
+        })?;
+    Some(state.join("bulkhead").join("tui.log"))
+}
