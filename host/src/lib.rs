@@ -31,12 +31,14 @@ mod handle;
 mod host;
 pub mod limits;
 pub mod mcp;
+pub mod model;
 pub mod outcome;
 pub mod output;
 pub mod policy;
 mod private_tmp;
 pub mod report;
 pub mod spawn;
+pub mod store;
 pub mod units;
 mod worker_io;
 

@@ -52,6 +52,8 @@ pub struct PolicySet {
     pub mcp: crate::mcp::config::McpSection,
     /// `[servers.NAME]`: how each MCP server runs.
     pub servers: BTreeMap<String, crate::mcp::config::ServerSettings>,
+    /// `[store]`: the session store's path and size limits.
+    pub store: crate::store::StoreSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,6 +67,8 @@ struct ConfigFile {
     mcp: crate::mcp::config::McpSection,
     #[serde(default)]
     servers: BTreeMap<String, crate::mcp::config::ServerSettings>,
+    #[serde(default)]
+    store: crate::store::StoreSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +138,7 @@ impl Default for PolicySet {
             source: None,
             mcp: Default::default(),
             servers: BTreeMap::new(),
+            store: Default::default(),
         }
     }
 }
@@ -217,6 +222,8 @@ impl PolicySet {
         }
         set.mcp = file.mcp;
         set.servers = file.servers;
+        file.store.retention().map_err(err)?;
+        set.store = file.store;
         if let Some(name) = file.defaults.tool_policy {
             set.tool_default = name;
         }
