@@ -33,6 +33,12 @@ pub struct Cli {
     /// $XDG_CONFIG_HOME/bulkhead/config.toml if it exists).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Open the interactive TUI on the most recent session.
+    #[arg(long = "continue", conflicts_with = "session")]
+    pub resume_last: bool,
+    /// Open the interactive TUI on this session (an id from `/sessions`).
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
     /// Without a subcommand, bulkhead opens the interactive TUI.
     #[command(subcommand)]
     pub command: Option<Command>,

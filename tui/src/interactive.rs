@@ -3,8 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use bulkhead_host::mcp::{ServerSession, load_servers_file, servers_file, specs};
+use bulkhead_host::store::{StoreOptions, default_store_path};
 use bulkhead_host::{HostConfig, ToolHost};
-use bulkhead_tui::app::{self, CallSetup, Ctx, events, state::App, theme::Theme};
+use bulkhead_tui::app::store_io::{LazySession, StoreIo};
+use bulkhead_tui::app::{self, CallSetup, Ctx, events, session_view, state::App, theme::Theme};
 use tokio::sync::mpsc;
 
 use crate::cli::{EXIT_USAGE, SandboxArgs};
@@ -26,7 +28,21 @@ fn no_flags() -> SandboxArgs {
     }
 }
 
-pub async fn run(config: Option<&Path>) -> anyhow::Result<u8> {
+/// Which session the app opens on.
+pub enum Resume {
+    /// A new one, created with the first thing recorded.
+    New,
+    /// `--continue`: the most recent.
+    Last,
+    /// `--session ID`.
+    Session(String),
+}
+
+pub async fn run(
+    config: Option<&Path>,
+    store_path: Option<PathBuf>,
+    resume: Resume,
+) -> anyhow::Result<u8> {
     use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         eprintln!(
@@ -42,6 +58,18 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<u8> {
             return Ok(EXIT_USAGE);
         }
     };
+    let (wake_tx, mut wake_rx) = mpsc::channel(events::WAKE_CAPACITY);
+    let (store, store_error) = match open_store(config, store_path, wake_tx.clone()) {
+        Ok(s) => (Some(s), None),
+        Err(e) => (None, Some(e)),
+    };
+    if store.is_none() && !matches!(resume, Resume::New) {
+        eprintln!(
+            "bulkhead: cannot resume a session: {}",
+            store_error.as_deref().unwrap_or("no store")
+        );
+        return Ok(EXIT_USAGE);
+    }
     let host = ToolHost::new(HostConfig::default())?;
     let mcp = match start_mcp(&host, config) {
         Ok(m) => m,
@@ -50,7 +78,6 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<u8> {
             return Ok(EXIT_USAGE);
         }
     };
-    let (wake_tx, mut wake_rx) = mpsc::channel(events::WAKE_CAPACITY);
     let (input_tx, mut input_rx) = mpsc::channel(events::INPUT_CAPACITY);
     let ctx = Ctx {
         host: host.clone(),
@@ -61,9 +88,39 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<u8> {
         },
         wake: wake_tx.clone(),
         mcp,
+        store,
     };
     let mut app = App::new(Theme::from_env());
     app.limits = ctx.setup.limits.clone();
+    if let Some(e) = &store_error {
+        app.note(&format!(
+            "**session store**: {e}. Calls run, but nothing is recorded."
+        ));
+    }
+    if let Some(store) = &ctx.store {
+        app.session = Some(std::sync::Arc::new(LazySession::default()));
+        let id = match resume {
+            Resume::New => None,
+            Resume::Last => match session_view::last(store) {
+                Ok(Some(id)) => Some(id.to_string()),
+                Ok(None) => {
+                    app.note("No session to continue yet: this one is new.");
+                    None
+                }
+                Err(e) => {
+                    eprintln!("bulkhead: --continue: {e}");
+                    return Ok(EXIT_USAGE);
+                }
+            },
+            Resume::Session(id) => Some(id),
+        };
+        if let Some(id) = id
+            && let Err(e) = session_view::open(&mut app, store, &id)
+        {
+            eprintln!("bulkhead: --session {id}: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    }
     app.status.max_workers = host.max_workers();
     app::probe_enforcement(&host, wake_tx);
     let mut guard = app::terminal::TerminalGuard::enter()?;
@@ -101,6 +158,25 @@ fn start_mcp(host: &ToolHost, config: Option<&Path>) -> Result<Vec<ServerSession
         .into_iter()
         .map(|spec| ServerSession::spawn(host.clone(), spec))
         .collect())
+}
+
+/// Opens the session store: `--store`, else the config's `[store] path`,
+/// else `$BULKHEAD_STORE` or the XDG data dir.
+fn open_store(
+    config: Option<&Path>,
+    explicit: Option<PathBuf>,
+    wake: mpsc::Sender<events::UiMsg>,
+) -> Result<StoreIo, String> {
+    let set = bulkhead_host::PolicySet::load(config).map_err(|e| e.to_string())?;
+    let path = explicit
+        .or_else(|| set.store.path())
+        .or_else(default_store_path)
+        .ok_or("no store path: set $HOME, $BULKHEAD_STORE or [store] path")?;
+    let options = StoreOptions {
+        retention: set.store.retention()?,
+        ..StoreOptions::default()
+    };
+    StoreIo::open(&path, options, wake).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Where the TUI's log goes: `$XDG_STATE_HOME/bulkhead/tui.log`, else

@@ -58,7 +58,12 @@ fn main() -> ExitCode {
     let config = cli.config.as_deref();
     let result = runtime.block_on(async {
         let Some(command) = cli.command else {
-            return interactive::run(config).await;
+            let resume = match (cli.resume_last, cli.session) {
+                (true, _) => interactive::Resume::Last,
+                (false, Some(id)) => interactive::Resume::Session(id),
+                (false, None) => interactive::Resume::New,
+            };
+            return interactive::run(config, None, resume).await;
         };
         match command {
             Command::Run(args) => run::run(*args, config).await,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bulkhead_host::{
     CallEvent, CallReport, CallRequest, CapturedOutput, LiveStatus, Outcome, ToolHost,
 };
-use bulkhead_ipc::{StreamId, ToolExit};
+use bulkhead_ipc::ToolExit;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::card::CardOutcome;
 use super::events::UiMsg;
 use super::pager::{PagerSource, PiecesSource};
+use super::store_io::Recorder;
 
 /// Output the UI keeps per call for its pager when the store does not hold
 /// it: the first 960 KiB and the last 64 KiB. The worker's own cap may be
@@ -33,15 +34,6 @@ const PREVIEW_BYTES: usize = 1024;
 /// Wakes from one call are at most one per frame (~60 fps): a worker
 /// sending 16k chunks a second must not send 16k wakes.
 const WAKE_INTERVAL: Duration = Duration::from_millis(16);
-
-/// Something that records a call's output as it streams (the session
-/// store), and can page it back afterwards.
-pub trait OutputRecorder: Send {
-    fn chunk(&mut self, stream: StreamId, data: &[u8]);
-    /// The call ended; returns where its output can be paged from, if the
-    /// recorder kept it.
-    fn finish(&mut self, report: &CallReport) -> Option<Arc<dyn PagerSource>>;
-}
 
 /// The end of a call, as the card needs it.
 pub struct Finished {
@@ -85,7 +77,7 @@ pub fn start(
     host: &ToolHost,
     req: CallRequest,
     wake: mpsc::Sender<UiMsg>,
-    recorder: Option<Box<dyn OutputRecorder>>,
+    recorder: Option<Recorder>,
 ) -> Arc<CallSlot> {
     let handle = host.call(req);
     let slot = Arc::new(CallSlot {
@@ -101,7 +93,7 @@ async fn drive(
     mut handle: bulkhead_host::CallHandle,
     slot: Arc<CallSlot>,
     wake: mpsc::Sender<UiMsg>,
-    mut recorder: Option<Box<dyn OutputRecorder>>,
+    mut recorder: Option<Recorder>,
 ) {
     let mut live = handle.live();
     let mut capture = CapturedOutput::new(UI_CAPTURE_BYTES, UI_CAPTURE_TAIL_BYTES);
@@ -121,7 +113,9 @@ async fn drive(
             event = handle.next_event() => match event {
                 Some(CallEvent::Output { stream, data }) => {
                     if let Some(r) = recorder.as_mut() {
-                        r.chunk(stream, &data);
+                        // Waits while the store is behind: the worker
+                        // then waits for credit, nothing piles up here.
+                        r.chunk(stream, data.clone()).await;
                     }
                     push_preview(&slot, &data);
                     capture.push(stream, data);
@@ -129,7 +123,10 @@ async fn drive(
                 }
                 Some(CallEvent::Started(_)) => {}
                 Some(CallEvent::Finished(report)) => {
-                    let stored = recorder.as_mut().and_then(|r| r.finish(&report));
+                    let stored = match recorder.as_mut() {
+                        Some(r) => r.finish(&report).await,
+                        None => None,
+                    };
                     let in_memory = stored.is_none();
                     let source = stored.or_else(|| capture_source(&capture, &report));
                     let mut finished = finish(&report, &capture, source);

@@ -13,7 +13,6 @@ use tokio::sync::mpsc;
 use tokio::time::sleep_until;
 
 use super::Ctx;
-use super::sessions::SessionRow;
 use super::state::App;
 
 /// Minimum time between frames: about 60 fps. Faster is invisible and
@@ -43,7 +42,6 @@ pub enum UiMsg {
     Note(String),
     /// The enforcement summary, once the sandbox probe answered.
     Enforcement(String),
-    Sessions(Vec<SessionRow>),
 }
 
 /// Latencies measured by the loop, for the bench.
@@ -128,6 +126,11 @@ pub async fn run_loop<B: Backend>(
                 app.status.max_workers = ctx.host.max_workers();
                 (app.status.mcp_up, app.status.mcp_failed) = ctx.mcp_counts();
                 app.status.mcp_configured = ctx.mcp.len();
+                app.status.session = app
+                    .session
+                    .as_ref()
+                    .and_then(|s| s.get())
+                    .map(|id| format!("session {id}"));
                 next_status = Instant::now() + STATUS_INTERVAL;
                 dirty = true;
             }
@@ -145,10 +148,5 @@ fn apply(app: &mut App, msg: UiMsg) {
         UiMsg::Call(id) => app.refresh_call(id),
         UiMsg::Note(text) => app.note(&text),
         UiMsg::Enforcement(e) => app.status.enforcement = e,
-        UiMsg::Sessions(rows) => {
-            app.overlay = Some(super::state::Overlay::Sessions(
-                super::sessions::Picker::new(rows),
-            ));
-        }
     }
 }

@@ -1,6 +1,7 @@
 //! Input: keys to actions. Nothing here waits: a tool call is started
 //! and left to its task, a catalogue request is spawned.
 
+use bulkhead_host::store::ItemKind;
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 
 use super::Ctx;
@@ -57,7 +58,7 @@ fn key_event(app: &mut App, ctx: &Ctx, key: KeyEvent) {
                 app.note("the selected call is not running");
             }
         }
-        KeyCode::Char('s') if ctrl => open_sessions(ctx),
+        KeyCode::Char('s') if ctrl => open_sessions(app, ctx),
         KeyCode::Char('u') if ctrl => {
             app.input.clear();
             app.cursor = 0;
@@ -175,6 +176,9 @@ fn submit(app: &mut App, ctx: &Ctx, line: &str) {
     let command = commands::parse(line);
     if !matches!(command, Command::Help | Command::Quit) {
         app.push(Entry::User(line.trim().to_owned()));
+        if let (Some(store), Some(session)) = (&ctx.store, &app.session) {
+            store.append(session, ItemKind::User, line.trim());
+        }
     }
     match command {
         Command::Tool { tool, args, short } => start_call(app, ctx, tool, args, &short),
@@ -199,7 +203,7 @@ fn submit(app: &mut App, ctx: &Ctx, line: &str) {
             };
             app.note(&text);
         }
-        Command::Sessions => open_sessions(ctx),
+        Command::Sessions => open_sessions(app, ctx),
         Command::Prompt(_) => app.note(
             "**direct mode**: no model is configured, so text goes nowhere. \
              Run a tool with `!CMD`, `/search`, `/read` or `/ls`; `/help` lists them.",
@@ -211,7 +215,7 @@ fn submit(app: &mut App, ctx: &Ctx, line: &str) {
 fn start_call(app: &mut App, ctx: &Ctx, tool: &str, args: serde_json::Value, short: &str) {
     let req = ctx.request(tool, &args, &app.limits);
     let limits = req.limits.clone();
-    let recorder = ctx.recorder(tool, &args);
+    let recorder = ctx.recorder(app.session.as_ref(), tool, &args);
     let slot = super::calls::start(&ctx.host, req, ctx.wake.clone(), recorder);
     let id = slot.call_id;
     app.slots.insert(id, slot);
@@ -219,8 +223,8 @@ fn start_call(app: &mut App, ctx: &Ctx, tool: &str, args: serde_json::Value, sho
     app.selected = Some(id);
 }
 
-fn open_sessions(ctx: &Ctx) {
-    ctx.list_sessions();
+fn open_sessions(app: &mut App, ctx: &Ctx) {
+    ctx.list_sessions(app);
 }
 
 fn tools_markdown(list: &serde_json::Value) -> String {

@@ -31,11 +31,13 @@ pub mod markdown;
 pub mod overlay;
 pub mod pager;
 pub mod render;
+pub mod session_view;
 pub mod sessions;
 #[cfg(test)]
 mod snapshots;
 pub mod state;
 pub mod status;
+pub mod store_io;
 pub mod terminal;
 pub mod theme;
 pub mod wrap;
@@ -47,6 +49,8 @@ use bulkhead_host::{CallLimits, CallPolicy, CallRequest, ToolHost};
 use tokio::sync::mpsc;
 
 use events::UiMsg;
+use std::sync::Arc;
+use store_io::{LazySession, StoreIo};
 
 /// What direct-mode calls run under (the config's tool policy, as
 /// `bulkhead run` chooses it); `/limits` changes the limits in the app.
@@ -64,6 +68,9 @@ pub struct Ctx {
     pub wake: mpsc::Sender<UiMsg>,
     /// The configured MCP servers, started with the app.
     pub mcp: Vec<ServerSession>,
+    /// The session store; `None` when it could not be opened (the app
+    /// says why, and runs without recording).
+    pub store: Option<StoreIo>,
 }
 
 impl Ctx {
@@ -89,10 +96,12 @@ impl Ctx {
     /// Where a call's output is recorded as it streams.
     pub fn recorder(
         &self,
-        _tool: &str,
-        _args: &serde_json::Value,
-    ) -> Option<Box<dyn calls::OutputRecorder>> {
-        None
+        session: Option<&Arc<LazySession>>,
+        tool: &str,
+        args: &serde_json::Value,
+    ) -> Option<store_io::Recorder> {
+        let store = self.store.as_ref()?;
+        Some(store.recorder(session?, tool, &args.to_string()))
     }
 
     pub fn mcp_markdown(&self) -> String {
@@ -132,17 +141,31 @@ impl Ctx {
         (up, failed)
     }
 
-    /// Opens the session picker (the store answers asynchronously).
-    pub fn list_sessions(&self) {
-        let _ = self.wake.try_send(UiMsg::Note(
-            "No session store is open: this build records nothing yet.".into(),
-        ));
+    /// Opens the session picker: one page of the newest sessions.
+    pub fn list_sessions(&self, app: &mut state::App) {
+        let Some(store) = &self.store else {
+            app.note("No session store is open, so there are no sessions to list.");
+            return;
+        };
+        match store.read(|s| s.list_sessions(None, session_view::PICKER_ROWS)) {
+            Ok(Ok(list)) => {
+                let rows = list.iter().map(session_view::row).collect();
+                app.overlay = Some(state::Overlay::Sessions(sessions::Picker::new(rows)));
+            }
+            Ok(Err(e)) => app.note(&format!("cannot list the sessions: {e}")),
+            Err(e) => app.note(&format!("cannot list the sessions: {e}")),
+        }
     }
 
+    /// Makes session `id` the current one and shows its last items.
     pub fn open_session(&self, app: &mut state::App, id: &str) {
-        app.note(&format!(
-            "cannot open session `{id}`: no session store is open"
-        ));
+        let Some(store) = &self.store else {
+            app.note("No session store is open.");
+            return;
+        };
+        if let Err(e) = session_view::open(app, store, id) {
+            app.note(&e);
+        }
     }
 }
 

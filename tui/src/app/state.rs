@@ -11,6 +11,7 @@ use super::calls::CallSlot;
 use super::card::Card;
 use super::markdown;
 use super::pager::Pager;
+use super::store_io::LazySession;
 use super::theme::Theme;
 
 /// Entries the conversation keeps in memory. The UI must run for days: a
@@ -77,6 +78,8 @@ pub struct App {
     pub outputs_in_memory: VecDeque<u64>,
     /// The limits of the next call (`/limits` changes them).
     pub limits: CallLimits,
+    /// The session calls are recorded into; `None` without a store.
+    pub session: Option<Arc<LazySession>>,
 }
 
 impl App {
@@ -98,6 +101,7 @@ impl App {
             quit: false,
             outputs_in_memory: VecDeque::new(),
             limits: CallLimits::default(),
+            session: None,
         }
     }
 
