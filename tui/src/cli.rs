@@ -39,6 +39,9 @@ pub struct Cli {
     /// Open the interactive TUI on this session (an id from `/sessions`).
     #[arg(long, value_name = "ID")]
     pub session: Option<String>,
+    /// Workers the interactive TUI runs at once [default: one per CPU].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: Option<u16>,
     /// Without a subcommand, bulkhead opens the interactive TUI.
     #[command(subcommand)]
     pub command: Option<Command>,

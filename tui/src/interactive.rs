@@ -42,6 +42,7 @@ pub async fn run(
     config: Option<&Path>,
     store_path: Option<PathBuf>,
     resume: Resume,
+    workers: Option<u16>,
 ) -> anyhow::Result<u8> {
     use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
@@ -70,7 +71,11 @@ pub async fn run(
         );
         return Ok(EXIT_USAGE);
     }
-    let host = ToolHost::new(HostConfig::default())?;
+    let mut host_config = HostConfig::default();
+    if let Some(n) = workers {
+        host_config.max_workers = usize::from(n);
+    }
+    let host = ToolHost::new(host_config)?;
     let mcp = match start_mcp(&host, config) {
         Ok(m) => m,
         Err(e) => {

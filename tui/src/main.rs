@@ -63,7 +63,7 @@ fn main() -> ExitCode {
                 (false, Some(id)) => interactive::Resume::Session(id),
                 (false, None) => interactive::Resume::New,
             };
-            return interactive::run(config, None, resume).await;
+            return interactive::run(config, None, resume, cli.workers).await;
         };
         match command {
             Command::Run(args) => run::run(*args, config).await,

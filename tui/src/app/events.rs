@@ -4,6 +4,7 @@
 //! [`FRAME_INTERVAL`]; a key marks the state dirty and the next frame
 //! follows within one interval.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossterm::event::{Event, KeyEventKind};
@@ -61,7 +62,7 @@ pub async fn run_loop<B: Backend>(
     ctx: &Ctx,
     input: &mut mpsc::Receiver<Event>,
     wake: &mut mpsc::Receiver<UiMsg>,
-    mut metrics: Option<&mut LoopMetrics>,
+    metrics: Option<Arc<Mutex<LoopMetrics>>>,
 ) -> std::io::Result<()> {
     let mut dirty = true;
     let mut last_frame = Instant::now() - FRAME_INTERVAL;
@@ -93,9 +94,11 @@ pub async fn run_loop<B: Backend>(
                 let done = Instant::now();
                 last_frame = done;
                 dirty = false;
-                if let Some(m) = metrics.as_deref_mut() {
+                if let Some(m) = &metrics
+                    && let Ok(mut m) = m.lock()
+                {
                     m.render.push(done - started);
-                    if let Some(k) = key_pending.take() {
+                    if let Some(k) = key_pending {
                         m.key_to_frame.push(done - k);
                     }
                 }
