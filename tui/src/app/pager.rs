@@ -184,6 +184,12 @@ impl Pager {
         self.up(self.page_rows.saturating_sub(1).max(1));
     }
 
+    /// Shows the line that holds byte `offset` at the top.
+    pub fn seek(&mut self, offset: u64) {
+        let at = offset.min(self.source.len());
+        self.top = self.prev_line(at + 1).unwrap_or(0);
+    }
+
     pub fn home(&mut self) {
         self.top = 0;
     }
