@@ -30,7 +30,7 @@ Exit codes of `bulkhead run`:
 )]
 pub struct Cli {
     /// Config file with policies (default: $BULKHEAD_CONFIG, else
-    /// $XDG_CONFIG_HOME/bulkhead/config.toml if it exists).
+    /// $XDG_CONFIG_HOME/bulkhead/bulkhead.toml if it exists).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
     #[command(subcommand)]

@@ -1,0 +1,5 @@
+//! The agent loop: a prompt goes to a model, its tool calls go to workers,
+//! their results go to the session store, and the model gets a bounded
+//! view of each on the next request.
+
+pub mod config;
