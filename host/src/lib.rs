@@ -38,6 +38,7 @@ pub mod policy;
 mod private_tmp;
 pub mod report;
 pub mod spawn;
+pub mod store;
 pub mod units;
 mod worker_io;
 
