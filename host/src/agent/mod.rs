@@ -3,3 +3,4 @@
 //! view of each on the next request.
 
 pub mod config;
+pub mod view;

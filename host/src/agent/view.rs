@@ -15,7 +15,7 @@ const HEAD_SHARE_PERCENT: u64 = 60;
 
 /// Bytes the marker and the outcome line take at most, kept out of the
 /// output's share so a view never exceeds its budget.
-const FRAME_BYTES: u64 = 400;
+pub const FRAME_BYTES: u64 = 400;
 
 /// How the window asks the store for a view of `budget` bytes.
 pub fn head_tail(budget: u64) -> (u64, u64) {
