@@ -32,6 +32,7 @@ mod handle;
 mod host;
 pub mod limits;
 pub mod mcp;
+pub mod model;
 pub mod outcome;
 pub mod output;
 pub mod policy;
