@@ -48,6 +48,9 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// MCP servers, sandboxed: `bulkhead mcp wrap -- CMD ARGS…`.
     Mcp(McpArgs),
+    /// Run the agent loop headless: the prompt goes to the model, its tool
+    /// calls to workers; the answer streams to stdout, tool calls to stderr.
+    Chat(Box<crate::chat::ChatArgs>),
 }
 
 #[derive(Debug, Args)]

@@ -3,4 +3,12 @@
 //! view of each on the next request.
 
 pub mod config;
+pub mod dispatch;
+pub mod history;
+pub mod tools;
+pub mod turn;
 pub mod view;
+
+pub use config::{AgentSettings, AgentSpec, ModelSpec, Provider};
+pub use tokio_util::sync::CancellationToken;
+pub use turn::{Agent, AgentError, Observer, RunEnd};

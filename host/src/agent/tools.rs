@@ -31,7 +31,9 @@ pub enum ToolSetError {
     Host(#[from] HostError),
     #[error(transparent)]
     Policy(#[from] PolicyError),
-    #[error("agent \"{agent}\": tools lists \"{tool}\", which is not a built-in tool; they are: {known}")]
+    #[error(
+        "agent \"{agent}\": tools lists \"{tool}\", which is not a built-in tool; they are: {known}"
+    )]
     UnknownTool {
         agent: String,
         tool: String,
@@ -102,7 +104,13 @@ impl ToolSet {
                 }
             }
         }
-        let wanted = |name: &str| input.agent.tools.as_ref().is_none_or(|l| l.iter().any(|t| t == name));
+        let wanted = |name: &str| {
+            input
+                .agent
+                .tools
+                .as_ref()
+                .is_none_or(|l| l.iter().any(|t| t == name))
+        };
         let mut specs: Vec<ToolSpec> = entries
             .iter()
             .filter_map(|t| {
@@ -114,7 +122,10 @@ impl ToolSet {
                         .and_then(|d| d.as_str())
                         .unwrap_or_default()
                         .to_owned(),
-                    input_schema: t.get("schema").cloned().unwrap_or_else(|| json!({"type": "object"})),
+                    input_schema: t
+                        .get("schema")
+                        .cloned()
+                        .unwrap_or_else(|| json!({"type": "object"})),
                 })
             })
             .collect();
@@ -198,7 +209,10 @@ impl ToolSet {
     /// session, under `untrusted` plus reading the store.
     fn read_request(&self, args: &str) -> Result<CallRequest, String> {
         let parsed: ReadArgs = serde_json::from_str(args).map_err(|e| e.to_string())?;
-        let limit = parsed.limit.unwrap_or(self.read_limit).clamp(1, self.read_limit);
+        let limit = parsed
+            .limit
+            .unwrap_or(self.read_limit)
+            .clamp(1, self.read_limit);
         let full = json!({
             "store": self.store,
             "session": self.session.0,

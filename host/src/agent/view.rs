@@ -153,7 +153,7 @@ pub fn group(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -173,7 +173,9 @@ mod tests {
             call_ref: Some("call_1".into()),
             args_json: "{}".into(),
             status: Some("truncated".into()),
-            outcome_json: Some(r#"{"line":"[truncated: output limit 1048576 bytes reached]"}"#.into()),
+            outcome_json: Some(
+                r#"{"line":"[truncated: output limit 1048576 bytes reached]"}"#.into(),
+            ),
             usage_json: None,
             enforcement_json: None,
             bytes_seen,
@@ -220,14 +222,20 @@ mod tests {
         assert!(text.ends_with("[truncated: output limit 1048576 bytes reached]"));
         let (head, tail) = head_tail(4096);
         let cut = 2_481_004 - head - tail;
-        assert!(text.contains(&format!("[… {} bytes / ", group(cut))), "{text}");
+        assert!(
+            text.contains(&format!("[… {} bytes / ", group(cut))),
+            "{text}"
+        );
     }
 
     #[test]
     fn a_small_result_is_shown_whole_without_a_marker() {
         let v = view(b"one\ntwo\n", 8, 2, 8000, 8000);
         let text = render(&v, 4096);
-        assert_eq!(text, "one\ntwo\n[truncated: output limit 1048576 bytes reached]");
+        assert_eq!(
+            text,
+            "one\ntwo\n[truncated: output limit 1048576 bytes reached]"
+        );
     }
 
     #[test]
