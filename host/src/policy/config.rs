@@ -54,6 +54,8 @@ pub struct PolicySet {
     pub servers: BTreeMap<String, crate::mcp::config::ServerSettings>,
     /// `[models.NAME]`, `[agents.NAME]` and their defaults: the agent loop.
     pub agents: crate::agent::config::AgentSettings,
+    /// `[store]`: the session store's path and size limits.
+    pub store: crate::store::StoreSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -71,6 +73,7 @@ struct ConfigFile {
     models: BTreeMap<String, crate::agent::config::ModelDef>,
     #[serde(default)]
     agents: BTreeMap<String, crate::agent::config::AgentDef>,
+    store: crate::store::StoreSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -146,6 +149,7 @@ impl Default for PolicySet {
             mcp: Default::default(),
             servers: BTreeMap::new(),
             agents: Default::default(),
+            store: Default::default(),
         }
     }
 }
@@ -241,6 +245,8 @@ impl PolicySet {
             |name| set.policies.contains_key(name),
         )
         .map_err(err)?;
+        file.store.retention().map_err(err)?;
+        set.store = file.store;
         if let Some(name) = file.defaults.tool_policy {
             set.tool_default = name;
         }

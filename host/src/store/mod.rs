@@ -51,10 +51,13 @@
 //!   it `interrupted`; its committed chunks are kept.
 //! - Item text is counted in bytes, not model tokens.
 
+mod config;
 mod error;
 mod items;
+mod liveness;
 mod path;
 mod payload;
+mod retention;
 mod schema;
 mod sessions;
 mod window;
@@ -64,10 +67,15 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
+pub use config::StoreSection;
 pub use error::{Result, StoreError};
 pub use items::{Item, ItemKind, ItemPage, NewItem};
 pub use path::{STORE_ENV, default_store_path};
 pub use payload::{PayloadSlice, ResultEnd, ResultInfo, ResultState, ResultView, ResultWriter};
+pub use retention::{
+    DEFAULT_MAX_SESSION_BYTES, DEFAULT_MAX_STORE_BYTES, LargePayload, PruneReport, Retention,
+    StoreStats,
+};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use sessions::{NewSession, SessionSummary};
 pub use window::{HistoryWindow, WindowItem, WindowSpec};
@@ -142,6 +150,8 @@ pub struct StoreOptions {
     /// The host caps output before it reaches the store; this is the
     /// store's own bound, whatever a caller sends.
     pub max_result_bytes: u64,
+    /// Size limits, enforced as each tool result finishes and by `gc`.
+    pub retention: Retention,
 }
 
 /// A tool result larger than the host's default output cap (1 MiB) by far;
@@ -153,6 +163,7 @@ impl Default for StoreOptions {
         StoreOptions {
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
+            retention: Retention::default(),
         }
     }
 }
@@ -231,6 +242,12 @@ impl Store {
         };
         store.with_busy_retry(|| schema::migrate(&store.conn, &store.path))?;
         Ok(store)
+    }
+
+    /// Runs one statement outside the transaction helpers (pragmas that
+    /// cannot run in a transaction), with the busy retry.
+    pub(crate) fn with_conn<T>(&self, f: impl Fn(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        self.with_busy_retry(|| f(&self.conn).map_err(|e| self.sql(e)))
     }
 
     /// The database file.
@@ -335,5 +352,7 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+#[cfg(test)]
+mod retention_tests;
 #[cfg(test)]
 mod tests;

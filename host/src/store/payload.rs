@@ -66,6 +66,16 @@ pub struct ResultInfo {
 }
 
 impl ResultInfo {
+    /// The text a pruned result reads as, in place of its output.
+    pub fn pruned_stub(&self) -> Option<String> {
+        self.pruned_ms.map(|ms| {
+            format!(
+                "[output pruned by retention at {ms} ms since the epoch: {} bytes removed]",
+                self.pruned_bytes
+            )
+        })
+    }
+
     /// Reads the `r.*` columns of `ITEM_COLUMNS` starting at `at`; `None`
     /// when the item has no results row.
     pub(crate) fn from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<Option<ResultInfo>> {
@@ -161,7 +171,8 @@ fn lossy<S: serde::Serializer>(data: &[u8], s: S) -> std::result::Result<S::Ok, 
 }
 
 /// A bounded view of a tool result: its head and its tail, with its size
-/// and how it ended. What the model and the TUI show of a large result.
+/// and how it ended. What the model and the TUI show of a large result. A
+/// pruned result's head is its stub ([`ResultInfo::pruned_stub`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ResultView {
     pub item: ItemId,
@@ -173,18 +184,6 @@ pub struct ResultView {
     pub tail: PayloadSlice,
     /// Stored bytes between head and tail, in neither.
     pub omitted_bytes: u64,
-}
-
-impl ResultView {
-    /// The stub text a pruned result reads as.
-    pub fn pruned_stub(&self) -> Option<String> {
-        self.info.pruned_ms.map(|ms| {
-            format!(
-                "[output pruned by retention at {ms} ms since the epoch: {} bytes removed]",
-                self.info.pruned_bytes
-            )
-        })
-    }
 }
 
 impl Store {
@@ -201,13 +200,14 @@ impl Store {
             "the tool's name, call id and arguments",
             tool.len() + call_ref.map_or(0, str::len) + args_json.len(),
         )?;
+        let writer = super::liveness::this_process();
         let item = self.write(|tx| {
             let (id, _) = insert_item(tx, session, ItemKind::ToolResult, "", None, false)?;
             tx.prepare_cached(
-                "INSERT INTO results (item_id, state, tool, call_ref, args_json)
-                 VALUES (?1, 'running', ?2, ?3, ?4)",
+                "INSERT INTO results (item_id, state, tool, call_ref, args_json, writer)
+                 VALUES (?1, 'running', ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![id.0, tool, call_ref, args_json])?;
+            .execute(params![id.0, tool, call_ref, args_json, writer])?;
             Ok(id)
         })?;
         Ok(ResultWriter {
@@ -264,7 +264,12 @@ pub(crate) fn view_in(
     let it = super::items::item_in(tx, item, 0)?;
     let info = it.result.ok_or(StoreError::NotAResult(item))?;
     let stored = it.payload_bytes;
-    let head = read_range(tx, item, 0, head_bytes)?;
+    let mut head = read_range(tx, item, 0, head_bytes)?;
+    if stored == 0
+        && let Some(stub) = info.pruned_stub()
+    {
+        head.data = stub.into_bytes();
+    }
     let head_end = head_bytes.min(stored);
     let tail_start = stored.saturating_sub(tail_bytes).max(head_end);
     let tail = read_range(tx, item, tail_start, stored - tail_start)?;
@@ -444,6 +449,11 @@ impl ResultWriter {
             }
             Ok(())
         })?;
+        // The limits are checked as each result ends; a failure here
+        // leaves the store over its limit until the next one, or `gc`.
+        if let Err(e) = store.prune(&store.options().retention) {
+            tracing::warn!("session store retention: {e}");
+        }
         Ok(self.item)
     }
 

@@ -23,7 +23,7 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// The 16 bytes every SQLite database file starts with.
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
-const V1: &str = "
+pub(crate) const V1: &str = "
 CREATE TABLE sessions (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     created_ms    INTEGER NOT NULL,
@@ -88,8 +88,13 @@ CREATE TABLE chunks (
 CREATE UNIQUE INDEX chunks_by_offset ON chunks(item_id, offset, len, stream);
 ";
 
+/// Version 2: a running result names its writer process ("PID:START", START
+/// being its start time in clock ticks from `/proc/PID/stat`), so `gc` can
+/// tell a result whose writer died from one still streaming.
+const V2: &str = "ALTER TABLE results ADD COLUMN writer TEXT;";
+
 /// Forward migrations; `MIGRATIONS[i]` upgrades version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Refuses a non-empty file that is not an SQLite database, before SQLite
 /// opens it (SQLite would otherwise report it only at the first query).
