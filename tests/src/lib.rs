@@ -250,3 +250,5 @@ pub fn assert_same_answers(direct: &[String], wrapped: &[String]) {
         );
     }
 }
+
+pub mod model_server;
