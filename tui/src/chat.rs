@@ -156,7 +156,8 @@ pub async fn chat(args: ChatArgs, config: Option<&Path>) -> anyhow::Result<u8> {
     let mut printer = Printer::default();
     let result = run.run(&args.prompt, &mut printer).await;
     printer.end_text();
-    let peak = format_size(crate::run::host_peak_rss_bytes());
+    let peak_bytes = crate::run::host_peak_rss_bytes();
+    let peak = format!("{} ({peak_bytes} bytes)", format_size(peak_bytes));
     match result {
         Ok(RunEnd::Answered { turns }) => {
             eprintln!(

@@ -63,7 +63,7 @@ pub fn result_end(report: &CallReport) -> ResultEnd {
 /// The text the model gets for a stored result, within `budget` bytes
 /// (plus at most [`FRAME_BYTES`]).
 pub fn render(view: &ResultView, budget: u64) -> String {
-    if let Some(stub) = view.pruned_stub() {
+    if let Some(stub) = view.info.pruned_stub() {
         return stub;
     }
     let (head_max, tail_max) = head_tail(budget);

@@ -73,6 +73,7 @@ struct ConfigFile {
     models: BTreeMap<String, crate::agent::config::ModelDef>,
     #[serde(default)]
     agents: BTreeMap<String, crate::agent::config::AgentDef>,
+    #[serde(default)]
     store: crate::store::StoreSection,
 }
 
