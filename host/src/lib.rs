@@ -25,6 +25,7 @@
 //! - `CallEvent::Output` carries only the head of the output; the tail (when
 //!   asked for) is in the final report.
 
+pub mod agent;
 mod call;
 pub mod enforce;
 mod handle;
