@@ -120,18 +120,9 @@ pub async fn chat(args: ChatArgs, config: Option<&Path>) -> anyhow::Result<u8> {
         Ok(t) => t,
         Err(e) => return usage(e),
     };
-    let client = ModelClient::new(ModelConfig {
-        provider: match model.provider {
-            Provider::OpenAi => ProviderKind::OpenAi,
-            Provider::Anthropic => ProviderKind::Anthropic,
-        },
-        base_url: model.base_url.clone(),
-        api_key: model.api_key().map(|k| ApiKey::new(k.expose())),
-        limits: ModelLimits::default(),
-    });
-    let client = match client {
+    let client = match client_for(&model) {
         Ok(c) => c,
-        Err(e) => return usage(format!("model \"{}\": {e}", model.name)),
+        Err(e) => return usage(e),
     };
     eprintln!(
         "bulkhead: session {session} · agent {} · model {} ({})",
@@ -178,13 +169,31 @@ pub async fn chat(args: ChatArgs, config: Option<&Path>) -> anyhow::Result<u8> {
     }
 }
 
+/// The HTTP client of `model` (also the TUI's in model mode).
+pub(crate) fn client_for(model: &ModelSpec) -> Result<ModelClient, String> {
+    ModelClient::new(ModelConfig {
+        provider: match model.provider {
+            Provider::OpenAi => ProviderKind::OpenAi,
+            Provider::Anthropic => ProviderKind::Anthropic,
+        },
+        base_url: model.base_url.clone(),
+        api_key: model.api_key().map(|k| ApiKey::new(k.expose())),
+        limits: ModelLimits::default(),
+    })
+    .map_err(|e| format!("model \"{}\": {e}", model.name))
+}
+
 fn usage(e: impl std::fmt::Display) -> anyhow::Result<u8> {
     eprintln!("bulkhead: {e}");
     Ok(EXIT_USAGE)
 }
 
 /// The model from the flags over the agent's, over the config's default.
-fn choose_model(args: &ChatArgs, set: &PolicySet, agent: &AgentSpec) -> Result<ModelSpec, String> {
+pub(crate) fn choose_model(
+    args: &ChatArgs,
+    set: &PolicySet,
+    agent: &AgentSpec,
+) -> Result<ModelSpec, String> {
     let settings = &set.agents;
     // `--model NAME` naming a table picks it; otherwise it is a model id.
     let table = args
@@ -230,7 +239,7 @@ fn choose_model(args: &ChatArgs, set: &PolicySet, agent: &AgentSpec) -> Result<M
 
 /// The agent's tool calls: its policy (or the default tool policy) with
 /// the current directory as workspace; its limits over the policy's.
-fn tool_policy(
+pub(crate) fn tool_policy(
     set: &PolicySet,
     agent: &AgentSpec,
 ) -> Result<(bulkhead_host::CallPolicy, CallLimits, PathBuf), String> {

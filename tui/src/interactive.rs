@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use bulkhead_host::mcp::{ServerSession, load_servers_file, servers_file, specs};
 use bulkhead_host::store::{StoreOptions, default_store_path};
 use bulkhead_host::{HostConfig, ToolHost};
+use bulkhead_tui::app::model_mode::AgentLink;
 use bulkhead_tui::app::store_io::{LazySession, StoreIo};
 use bulkhead_tui::app::{self, CallSetup, Ctx, events, session_view, state::App, theme::Theme};
 use tokio::sync::mpsc;
@@ -64,6 +65,10 @@ pub async fn run(
         Ok(s) => (Some(s), None),
         Err(e) => (None, Some(e)),
     };
+    let store_at = store
+        .as_ref()
+        .map(|(_, path, options)| (path.clone(), options.clone()));
+    let store = store.map(|(io, _, _)| io);
     if store.is_none() && !matches!(resume, Resume::New) {
         eprintln!(
             "bulkhead: cannot resume a session: {}",
@@ -84,7 +89,7 @@ pub async fn run(
         }
     };
     let (input_tx, mut input_rx) = mpsc::channel(events::INPUT_CAPACITY);
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         host: host.clone(),
         setup: CallSetup {
             policy: chosen.policy,
@@ -94,6 +99,7 @@ pub async fn run(
         wake: wake_tx.clone(),
         mcp,
         store,
+        agent: None,
     };
     let mut app = App::new(Theme::from_env());
     app.limits = ctx.setup.limits.clone();
@@ -124,6 +130,21 @@ pub async fn run(
         {
             eprintln!("bulkhead: --session {id}: {e}");
             return Ok(EXIT_USAGE);
+        }
+    }
+    if let Some((path, options)) = &store_at {
+        let resumed = app.session.as_ref().and_then(|s| s.get());
+        match crate::model_setup::build(config, &host, path, options.clone(), resumed).await {
+            Ok(Some((built, session))) => {
+                app.status.model = Some(built.label.clone());
+                app.session = Some(LazySession::existing(session));
+                ctx.agent = Some(AgentLink::start(built.agent, built.label, wake_tx.clone())?);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("bulkhead: model mode: {e}");
+                return Ok(EXIT_USAGE);
+            }
         }
     }
     app.status.max_workers = host.max_workers();
@@ -171,7 +192,7 @@ fn open_store(
     config: Option<&Path>,
     explicit: Option<PathBuf>,
     wake: mpsc::Sender<events::UiMsg>,
-) -> Result<StoreIo, String> {
+) -> Result<(StoreIo, PathBuf, StoreOptions), String> {
     let set = bulkhead_host::PolicySet::load(config).map_err(|e| e.to_string())?;
     let path = explicit
         .or_else(|| set.store.path())
@@ -181,7 +202,9 @@ fn open_store(
         retention: set.store.retention()?,
         ..StoreOptions::default()
     };
-    StoreIo::open(&path, options, wake).map_err(|e| format!("{}: {e}", path.display()))
+    let io = StoreIo::open(&path, options.clone(), wake)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((io, path, options))
 }
 
 /// Where the TUI's log goes: `$XDG_STATE_HOME/bulkhead/tui.log`, else

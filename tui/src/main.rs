@@ -11,6 +11,7 @@ mod mcp_remote;
 mod mcp_route;
 mod mcp_serve;
 mod mcp_wrap;
+mod model_setup;
 mod policy_args;
 mod run;
 mod tools;

@@ -41,6 +41,10 @@ pub enum UiMsg {
     Call(u64),
     /// A note to add to the conversation (markdown).
     Note(String),
+    /// The streaming answer changed.
+    Answer,
+    /// Something from the agent loop.
+    Agent(super::model_mode::AgentEvent),
     /// The enforcement summary, once the sandbox probe answered.
     Enforcement(String),
 }
@@ -106,18 +110,18 @@ pub async fn run_loop<B: Backend>(
             }
             msg = wake.recv() => {
                 if let Some(msg) = msg {
-                    apply(app, msg);
+                    apply(app, ctx, msg);
                     // Drain what else is queued, bounded by the capacity.
                     for _ in 0..WAKE_CAPACITY {
                         match wake.try_recv() {
-                            Ok(m) => apply(app, m),
+                            Ok(m) => apply(app, ctx, m),
                             Err(_) => break,
                         }
                     }
                     dirty = true;
                 }
             }
-            () = sleep_until(next_tick.into()), if app.has_running() => {
+            () = sleep_until(next_tick.into()), if app.has_running() || app.turn_running => {
                 app.tick = app.tick.wrapping_add(1);
                 app.refresh_running();
                 next_tick = Instant::now() + TICK;
@@ -138,7 +142,7 @@ pub async fn run_loop<B: Backend>(
                 dirty = true;
             }
         }
-        if !input_open && !app.has_running() {
+        if !input_open && !app.has_running() && !app.turn_running {
             // Headless runs end when their script of keys does.
             break;
         }
@@ -146,8 +150,10 @@ pub async fn run_loop<B: Backend>(
     Ok(())
 }
 
-fn apply(app: &mut App, msg: UiMsg) {
+fn apply(app: &mut App, ctx: &Ctx, msg: UiMsg) {
     match msg {
+        UiMsg::Answer => super::conversation::refresh_answer(app, ctx),
+        UiMsg::Agent(e) => super::conversation::agent_event(app, ctx, e),
         UiMsg::Call(id) => app.refresh_call(id),
         UiMsg::Note(text) => app.note(&text),
         UiMsg::Enforcement(e) => app.status.enforcement = e,

@@ -40,6 +40,12 @@ fn key_event(app: &mut App, ctx: &Ctx, key: KeyEvent) {
     }
     match key.code {
         KeyCode::Char('c') if ctrl => {
+            if app.turn_running
+                && let Some(link) = &ctx.agent
+            {
+                link.cancel();
+                app.note("cancelling the running turn");
+            }
             let n = app.kill_all();
             if n > 0 {
                 app.note(&format!(
@@ -176,7 +182,9 @@ fn submit(app: &mut App, ctx: &Ctx, line: &str) {
     let command = commands::parse(line);
     if !matches!(command, Command::Help | Command::Quit) {
         app.push(Entry::User(line.trim().to_owned()));
-        if let (Some(store), Some(session)) = (&ctx.store, &app.session) {
+        // The agent loop records the prompts it is given itself.
+        let recorded_by_agent = matches!(command, Command::Prompt(_)) && ctx.agent.is_some();
+        if let (Some(store), Some(session), false) = (&ctx.store, &app.session, recorded_by_agent) {
             store.append(session, ItemKind::User, line.trim());
         }
     }
@@ -204,10 +212,7 @@ fn submit(app: &mut App, ctx: &Ctx, line: &str) {
             app.note(&text);
         }
         Command::Sessions => open_sessions(app, ctx),
-        Command::Prompt(_) => app.note(
-            "**direct mode**: no model is configured, so text goes nowhere. \
-             Run a tool with `!CMD`, `/search`, `/read` or `/ls`; `/help` lists them.",
-        ),
+        Command::Prompt(text) => super::conversation::prompt(app, ctx, &text),
         Command::Invalid(why) => app.note(&why),
     }
 }

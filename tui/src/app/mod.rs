@@ -23,11 +23,13 @@
 pub mod calls;
 pub mod card;
 pub mod commands;
+pub mod conversation;
 pub mod events;
 pub mod format;
 pub mod keys;
 pub mod limits;
 pub mod markdown;
+pub mod model_mode;
 pub mod overlay;
 pub mod pager;
 pub mod render;
@@ -71,6 +73,8 @@ pub struct Ctx {
     /// The session store; `None` when it could not be opened (the app
     /// says why, and runs without recording).
     pub store: Option<StoreIo>,
+    /// The agent loop, in model mode; `None` is direct mode.
+    pub agent: Option<model_mode::AgentLink>,
 }
 
 impl Ctx {

@@ -13,6 +13,9 @@ use super::markdown;
 use super::state::{App, Entry, Overlay};
 use super::wrap::wrap;
 
+/// Of a streaming answer, the end that is laid out each frame.
+const STREAMING_TAIL_BYTES: usize = 8 << 10;
+
 /// Keys, for the help overlay.
 const KEYS: &str = "\
 - `Enter` runs the line; on an empty line, opens the selected card's output
@@ -53,6 +56,20 @@ fn entry_rows(app: &App, entry: &Entry, width: u16) -> Vec<Line<'static>> {
             width,
         ),
         Entry::Note(lines) => lines.iter().flat_map(|l| wrap(l, width)).collect(),
+        Entry::Streaming(text) => {
+            // Only the end is on screen while it streams; 8 KiB is more
+            // than a pane shows, so the cost does not grow with the answer.
+            let mut start = text.len().saturating_sub(STREAMING_TAIL_BYTES);
+            while !text.is_char_boundary(start) {
+                start += 1;
+            }
+            let mut rows: Vec<Line<'static>> = markdown::render(&text[start..], theme)
+                .iter()
+                .flat_map(|l| wrap(l, width))
+                .collect();
+            rows.push(Line::styled("▍", theme.dim()));
+            rows
+        }
         Entry::Card(card) => {
             let selected = app.selected == Some(card.call_id);
             card.lines(width, selected, app.tick, theme)

@@ -101,6 +101,12 @@ fn show(app: &mut App, store: &StoreIo, item: &Item) {
     }
 }
 
+/// A finished card for a stored result, read by its id.
+pub fn stored_card_by_id(store: &StoreIo, id: bulkhead_host::store::ItemId) -> Option<Card> {
+    let item = store.read(|s| s.item(id)).ok()?.ok()?;
+    stored_card(store, &item)
+}
+
 /// A finished card from a stored result's metadata.
 fn stored_card(store: &StoreIo, item: &Item) -> Option<Card> {
     let r = item.result.as_ref()?;

@@ -120,3 +120,22 @@ fn help_overlay() {
     app.overlay = Some(Overlay::Help);
     insta::assert_snapshot!(frame(&mut app));
 }
+
+#[test]
+fn streaming_answer() {
+    let mut app = app();
+    app.status.model = Some("anthropic:claude".into());
+    app.push(Entry::User("what is in this repo?".into()));
+    let mut c = card(5, "list_directory", ".");
+    c.outcome = Some(CardOutcome::Completed { exit: None });
+    c.final_usage = Some((4 << 20, 3, Duration::from_millis(12)));
+    c.kept_bytes = 812;
+    c.live.bytes_seen = 812;
+    app.push(Entry::Card(Box::new(c)));
+    app.push(Entry::Streaming(
+        "It is a **Rust** workspace with:\n\n- `host/`: the supervisor\n- `tui/`: this app\n\n```sh\ncargo build\n```\n\nThe *interesting* part"
+            .into(),
+    ));
+    app.turn_running = true;
+    insta::assert_snapshot!(frame(&mut app));
+}

@@ -32,6 +32,8 @@ pub enum Entry {
     /// Text from bulkhead (help, tool lists, notices), already rendered.
     Note(Vec<Line<'static>>),
     Card(Box<Card>),
+    /// The model's answer as it streams: only its end is laid out.
+    Streaming(String),
 }
 
 /// What covers the conversation, if anything.
@@ -80,6 +82,10 @@ pub struct App {
     pub limits: CallLimits,
     /// The session calls are recorded into; `None` without a store.
     pub session: Option<Arc<LazySession>>,
+    /// A model turn is running (model mode).
+    pub turn_running: bool,
+    /// Card ids of the current answer's tool calls, by their place in it.
+    pub agent_cards: Vec<u64>,
 }
 
 impl App {
@@ -102,6 +108,8 @@ impl App {
             outputs_in_memory: VecDeque::new(),
             limits: CallLimits::default(),
             session: None,
+            turn_running: false,
+            agent_cards: Vec::new(),
         }
     }
 

@@ -79,6 +79,7 @@ where
         wake: wake_tx,
         mcp: Vec::new(),
         store: Some(store),
+        agent: None,
     };
     let mut app = App::new(Theme { color: true });
     app.session = Some(Arc::new(LazySession::default()));

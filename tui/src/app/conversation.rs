@@ -1,0 +1,114 @@
+//! The model's side of the conversation in model mode: the streaming
+//! answer, the cards of the agent's tool calls, the end of a turn.
+
+use bulkhead_host::store::ItemId;
+
+use super::Ctx;
+use super::card::Card;
+use super::model_mode::AgentEvent;
+use super::state::{App, Entry};
+
+/// Agent cards get ids apart from the host's call ids and stored cards'.
+const AGENT_CARD_BIT: u64 = 1 << 62;
+
+/// Sends a prompt to the model, if there is one.
+pub fn prompt(app: &mut App, ctx: &Ctx, text: &str) {
+    let Some(link) = &ctx.agent else {
+        app.note(
+            "**direct mode**: no model is configured, so text goes nowhere. \
+             Run a tool with `!CMD`, `/search`, `/read` or `/ls`; `/help` lists them. \
+             A `[models.NAME]` table and `[defaults] model` in the config turn on model mode.",
+        );
+        return;
+    };
+    if app.turn_running || !link.send(text) {
+        app.note("A turn is running; wait for it, or cancel it with Ctrl-C.");
+        return;
+    }
+    app.turn_running = true;
+    app.push(Entry::Streaming(String::new()));
+}
+
+/// Copies the streaming answer into the last streaming entry.
+pub fn refresh_answer(app: &mut App, ctx: &Ctx) {
+    let Some(link) = &ctx.agent else { return };
+    let Ok(text) = link.answer.text.lock() else {
+        return;
+    };
+    if let Some(Entry::Streaming(shown)) = app
+        .entries
+        .iter_mut()
+        .rev()
+        .find(|e| matches!(e, Entry::Streaming(_)))
+    {
+        shown.clone_from(&text);
+    }
+}
+
+pub fn agent_event(app: &mut App, ctx: &Ctx, event: AgentEvent) {
+    match event {
+        AgentEvent::ToolStarted { index, name, args } => {
+            if index == 0 {
+                app.agent_cards.clear();
+            }
+            let id = AGENT_CARD_BIT | (app.entries.len() as u64) << 16 | index as u64;
+            let mut card = Card::new(
+                id,
+                &name,
+                &super::format::clip(&args, 200),
+                app.limits.clone(),
+            );
+            card.live.state = bulkhead_host::CallState::Running;
+            app.agent_cards.push(id);
+            app.push(Entry::Card(Box::new(card)));
+            app.selected = Some(id);
+        }
+        AgentEvent::ToolFinished {
+            index,
+            item,
+            outcome,
+        } => {
+            let Some(&id) = app.agent_cards.get(index) else {
+                return;
+            };
+            let stored = ctx
+                .store
+                .as_ref()
+                .and_then(|s| super::session_view::stored_card_by_id(s, ItemId(item)));
+            if let Some(card) = app.card_mut(id) {
+                match stored {
+                    Some(mut c) => {
+                        c.call_id = id;
+                        *card = c;
+                    }
+                    None => {
+                        card.outcome = Some(super::card::CardOutcome::Failed { error: outcome })
+                    }
+                }
+            }
+        }
+        AgentEvent::Notice(text) => app.note(&text),
+        AgentEvent::Ended(end) => {
+            app.turn_running = false;
+            finish_streaming(app);
+            match end {
+                Ok(how) => tracing::info!(how, "turn ended"),
+                Err(e) => app.note(&format!("**the turn failed**: {e}")),
+            }
+        }
+    }
+}
+
+/// The streamed answer becomes a note (rendered once, not per frame).
+fn finish_streaming(app: &mut App) {
+    let theme = app.theme;
+    for e in app.entries.iter_mut() {
+        if let Entry::Streaming(text) = e {
+            *e = if text.trim().is_empty() {
+                Entry::Note(Vec::new())
+            } else {
+                Entry::Note(super::markdown::render(text, theme))
+            };
+        }
+    }
+}

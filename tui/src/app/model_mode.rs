@@ -1,0 +1,200 @@
+//! Model mode: the agent loop (`bulkhead_host::agent`) behind the
+//! conversation. The loop runs on its own thread and runtime: its store
+//! writes are synchronous SQLite commits, which must never run on the UI
+//! task. What it shows reaches the UI the same way call figures do: the
+//! streaming answer in a shared slot (bounded, latest wins, one wake per
+//! frame at most), tool starts and ends as small messages.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bulkhead_host::agent::dispatch::Dispatched;
+use bulkhead_host::agent::{Agent, CancellationToken, Observer, RunEnd};
+use bulkhead_host::model::ToolCall;
+use tokio::sync::mpsc;
+
+use super::events::UiMsg;
+
+/// The most of a streaming answer the UI holds: the loop itself keeps at
+/// most 1 MiB of an answer, and the screen shows its end.
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// Prompts queued for the loop: one runs, one may wait.
+const PROMPT_QUEUE: usize = 1;
+
+/// Answer wakes are at most one per frame.
+const WAKE_INTERVAL: Duration = Duration::from_millis(16);
+
+/// What the loop reports, besides the answer text.
+#[derive(Debug, Clone)]
+pub enum AgentEvent {
+    ToolStarted {
+        index: usize,
+        name: String,
+        args: String,
+    },
+    ToolFinished {
+        index: usize,
+        item: i64,
+        outcome: String,
+    },
+    Notice(String),
+    /// The run ended: `Ok` with how, or the error.
+    Ended(Result<String, String>),
+}
+
+/// The answer being streamed.
+#[derive(Debug, Default)]
+pub struct AnswerSlot {
+    pub text: Mutex<String>,
+}
+
+/// The UI's end of the loop.
+pub struct AgentLink {
+    /// `provider:model`, for the status bar.
+    pub label: String,
+    prompts: mpsc::Sender<String>,
+    cancel: Arc<Mutex<CancellationToken>>,
+    pub answer: Arc<AnswerSlot>,
+}
+
+impl AgentLink {
+    /// Starts the loop's thread. Its events go to the UI through `wake`.
+    pub fn start(agent: Agent, label: String, wake: mpsc::Sender<UiMsg>) -> std::io::Result<Self> {
+        let (prompts, rx) = mpsc::channel(PROMPT_QUEUE);
+        let cancel = Arc::new(Mutex::new(CancellationToken::new()));
+        let answer = Arc::new(AnswerSlot::default());
+        let (c, a) = (cancel.clone(), answer.clone());
+        std::thread::Builder::new()
+            .name("agent".into())
+            .spawn(move || run_thread(agent, rx, c, a, wake))?;
+        Ok(Self {
+            label,
+            prompts,
+            cancel,
+            answer,
+        })
+    }
+
+    /// Sends a prompt; `false` when a turn is already running.
+    pub fn send(&self, prompt: &str) -> bool {
+        if let Ok(mut t) = self.answer.text.lock() {
+            t.clear();
+        }
+        self.prompts.try_send(prompt.to_owned()).is_ok()
+    }
+
+    /// Cancels the running turn (its model request and its tool calls).
+    pub fn cancel(&self) {
+        if let Ok(t) = self.cancel.lock() {
+            t.cancel();
+        }
+    }
+}
+
+fn run_thread(
+    mut agent: Agent,
+    mut prompts: mpsc::Receiver<String>,
+    cancel: Arc<Mutex<CancellationToken>>,
+    answer: Arc<AnswerSlot>,
+    wake: mpsc::Sender<UiMsg>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = wake.try_send(UiMsg::Agent(AgentEvent::Ended(Err(format!(
+                "cannot start the agent's runtime: {e}"
+            )))));
+            return;
+        }
+    };
+    runtime.block_on(async {
+        while let Some(prompt) = prompts.recv().await {
+            let token = CancellationToken::new();
+            if let Ok(mut c) = cancel.lock() {
+                *c = token.clone();
+            }
+            agent.cancel = token;
+            let mut observer = UiObserver {
+                answer: answer.clone(),
+                wake: wake.clone(),
+                last_wake: Instant::now() - WAKE_INTERVAL,
+                started: 0,
+            };
+            let end = match agent.run(&prompt, &mut observer).await {
+                Ok(RunEnd::Answered { turns }) => Ok(format!("answered in {turns} turn(s)")),
+                Ok(RunEnd::MaxTurns { turns }) => Ok(format!("stopped at max_turns ({turns})")),
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = wake.send(UiMsg::Answer).await;
+            let _ = wake.send(UiMsg::Agent(AgentEvent::Ended(end))).await;
+        }
+    });
+}
+
+struct UiObserver {
+    answer: Arc<AnswerSlot>,
+    wake: mpsc::Sender<UiMsg>,
+    last_wake: Instant,
+    /// Tool calls started in the current answer.
+    started: usize,
+}
+
+impl UiObserver {
+    /// Tool and notice events are few per turn; a full channel means the
+    /// UI is far behind, and the card or note is logged instead of shown.
+    fn event(&self, e: AgentEvent) {
+        if let Err(e) = self.wake.try_send(UiMsg::Agent(e)) {
+            tracing::warn!(event = ?e, "the UI channel is full; an agent event is not shown");
+        }
+    }
+}
+
+impl Observer for UiObserver {
+    fn text(&mut self, delta: &str) {
+        if let Ok(mut t) = self.answer.text.lock() {
+            let room = MAX_ANSWER_BYTES.saturating_sub(t.len());
+            let mut end = delta.len().min(room);
+            while !delta.is_char_boundary(end) {
+                end -= 1;
+            }
+            t.push_str(&delta[..end]);
+        }
+        if self.last_wake.elapsed() >= WAKE_INTERVAL {
+            self.last_wake = Instant::now();
+            let _ = self.wake.try_send(UiMsg::Answer);
+        }
+    }
+
+    fn tool_started(&mut self, call: &ToolCall) {
+        // The dispatcher numbers calls by their place in the answer; the
+        // observer sees them in that order.
+        let index = self.started;
+        self.started += 1;
+        self.event(AgentEvent::ToolStarted {
+            index,
+            name: call.name.clone(),
+            args: call.arguments.clone(),
+        });
+    }
+
+    fn tool_finished(&mut self, _call: &ToolCall, done: &Dispatched) {
+        self.event(AgentEvent::ToolFinished {
+            index: done.index,
+            item: done.item.0,
+            outcome: done.outcome_line.clone(),
+        });
+    }
+
+    fn notice(&mut self, text: &str) {
+        self.event(AgentEvent::Notice(text.to_owned()));
+    }
+
+    fn request(&mut self, _turn: u32, _body_bytes: usize, _items: usize, _omitted: u64) {
+        // A new request: the next answer's tool calls count from 0.
+        self.started = 0;
+    }
+}

@@ -1,0 +1,93 @@
+//! Model mode for the TUI: when the config names a model (`[defaults]
+//! model`, or the default agent's), the agent loop answers prompts. Built
+//! the way `bulkhead chat` builds it, on the TUI's session.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use bulkhead_host::agent::history::Budget;
+use bulkhead_host::agent::tools::{ToolSet, ToolSetInput};
+use bulkhead_host::agent::{Agent, CancellationToken};
+use bulkhead_host::store::{NewSession, SessionId, Store, StoreOptions};
+use bulkhead_host::{PolicySet, ToolHost};
+
+use crate::chat::{ChatArgs, choose_model, client_for, tool_policy};
+
+/// The agent, its label (`provider:model`) and its session.
+pub struct Built {
+    pub agent: Agent,
+    pub label: String,
+}
+
+/// `Ok(None)`: no model is configured (direct mode). `session`: the
+/// session to continue; `None` creates one.
+pub async fn build(
+    config: Option<&Path>,
+    host: &ToolHost,
+    store_path: &Path,
+    options: StoreOptions,
+    session: Option<SessionId>,
+) -> Result<Option<(Built, SessionId)>, String> {
+    let set = PolicySet::load(config).map_err(|e| e.to_string())?;
+    let agent = set.agents.agent(None).map_err(|e| format!("agent: {e}"))?;
+    let settings = &set.agents;
+    if agent.model.is_none() && settings.default_model.is_none() {
+        return Ok(None);
+    }
+    let args = ChatArgs {
+        prompt: String::new(),
+        agent: None,
+        session: "new".into(),
+        provider: None,
+        base_url: None,
+        model: None,
+        store: None,
+    };
+    let model = choose_model(&args, &set, &agent)?;
+    let label = format!("{}:{}", model.provider.name(), model.model);
+    let store = Store::open_with(store_path, options).map_err(|e| e.to_string())?;
+    let session = match session {
+        Some(id) => id,
+        None => {
+            let id = store
+                .create_session(&NewSession {
+                    title: format!("TUI · {label}"),
+                    model: Some(label.clone()),
+                    config_json: None,
+                })
+                .map_err(|e| e.to_string())?;
+            Agent::start_session(&store, id, &agent).map_err(|e| e.to_string())?;
+            id
+        }
+    };
+    let (policy, limits, cwd) = tool_policy(&set, &agent)?;
+    let tools = ToolSet::new(
+        host,
+        ToolSetInput {
+            agent: &agent,
+            policy,
+            limits,
+            cwd,
+            store: store_path,
+            session,
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let client = client_for(&model)?;
+    let built = Built {
+        agent: Agent {
+            host: host.clone(),
+            client,
+            store: Arc::new(Mutex::new(store)),
+            session,
+            budget: Budget::new(&model),
+            agent,
+            model,
+            tools,
+            cancel: CancellationToken::new(),
+        },
+        label,
+    };
+    Ok(Some((built, session)))
+}
