@@ -11,4 +11,4 @@ pub mod view;
 
 pub use config::{AgentSettings, AgentSpec, ModelSpec, Provider};
 pub use tokio_util::sync::CancellationToken;
-pub use turn::{Agent, AgentError, Observer, RunEnd};
+pub use turn::{Agent, AgentError, Approval, Observer, RunEnd};

@@ -170,6 +170,20 @@ impl ToolSet {
     /// offer, arguments that are not a JSON object, and a tool that needs
     /// confirmation (headless: nobody to ask) are refused with a reason.
     pub fn prepare(&self, agent: &AgentSpec, name: &str, args: &str) -> Prepared {
+        self.prepare_with(agent, name, args, false)
+    }
+
+    /// Whether `name` is offered and must be confirmed by the user first.
+    pub fn needs_confirm(&self, agent: &AgentSpec, name: &str) -> bool {
+        self.specs.iter().any(|s| s.name == name) && agent.confirm.iter().any(|c| c == name)
+    }
+
+    /// As [`prepare`](Self::prepare), for a call the user has approved.
+    pub fn prepare_approved(&self, agent: &AgentSpec, name: &str, args: &str) -> Prepared {
+        self.prepare_with(agent, name, args, true)
+    }
+
+    fn prepare_with(&self, agent: &AgentSpec, name: &str, args: &str, approved: bool) -> Prepared {
         if !self.specs.iter().any(|s| s.name == name) {
             let known: Vec<&str> = self.specs.iter().map(|s| s.name.as_str()).collect();
             return Prepared::Refused(format!(
@@ -177,7 +191,7 @@ impl ToolSet {
                 known.join(", ")
             ));
         }
-        if agent.confirm.iter().any(|c| c == name) {
+        if !approved && agent.confirm.iter().any(|c| c == name) {
             return Prepared::Refused(format!(
                 "[failed: \"{name}\" needs the user's confirmation (agents.{}.confirm), and this \
                  session runs headless with nobody to ask; it was not run]",

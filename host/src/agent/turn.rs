@@ -34,6 +34,28 @@ pub trait Observer {
     fn tool_finished(&mut self, call: &ToolCall, done: &Dispatched);
     /// Something the loop decided (a stop at `max_turns`).
     fn notice(&mut self, text: &str);
+    /// Asks the user whether a tool marked `confirm` may run. The default
+    /// (headless: nobody to ask) refuses it, telling the model why.
+    fn approve<'a>(
+        &'a mut self,
+        _call: &'a ToolCall,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Approval> + 'a>> {
+        Box::pin(std::future::ready(Approval::Headless))
+    }
+}
+
+/// The user's answer to a tool that needs confirmation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approval {
+    /// Nobody to ask: refused, as `bulkhead chat` does.
+    Headless,
+    AllowOnce,
+    /// Allowed, and the user will not be asked again for this tool in
+    /// this session (the asker remembers).
+    AllowForSession,
+    Deny {
+        reason: String,
+    },
 }
 
 /// Why a run failed.
@@ -207,6 +229,44 @@ impl Agent {
         })
     }
 
+    /// Asks the user about a `confirm` tool, and records the answer (and a
+    /// denial's reason) in the session as a notice.
+    async fn confirm(
+        &mut self,
+        call: &ToolCall,
+        observer: &mut dyn Observer,
+    ) -> Result<super::tools::Prepared, AgentError> {
+        let answer = observer.approve(call).await;
+        let name = &call.name;
+        let (notice, allowed) = match &answer {
+            Approval::Headless => {
+                return Ok(self.tools.prepare(&self.agent, name, &call.arguments));
+            }
+            Approval::AllowOnce => (
+                format!("approval: \"{name}\" allowed once by the user"),
+                true,
+            ),
+            Approval::AllowForSession => (
+                format!("approval: \"{name}\" allowed by the user for the rest of the session"),
+                true,
+            ),
+            Approval::Deny { reason } => (
+                format!("approval: \"{name}\" denied by the user: {reason}"),
+                false,
+            ),
+        };
+        self.store().append(
+            self.session,
+            &NewItem::new(ItemKind::Notice, notice.clone()),
+        )?;
+        Ok(if allowed {
+            self.tools
+                .prepare_approved(&self.agent, name, &call.arguments)
+        } else {
+            super::tools::Prepared::Refused(format!("[failed: {notice}; it was not run]"))
+        })
+    }
+
     /// Runs the calls of one answer in parallel, each recorded as it ends.
     async fn dispatch(
         &mut self,
@@ -216,7 +276,11 @@ impl Agent {
         let mut prepared = Vec::with_capacity(calls.len());
         for (index, call) in calls.iter().enumerate() {
             observer.tool_started(call);
-            let p = self.tools.prepare(&self.agent, &call.name, &call.arguments);
+            let p = if self.tools.needs_confirm(&self.agent, &call.name) {
+                self.confirm(call, observer).await?
+            } else {
+                self.tools.prepare(&self.agent, &call.name, &call.arguments)
+            };
             prepared.push((index, call.clone(), p));
         }
         let mut running = Dispatch::start(&self.host, &self.store, self.session, prepared);

@@ -6,7 +6,8 @@ use bulkhead_host::store::ItemId;
 use super::Ctx;
 use super::card::Card;
 use super::model_mode::AgentEvent;
-use super::state::{App, Entry};
+use super::state::{App, ApprovalPrompt, Entry, Overlay};
+use bulkhead_host::agent::Approval;
 
 /// Agent cards get ids apart from the host's call ids and stored cards'.
 const AGENT_CARD_BIT: u64 = 1 << 62;
@@ -88,6 +89,17 @@ pub fn agent_event(app: &mut App, ctx: &Ctx, event: AgentEvent) {
             }
         }
         AgentEvent::Notice(text) => app.note(&text),
+        AgentEvent::Approve { name, args, reply } => {
+            if app.approved_tools.contains(&name) {
+                let _ = reply.send(Approval::AllowForSession);
+                return;
+            }
+            app.overlay = Some(Overlay::Approval(ApprovalPrompt {
+                name,
+                args,
+                reply: Some(reply),
+            }));
+        }
         AgentEvent::Ended(end) => {
             app.turn_running = false;
             finish_streaming(app);
@@ -109,6 +121,33 @@ fn finish_streaming(app: &mut App) {
             } else {
                 Entry::Note(super::markdown::render(text, theme))
             };
+        }
+    }
+}
+
+/// The user's answer to an approval prompt (`y` once, `a` for the
+/// session, `n` deny); other keys are ignored.
+pub fn approval_key(app: &mut App, c: char) {
+    let answer = match c {
+        'y' | 'o' => Approval::AllowOnce,
+        'a' | 's' => Approval::AllowForSession,
+        'n' | 'd' => Approval::Deny {
+            reason: "the user said no".into(),
+        },
+        _ => return,
+    };
+    if let Some(Overlay::Approval(mut prompt)) = app.overlay.take() {
+        if answer == Approval::AllowForSession {
+            app.approved_tools.insert(prompt.name.clone());
+        }
+        let verdict = match &answer {
+            Approval::AllowOnce => "allowed once",
+            Approval::AllowForSession => "allowed for this session",
+            _ => "denied",
+        };
+        app.note(&format!("`{}`: {verdict}", prompt.name));
+        if let Some(reply) = prompt.reply.take() {
+            let _ = reply.send(answer);
         }
     }
 }

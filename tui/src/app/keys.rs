@@ -123,6 +123,11 @@ fn overlay_key(app: &mut App, ctx: &Ctx, key: KeyEvent) {
     let close = matches!(key.code, KeyCode::Esc | KeyCode::Char('q'));
     match &mut app.overlay {
         Some(Overlay::Help) => app.overlay = None,
+        Some(Overlay::Approval(_)) => match key.code {
+            KeyCode::Char(c) => super::conversation::approval_key(app, c),
+            KeyCode::Esc => super::conversation::approval_key(app, 'n'),
+            _ => {}
+        },
         Some(Overlay::Pager(p)) => match key.code {
             _ if close => app.overlay = None,
             KeyCode::Down | KeyCode::Char('j') | KeyCode::Enter => p.down(1),

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bulkhead_host::agent::dispatch::Dispatched;
-use bulkhead_host::agent::{Agent, CancellationToken, Observer, RunEnd};
+use bulkhead_host::agent::{Agent, Approval, CancellationToken, Observer, RunEnd};
 use bulkhead_host::model::ToolCall;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::events::UiMsg;
 
@@ -26,8 +26,14 @@ const PROMPT_QUEUE: usize = 1;
 const WAKE_INTERVAL: Duration = Duration::from_millis(16);
 
 /// What the loop reports, besides the answer text.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum AgentEvent {
+    /// A tool marked `confirm` waits for the user's answer.
+    Approve {
+        name: String,
+        args: String,
+        reply: oneshot::Sender<Approval>,
+    },
     ToolStarted {
         index: usize,
         name: String,
@@ -191,6 +197,29 @@ impl Observer for UiObserver {
 
     fn notice(&mut self, text: &str) {
         self.event(AgentEvent::Notice(text.to_owned()));
+    }
+
+    fn approve<'a>(
+        &'a mut self,
+        call: &'a ToolCall,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Approval> + 'a>> {
+        Box::pin(async move {
+            let (reply, answer) = oneshot::channel();
+            let ask = AgentEvent::Approve {
+                name: call.name.clone(),
+                args: call.arguments.clone(),
+                reply,
+            };
+            // This one must not be dropped: wait for room.
+            if self.wake.send(UiMsg::Agent(ask)).await.is_err() {
+                return Approval::Deny {
+                    reason: "the app was closing".into(),
+                };
+            }
+            answer.await.unwrap_or(Approval::Deny {
+                reason: "the app closed before the user answered".into(),
+            })
+        })
     }
 
     fn request(&mut self, _turn: u32, _body_bytes: usize, _items: usize, _omitted: u64) {

@@ -41,6 +41,7 @@ pub fn draw(app: &mut App, frame: &mut Frame<'_>) {
         Some(Overlay::Help) => help(frame, conv, theme),
         Some(Overlay::Pager(p)) => p.render(frame, conv, theme),
         Some(Overlay::Sessions(s)) => s.render(frame, conv, theme),
+        Some(Overlay::Approval(a)) => approval(frame, conv, a, theme),
     }
 }
 
@@ -123,6 +124,43 @@ fn prompt(app: &App, frame: &mut Frame<'_>, area: Rect) {
         let x = area.x + 2 + (app.cursor - first) as u16;
         frame.set_cursor_position((x.min(area.right().saturating_sub(1)), area.y));
     }
+}
+
+fn approval(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    prompt: &super::state::ApprovalPrompt,
+    theme: super::theme::Theme,
+) {
+    let w = area.width.min(72);
+    let h = area.height.min(9);
+    let rect = Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    );
+    let inner = super::overlay::framed(
+        frame,
+        rect,
+        "approval",
+        "y once · a session · n deny",
+        theme,
+    );
+    let width = usize::from(inner.width);
+    let lines = vec![
+        Line::from(vec![
+            Span::raw("The model wants to run "),
+            Span::styled(prompt.name.clone(), theme.tool()),
+            Span::raw(":"),
+        ]),
+        Line::styled(super::format::clip(&prompt.args, width), theme.code()),
+        Line::default(),
+        Line::raw("y  allow once"),
+        Line::raw("a  allow for this session"),
+        Line::raw("n  deny (the model is told)"),
+    ];
+    frame.render_widget(Paragraph::new(lines), inner);
 }
 
 fn help(frame: &mut Frame<'_>, area: Rect, theme: super::theme::Theme) {

@@ -139,3 +139,17 @@ fn streaming_answer() {
     app.turn_running = true;
     insta::assert_snapshot!(frame(&mut app));
 }
+
+#[test]
+fn approval_prompt() {
+    let mut app = app();
+    app.status.model = Some("anthropic:claude".into());
+    app.push(Entry::User("clean the build".into()));
+    app.push(Entry::Card(Box::new(card(6, "shell", "rm -rf target"))));
+    app.overlay = Some(Overlay::Approval(super::state::ApprovalPrompt {
+        name: "shell".into(),
+        args: r#"{"command":"rm -rf target"}"#.into(),
+        reply: None,
+    }));
+    insta::assert_snapshot!(frame(&mut app));
+}

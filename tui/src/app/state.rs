@@ -41,6 +41,15 @@ pub enum Overlay {
     Help,
     Pager(Pager),
     Sessions(super::sessions::Picker),
+    /// A tool marked `confirm` asks before it runs.
+    Approval(ApprovalPrompt),
+}
+
+/// An open approval question; dropping it unanswered denies the call.
+pub struct ApprovalPrompt {
+    pub name: String,
+    pub args: String,
+    pub reply: Option<tokio::sync::oneshot::Sender<bulkhead_host::agent::Approval>>,
 }
 
 /// The status bar's figures.
@@ -86,6 +95,8 @@ pub struct App {
     pub turn_running: bool,
     /// Card ids of the current answer's tool calls, by their place in it.
     pub agent_cards: Vec<u64>,
+    /// Tools the user allowed for the rest of the session.
+    pub approved_tools: std::collections::HashSet<String>,
 }
 
 impl App {
@@ -110,6 +121,7 @@ impl App {
             session: None,
             turn_running: false,
             agent_cards: Vec::new(),
+            approved_tools: std::collections::HashSet::new(),
         }
     }
 
