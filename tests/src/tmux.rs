@@ -108,6 +108,23 @@ impl Tmux {
             .expect("pane pid")
     }
 
+    /// Ctrl-D, then waits for the app to exit; returns its status.
+    pub fn quit(&self, deadline: Duration) -> i32 {
+        self.keys(&["C-d"]);
+        let until = Instant::now() + deadline;
+        loop {
+            if let Some(status) = self.exit_status() {
+                return status;
+            }
+            assert!(
+                Instant::now() < until,
+                "Ctrl-D did not quit:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// `Some(status)` once the pane's command has exited.
     pub fn exit_status(&self) -> Option<i32> {
         let out = self
@@ -155,4 +172,24 @@ pub fn tui_env(dir: &Path) -> Vec<(&'static str, String)> {
         ),
         ("NO_COLOR", "1".to_owned()),
     ]
+}
+
+/// `bulkhead --config CONFIG` in model mode, on a scratch HOME, with the
+/// store at `store` and the test's API key; waits for the model's name in
+/// the status bar.
+pub fn start_model_mode(dir: &Path, config: &Path, store: &Path, deadline: Duration) -> Tmux {
+    let mut env = tui_env(dir);
+    env.retain(|(k, _)| *k != "BULKHEAD_STORE");
+    env.push(("BULKHEAD_STORE", store.display().to_string()));
+    env.push(("BULKHEAD_TEST_KEY", "sk-test-secret-do-not-log".into()));
+    let argv = [
+        crate::bin("bulkhead").display().to_string(),
+        "--config".into(),
+        config.display().to_string(),
+    ];
+    let t = Tmux::start(dir, &argv, &env);
+    t.wait_for("model mode in the status bar", deadline, |s| {
+        s.contains("anthropic:test-model")
+    });
+    t
 }

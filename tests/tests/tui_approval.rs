@@ -7,9 +7,8 @@ use std::time::Duration;
 use bulkhead_host::model::ProviderKind;
 use bulkhead_host::store::{ItemKind, Store};
 use bulkhead_tests::agent_chat::ChatSetup;
-use bulkhead_tests::bin;
 use bulkhead_tests::model_server::{ModelServer, Turn};
-use bulkhead_tests::tmux::{Tmux, tui_env};
+use bulkhead_tests::tmux::start_model_mode;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -31,48 +30,26 @@ async fn confirm_tools_ask_and_the_answer_is_recorded() {
         );
         server.push(Turn::new().text(&[text]).reply(p));
     }
-    let config = setup.config.display().to_string();
-    let store = setup.store.clone();
-    let dir = setup.dir.path().to_path_buf();
-    let store_env = store.display().to_string();
+    let (dir, config, store) = (
+        setup.dir.path().to_path_buf(),
+        setup.config.clone(),
+        setup.store.clone(),
+    );
+    let store_path = store.clone();
     tokio::task::spawn_blocking(move || {
-        let mut env = tui_env(&dir);
-        env.retain(|(k, _)| *k != "BULKHEAD_STORE");
-        env.push(("BULKHEAD_STORE", store_env));
-        env.push(("BULKHEAD_TEST_KEY", "sk-test".into()));
-        let argv = [
-            bin("bulkhead").display().to_string(),
-            "--config".into(),
-            config,
-        ];
-        let t = Tmux::start(&dir, &argv, &env);
-        t.wait_for("model mode", DEADLINE, |s| {
-            s.contains("anthropic:test-model")
-        });
-
-        t.line("list it");
-        t.wait_for("the approval prompt", DEADLINE, |s| {
-            s.contains("The model wants to run list_directory")
-        });
-        t.keys(&["y"]);
-        t.wait_for("the answer after the allowed call", DEADLINE, |s| {
-            s.contains("listed.")
-        });
-
-        t.line("list it again");
-        t.wait_for("the second prompt", DEADLINE, |s| {
-            s.contains("The model wants to run list_directory")
-        });
-        t.keys(&["n"]);
-        t.wait_for("the answer after the denied call", DEADLINE, |s| {
-            s.contains("not listed.")
-        });
-        t.keys(&["C-d"]);
-        let until = std::time::Instant::now() + DEADLINE;
-        while t.exit_status().is_none() {
-            assert!(std::time::Instant::now() < until, "Ctrl-D did not quit");
-            std::thread::sleep(Duration::from_millis(50));
+        let t = start_model_mode(&dir, &config, &store_path, DEADLINE);
+        for (prompt, key, answer) in [
+            ("list it", "y", "listed."),
+            ("list again", "n", "not listed."),
+        ] {
+            t.line(prompt);
+            t.wait_for("the approval prompt", DEADLINE, |s| {
+                s.contains("The model wants to run list_directory")
+            });
+            t.keys(&[key]);
+            t.wait_for("the answer", DEADLINE, |s| s.contains(answer));
         }
+        assert_eq!(t.quit(DEADLINE), 0);
     })
     .await
     .expect("the terminal part");

@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use bulkhead_host::model::ProviderKind;
 use bulkhead_tests::agent_chat::ChatSetup;
-use bulkhead_tests::bin;
 use bulkhead_tests::model_server::{ModelServer, Turn};
-use bulkhead_tests::tmux::{Tmux, tui_env};
+use bulkhead_tests::tmux::start_model_mode;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -28,23 +27,13 @@ async fn a_prompt_streams_an_answer_with_a_tool_card() {
             .text(&["Found **three** ", "files:\n\n- alpha\n", "- beta\n"])
             .reply(p),
     );
-    let config = setup.config.display().to_string();
-    let store = setup.store.display().to_string();
-    let dir = setup.dir.path().to_path_buf();
+    let (dir, config, store) = (
+        setup.dir.path().to_path_buf(),
+        setup.config.clone(),
+        setup.store.clone(),
+    );
     tokio::task::spawn_blocking(move || {
-        let mut env = tui_env(&dir);
-        env.retain(|(k, _)| *k != "BULKHEAD_STORE");
-        env.push(("BULKHEAD_STORE", store));
-        env.push(("BULKHEAD_TEST_KEY", "sk-test-secret-do-not-log".into()));
-        let argv = [
-            bin("bulkhead").display().to_string(),
-            "--config".into(),
-            config,
-        ];
-        let t = Tmux::start(&dir, &argv, &env);
-        t.wait_for("model mode in the status bar", DEADLINE, |s| {
-            s.contains("anthropic:test-model")
-        });
+        let t = start_model_mode(&dir, &config, &store, DEADLINE);
         t.line("what is here?");
         let screen = t.wait_for("the streamed answer", DEADLINE, |s| {
             s.contains("Found three files:") && s.contains("• beta")
@@ -54,12 +43,7 @@ async fn a_prompt_streams_an_answer_with_a_tool_card() {
             "no finished tool card:\n{screen}"
         );
         assert!(!screen.contains("sk-test-secret"), "the key is on screen");
-        t.keys(&["C-d"]);
-        let until = std::time::Instant::now() + DEADLINE;
-        while t.exit_status().is_none() {
-            assert!(std::time::Instant::now() < until, "Ctrl-D did not quit");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        assert_eq!(t.quit(DEADLINE), 0);
     })
     .await
     .expect("the terminal part");

@@ -79,20 +79,7 @@ fn truncated_and_killed_cards_then_quit_and_the_session_is_stored() {
     });
     t.keys(&["q"]);
 
-    t.keys(&["C-d"]);
-    let until = std::time::Instant::now() + DEADLINE;
-    let status = loop {
-        if let Some(s) = t.exit_status() {
-            break s;
-        }
-        assert!(
-            std::time::Instant::now() < until,
-            "Ctrl-D did not quit:\n{}",
-            t.screen()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(status, 0, "{}", t.screen());
+    assert_eq!(t.quit(DEADLINE), 0, "{}", t.screen());
 
     let store = Store::open(dir.path().join("sessions.db")).expect("store");
     let sessions = store.list_sessions(None, 10).expect("list");
