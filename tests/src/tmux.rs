@@ -125,7 +125,8 @@ impl Tmux {
         }
     }
 
-    /// `Some(status)` once the pane's command has exited.
+    /// `Some(status)` once the pane's command has exited: its exit code,
+    /// or 128 + the signal that killed it.
     pub fn exit_status(&self) -> Option<i32> {
         let out = self
             .tmux()
@@ -134,13 +135,23 @@ impl Tmux {
                 "-p",
                 "-t",
                 "t",
-                "#{pane_dead} #{pane_dead_status}",
+                "#{pane_dead} #{pane_dead_status} #{pane_dead_signal}",
             ])
             .output()
             .ok()?;
         let text = String::from_utf8_lossy(&out.stdout);
         let mut parts = text.split_whitespace();
-        (parts.next() == Some("1")).then(|| parts.next().and_then(|s| s.parse().ok()).unwrap_or(-1))
+        if parts.next() != Some("1") {
+            return None;
+        }
+        let status: Option<i32> = parts.next().and_then(|s| s.parse().ok());
+        let signal: Option<i32> = parts.next().and_then(|s| s.parse().ok());
+        match (status, signal) {
+            (_, Some(sig)) if sig > 0 => Some(128 + sig),
+            (Some(code), _) => Some(code),
+            // Dead, but tmux has not filled in how yet.
+            _ => None,
+        }
     }
 }
 
