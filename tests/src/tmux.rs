@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 /// One tmux server with one pane running a command.
 pub struct Tmux {
     socket: PathBuf,
+    /// The wrapper shell writes the command's exit status here: tmux
+    /// itself sometimes leaves a dead pane's status unset (its child
+    /// stays a zombie), so the test does not rely on it.
+    status_file: PathBuf,
 }
 
 impl Tmux {
@@ -17,13 +21,16 @@ impl Tmux {
     /// after the command exits, so its status can be read.
     pub fn start(dir: &Path, argv: &[String], env: &[(&str, String)]) -> Tmux {
         let socket = dir.join("tmux.sock");
+        let status_file = dir.join("exit-status");
         let conf = dir.join("tmux.conf");
         std::fs::write(&conf, "set -g remain-on-exit on\nset -g status off\n")
             .expect("write tmux.conf");
         let mut cmd = Command::new("tmux");
         cmd.arg("-S").arg(&socket).arg("-f").arg(&conf);
         cmd.args(["new-session", "-d", "-x", "80", "-y", "24", "-s", "t", "--"]);
-        cmd.arg("env").arg("-i");
+        cmd.arg("sh").arg("-c");
+        cmd.arg(format!("\"$@\"; echo $? > '{}'", status_file.display()));
+        cmd.arg("sh").arg("env").arg("-i");
         cmd.arg(format!(
             "PATH={}",
             std::env::var("PATH").unwrap_or_default()
@@ -37,7 +44,10 @@ impl Tmux {
             .status()
             .expect("tmux must be installed (apt-get install tmux)");
         assert!(status.success(), "tmux new-session failed: {status}");
-        Tmux { socket }
+        Tmux {
+            socket,
+            status_file,
+        }
     }
 
     fn tmux(&self) -> Command {
@@ -95,63 +105,81 @@ impl Tmux {
         }
     }
 
-    /// The pid of the pane's process (the command, as `env` execs it).
+    /// The pid of the command (the wrapper shell's child, as `env` execs it).
     pub fn pid(&self) -> i32 {
         let out = self
             .tmux()
             .args(["display-message", "-p", "-t", "t", "#{pane_pid}"])
             .output()
             .expect("tmux display-message");
-        String::from_utf8_lossy(&out.stdout)
+        let shell: u32 = String::from_utf8_lossy(&out.stdout)
             .trim()
             .parse()
-            .expect("pane pid")
+            .expect("pane pid");
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(&pid) = crate::children_of(shell).first() {
+                return pid;
+            }
+            assert!(Instant::now() < until, "the pane's command never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Ctrl-D, then waits for the app to exit; returns its status.
     pub fn quit(&self, deadline: Duration) -> i32 {
+        let pid = self.pid();
         self.keys(&["C-d"]);
         let until = Instant::now() + deadline;
         loop {
             if let Some(status) = self.exit_status() {
                 return status;
             }
-            assert!(
-                Instant::now() < until,
-                "Ctrl-D did not quit:\n{}",
-                self.screen()
-            );
+            if Instant::now() >= until {
+                self.explain_stuck(pid);
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
-    /// `Some(status)` once the pane's command has exited: its exit code,
-    /// or 128 + the signal that killed it.
-    pub fn exit_status(&self) -> Option<i32> {
-        let out = self
+    /// Panics with what tmux and `/proc` say about a pane that did not end.
+    fn explain_stuck(&self, pid: i32) -> ! {
+        let raw = self
             .tmux()
             .args([
                 "display-message",
                 "-p",
                 "-t",
                 "t",
-                "#{pane_dead} #{pane_dead_status} #{pane_dead_signal}",
+                "#{pane_dead} [#{pane_dead_status}] [#{pane_dead_signal}]",
             ])
             .output()
-            .ok()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut parts = text.split_whitespace();
-        if parts.next() != Some("1") {
-            return None;
-        }
-        let status: Option<i32> = parts.next().and_then(|s| s.parse().ok());
-        let signal: Option<i32> = parts.next().and_then(|s| s.parse().ok());
-        match (status, signal) {
-            (_, Some(sig)) if sig > 0 => Some(128 + sig),
-            (Some(code), _) => Some(code),
-            // Dead, but tmux has not filled in how yet.
-            _ => None,
-        }
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let state = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("State:"))
+                    .map(str::to_owned)
+            });
+        let threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        panic!(
+            "Ctrl-D did not quit: tmux says {raw:?}; pid {pid}: {state:?}, threads {threads:?}; the screen:\n{}",
+            self.screen()
+        );
+    }
+
+    /// `Some(status)` once the command has exited.
+    pub fn exit_status(&self) -> Option<i32> {
+        let text = std::fs::read_to_string(&self.status_file).ok()?;
+        text.trim().parse().ok()
     }
 }
 
