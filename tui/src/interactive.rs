@@ -13,6 +13,9 @@ use tokio::sync::mpsc;
 use crate::cli::{EXIT_USAGE, SandboxArgs};
 use crate::policy_args::{Extra, Use, choose};
 
+/// Threads of the runtime tool calls run on.
+const CALL_THREADS: usize = 2;
+
 /// The sandbox flags of a call with none given: the config's tool policy.
 fn no_flags() -> SandboxArgs {
     SandboxArgs {
@@ -80,8 +83,19 @@ pub async fn run(
     if let Some(n) = workers {
         host_config.max_workers = usize::from(n);
     }
+    // Tool calls and MCP sessions run on their own runtime, so the UI
+    // task has the main thread to itself. Two threads: one per core here,
+    // and the work is I/O.
+    let calls_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(CALL_THREADS)
+        .thread_name("calls")
+        .enable_all()
+        .build()?;
+    let on_calls = calls_rt.enter();
     let host = ToolHost::new(host_config)?;
-    let mcp = match start_mcp(&host, config) {
+    let mcp = start_mcp(&host, config);
+    drop(on_calls);
+    let mcp = match mcp {
         Ok(m) => m,
         Err(e) => {
             eprintln!("bulkhead: {e}");
@@ -91,6 +105,7 @@ pub async fn run(
     let (input_tx, mut input_rx) = mpsc::channel(events::INPUT_CAPACITY);
     let mut ctx = Ctx {
         host: host.clone(),
+        calls: Some(calls_rt.handle().clone()),
         setup: CallSetup {
             policy: chosen.policy,
             limits: chosen.limits,
@@ -164,6 +179,10 @@ pub async fn run(
     // which kills their workers.
     app.kill_all();
     drop(guard);
+    // Dropping a runtime inside another would block; its workers are told
+    // to stop and the process exits.
+    drop(ctx);
+    calls_rt.shutdown_background();
     result?;
     Ok(0)
 }

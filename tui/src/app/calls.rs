@@ -8,9 +8,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bulkhead_host::{
-    CallEvent, CallReport, CallRequest, CapturedOutput, LiveStatus, Outcome, ToolHost,
-};
+use bulkhead_host::{CallEvent, CallReport, CallRequest, CapturedOutput, LiveStatus, Outcome};
 use bulkhead_ipc::ToolExit;
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -73,13 +71,11 @@ impl CallSlot {
 
 /// Starts a call and its task. The request should be in stream mode: the
 /// task keeps its own bounded capture.
-pub fn start(
-    host: &ToolHost,
-    req: CallRequest,
-    wake: mpsc::Sender<UiMsg>,
-    recorder: Option<Recorder>,
-) -> Arc<CallSlot> {
-    let handle = host.call(req);
+pub fn start(ctx: &super::Ctx, req: CallRequest, recorder: Option<Recorder>) -> Arc<CallSlot> {
+    // The call's supervisor and its task run on the calls runtime.
+    let _on_calls = ctx.calls.as_ref().map(tokio::runtime::Handle::enter);
+    let wake = ctx.wake.clone();
+    let handle = ctx.host.call(req);
     let slot = Arc::new(CallSlot {
         call_id: handle.id(),
         snapshot: Mutex::new(Snapshot::default()),

@@ -226,7 +226,7 @@ fn start_call(app: &mut App, ctx: &Ctx, tool: &str, args: serde_json::Value, sho
     let req = ctx.request(tool, &args, &app.limits);
     let limits = req.limits.clone();
     let recorder = ctx.recorder(app.session.as_ref(), tool, &args);
-    let slot = super::calls::start(&ctx.host, req, ctx.wake.clone(), recorder);
+    let slot = super::calls::start(ctx, req, recorder);
     let id = slot.call_id;
     app.slots.insert(id, slot);
     app.push(Entry::Card(Box::new(Card::new(id, tool, short, limits))));

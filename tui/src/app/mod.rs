@@ -66,6 +66,10 @@ pub struct CallSetup {
 /// What the UI needs to act: the host, how calls run, where to send news.
 pub struct Ctx {
     pub host: ToolHost,
+    /// The runtime tool calls run on. The UI task has its thread to
+    /// itself: a call task handling a flood of chunks never delays a frame.
+    /// `None`: the caller's runtime (tests).
+    pub calls: Option<tokio::runtime::Handle>,
     pub setup: CallSetup,
     pub wake: mpsc::Sender<UiMsg>,
     /// The configured MCP servers, started with the app.

@@ -55,12 +55,20 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let scratch = Scratch::new("tui");
+    // As `bulkhead` does: calls on their own runtime, the UI loop here.
+    let calls_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("calls runtime");
+    let on_calls = calls_rt.enter();
     let host = ToolHost::new(HostConfig {
         max_workers: workers,
         worker: Some(sibling("bulkhead-worker")),
         ..HostConfig::default()
     })
     .expect("cannot start the host");
+    drop(on_calls);
     let (wake_tx, mut wake_rx) = mpsc::channel::<UiMsg>(events::WAKE_CAPACITY);
     let (input_tx, mut input_rx) = mpsc::channel(events::INPUT_CAPACITY);
     let store = StoreIo::open(
@@ -71,6 +79,7 @@ where
     .expect("cannot open the store");
     let ctx = Ctx {
         host,
+        calls: Some(calls_rt.handle().clone()),
         setup: CallSetup {
             policy: CallPolicy::default(),
             limits: CallLimits::default(),
@@ -104,6 +113,8 @@ where
     );
     let (r, ()) = tokio::join!(ui, driver);
     r.expect("the UI loop failed");
+    drop(ctx);
+    calls_rt.shutdown_background();
     metrics
 }
 
