@@ -10,8 +10,8 @@ use anyhow::Context;
 use bulkhead_host::agent::dispatch::Dispatched;
 use bulkhead_host::agent::history::Budget;
 use bulkhead_host::agent::tools::{ToolSet, ToolSetInput};
-use bulkhead_host::agent::{Agent, AgentSpec, ModelSpec, Observer, Provider, RunEnd};
-use bulkhead_host::model::{ApiKey, ModelClient, ModelConfig, ModelLimits, ProviderKind, ToolCall};
+use bulkhead_host::agent::{Agent, AgentSpec, ModelSpec, Observer, RunEnd};
+use bulkhead_host::model::{ModelClient, ModelLimits, ProviderKind, ToolCall};
 use bulkhead_host::policy::{ResolveContext, resolve};
 use bulkhead_host::store::{NewSession, SessionId, Store, default_store_path};
 use bulkhead_host::units::format_size;
@@ -38,7 +38,7 @@ pub struct ChatArgs {
     pub session: String,
     /// The provider's wire format, overriding the config's model.
     #[arg(long, value_parser = provider)]
-    pub provider: Option<Provider>,
+    pub provider: Option<ProviderKind>,
     /// The API root, e.g. http://127.0.0.1:11434/v1.
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
@@ -51,7 +51,7 @@ pub struct ChatArgs {
     pub store: Option<PathBuf>,
 }
 
-fn provider(s: &str) -> Result<Provider, String> {
+fn provider(s: &str) -> Result<ProviderKind, String> {
     s.parse()
 }
 
@@ -120,15 +120,7 @@ pub async fn chat(args: ChatArgs, config: Option<&Path>) -> anyhow::Result<u8> {
         Ok(t) => t,
         Err(e) => return usage(e),
     };
-    let client = ModelClient::new(ModelConfig {
-        provider: match model.provider {
-            Provider::OpenAi => ProviderKind::OpenAi,
-            Provider::Anthropic => ProviderKind::Anthropic,
-        },
-        base_url: model.base_url.clone(),
-        api_key: model.api_key().map(|k| ApiKey::new(k.expose())),
-        limits: ModelLimits::default(),
-    });
+    let client = ModelClient::new(model.client_config(ModelLimits::default()));
     let client = match client {
         Ok(c) => c,
         Err(e) => return usage(format!("model \"{}\": {e}", model.name)),

@@ -9,6 +9,6 @@ pub mod tools;
 pub mod turn;
 pub mod view;
 
-pub use config::{AgentSettings, AgentSpec, ModelSpec, Provider};
+pub use config::{AgentSettings, AgentSpec, ModelSpec};
 pub use tokio_util::sync::CancellationToken;
 pub use turn::{Agent, AgentError, Observer, RunEnd};
