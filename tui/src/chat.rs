@@ -24,6 +24,9 @@ use crate::cli::EXIT_USAGE;
 const EXIT_MAX_TURNS: u8 = 3;
 /// Exit code when the model, the store or a worker failed.
 const EXIT_FAILED: u8 = 1;
+/// Exit code after Ctrl-C: 128 + SIGINT, as shells report a process the
+/// signal ended, so scripts see the usual "interrupted".
+const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, Args)]
 pub struct ChatArgs {
@@ -131,9 +134,8 @@ pub async fn chat(args: ChatArgs, config: Option<&Path>) -> anyhow::Result<u8> {
         model.model,
         model.provider.name()
     );
-    // Ctrl-C ends the process (and every worker with it); the token is for
-    // embedders and the TUI.
     let cancel = bulkhead_host::agent::CancellationToken::new();
+    cancel_on_sigint(&cancel)?;
     let mut run = Agent {
         host,
         client,
@@ -157,6 +159,12 @@ pub async fn chat(args: ChatArgs, config: Option<&Path>) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
+        Ok(RunEnd::Cancelled { turn }) => {
+            eprintln!(
+                "bulkhead: interrupted in turn {turn} · session {session} · host peak {peak}"
+            );
+            Ok(EXIT_INTERRUPTED)
+        }
         Ok(RunEnd::MaxTurns { turns }) => {
             eprintln!(
                 "bulkhead: stopped at max_turns ({turns}) · session {session} · host peak {peak}"
@@ -168,6 +176,27 @@ pub async fn chat(args: ChatArgs, config: Option<&Path>) -> anyhow::Result<u8> {
             Ok(EXIT_FAILED)
         }
     }
+}
+
+/// The first Ctrl-C cancels the run: the model stream is dropped, running
+/// tools are killed and recorded, a notice is stored, and `chat` exits
+/// 130. A second one exits at once (130); the workers die with the host
+/// (their parent-death signal), and the store's last commit stands.
+fn cancel_on_sigint(cancel: &bulkhead_host::agent::CancellationToken) -> anyhow::Result<()> {
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot handle SIGINT")?;
+    let cancel = cancel.clone();
+    tokio::spawn(async move {
+        if sigint.recv().await.is_none() {
+            return;
+        }
+        eprintln!("bulkhead: interrupted; stopping the model and the running tools");
+        cancel.cancel();
+        if sigint.recv().await.is_some() {
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
+    });
+    Ok(())
 }
 
 fn usage(e: impl std::fmt::Display) -> anyhow::Result<u8> {

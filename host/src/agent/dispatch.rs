@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::model::ToolCall;
 use crate::report::CallEvent;
@@ -45,14 +46,23 @@ impl Dispatch {
         store: &Arc<Mutex<Store>>,
         session: SessionId,
         calls: Vec<(usize, ToolCall, Prepared)>,
+        cancel: &CancellationToken,
     ) -> Self {
         let mut set = JoinSet::new();
         for (index, call, prepared) in calls {
             let store = store.clone();
             let host = host.clone();
+            let cancel = cancel.clone();
             set.spawn(async move {
                 match prepared {
-                    Prepared::Run(req) => run_one(&host, &store, session, index, &call, *req).await,
+                    Prepared::Run(req) => {
+                        let one = One {
+                            session,
+                            index,
+                            call: &call,
+                        };
+                        run_one(&host, &store, one, *req, &cancel).await
+                    }
                     Prepared::Refused(text) => refuse(&store, session, index, &call, text),
                 }
             });
@@ -79,18 +89,43 @@ fn lock(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
     store.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Which call of which answer.
+struct One<'a> {
+    session: SessionId,
+    index: usize,
+    call: &'a ToolCall,
+}
+
+/// Runs one call to its report. When `cancel` fires (Ctrl-C), the call is
+/// cancelled, its worker killed, and its result stored as `killed:
+/// cancelled` with the output it had produced.
 async fn run_one(
     host: &ToolHost,
     store: &Mutex<Store>,
-    session: SessionId,
-    index: usize,
-    call: &ToolCall,
+    one: One<'_>,
     req: CallRequest,
+    cancel: &CancellationToken,
 ) -> Result<Dispatched, StoreError> {
+    let One {
+        session,
+        index,
+        call,
+    } = one;
     let mut writer =
         lock(store).begin_result(session, &call.name, Some(&call.id), &call.arguments)?;
     let mut handle = host.call(req);
-    while let Some(event) = handle.next_event().await {
+    let mut cancelled = false;
+    loop {
+        let event = tokio::select! {
+            biased;
+            () = cancel.cancelled(), if !cancelled => {
+                handle.cancel();
+                cancelled = true;
+                continue;
+            }
+            event = handle.next_event() => event,
+        };
+        let Some(event) = event else { break };
         match event {
             CallEvent::Started(_) => {}
             CallEvent::Output { stream, data } => {

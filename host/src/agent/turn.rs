@@ -56,6 +56,10 @@ pub enum RunEnd {
     Answered { turns: u32 },
     /// It still wanted tools after `max_turns` requests.
     MaxTurns { turns: u32 },
+    /// The cancel token fired (Ctrl-C) during turn `turn`: the answer so
+    /// far and the results of the calls it had started are stored, and a
+    /// notice says so.
+    Cancelled { turn: u32 },
 }
 
 /// Everything one run needs.
@@ -89,7 +93,8 @@ impl Agent {
         Ok(())
     }
 
-    /// Runs `prompt` to an answer, or to `max_turns`.
+    /// Runs `prompt` to an answer, or to `max_turns`, or until `cancel`
+    /// fires.
     pub async fn run(
         &mut self,
         prompt: &str,
@@ -98,11 +103,22 @@ impl Agent {
         self.store()
             .append(self.session, &NewItem::new(ItemKind::User, prompt))?;
         for turn in 1..=self.agent.max_turns {
-            let calls = self.turn(turn, observer).await?;
+            let calls = match self.turn(turn, observer).await {
+                Err(AgentError::Model(ModelError::Cancelled)) if self.cancel.is_cancelled() => {
+                    return self.cancelled(turn, observer);
+                }
+                other => other?,
+            };
+            if self.cancel.is_cancelled() {
+                return self.cancelled(turn, observer);
+            }
             if calls.is_empty() {
                 return Ok(RunEnd::Answered { turns: turn });
             }
             self.dispatch(calls, observer).await?;
+            if self.cancel.is_cancelled() {
+                return self.cancelled(turn, observer);
+            }
         }
         let notice = format!(
             "stopped: the model still asked for tools after {} turns (agents.{}.max_turns); \
@@ -119,7 +135,23 @@ impl Agent {
         })
     }
 
-    /// One request and its streamed answer, stored. Returns its tool calls.
+    /// Records that the run was cancelled, for the user and the session.
+    fn cancelled(&self, turn: u32, observer: &mut dyn Observer) -> Result<RunEnd, AgentError> {
+        let notice = format!(
+            "cancelled by the user during turn {turn}: the model's answer so far and the \
+             results of the tools it had started are stored; running tools were stopped"
+        );
+        self.store().append(
+            self.session,
+            &NewItem::new(ItemKind::Notice, notice.clone()),
+        )?;
+        observer.notice(&notice);
+        Ok(RunEnd::Cancelled { turn })
+    }
+
+    /// One request and its streamed answer, stored. Returns its tool calls;
+    /// none if the run was cancelled mid-answer (the text so far is stored,
+    /// the calls are not run).
     async fn turn(
         &mut self,
         turn: u32,
@@ -132,8 +164,16 @@ impl Agent {
         let mut text = String::new();
         let mut calls: Vec<ToolCall> = Vec::new();
         let mut clipped = false;
+        let mut cancelled = false;
         while let Some(event) = stream.next().await {
-            match event? {
+            let event = match event {
+                Err(ModelError::Cancelled) if self.cancel.is_cancelled() => {
+                    cancelled = true;
+                    break;
+                }
+                other => other?,
+            };
+            match event {
                 ModelEvent::TextDelta(delta) => {
                     observer.text(&delta);
                     if text.len() + delta.len() <= MAX_ANSWER_BYTES {
@@ -152,6 +192,14 @@ impl Agent {
         }
         if clipped {
             text.push_str("\n[… answer cut by bulkhead at 1 MiB …]");
+        }
+        if cancelled {
+            if !text.is_empty() {
+                text.push_str("\n[… answer cut: cancelled by the user …]");
+                self.store()
+                    .append(self.session, &NewItem::new(ItemKind::Assistant, text))?;
+            }
+            return Ok(Vec::new());
         }
         let mut item = NewItem::new(ItemKind::Assistant, text);
         if !calls.is_empty() {
@@ -219,7 +267,13 @@ impl Agent {
             let p = self.tools.prepare(&self.agent, &call.name, &call.arguments);
             prepared.push((index, call.clone(), p));
         }
-        let mut running = Dispatch::start(&self.host, &self.store, self.session, prepared);
+        let mut running = Dispatch::start(
+            &self.host,
+            &self.store,
+            self.session,
+            prepared,
+            &self.cancel,
+        );
         while let Some(done) = running.next().await {
             let done = done?;
             observer.tool_finished(&calls[done.index], &done);
