@@ -4,11 +4,11 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use bulkhead_host::agent::dispatch::Dispatched;
 use bulkhead_host::agent::history::Budget;
+use bulkhead_host::agent::store_thread::StoreThread;
 use bulkhead_host::agent::tools::{ToolSet, ToolSetInput};
 use bulkhead_host::agent::{Agent, AgentSpec, ModelSpec, Observer, RunEnd};
 use bulkhead_host::model::{ModelClient, ModelLimits, ProviderKind, ToolCall};
@@ -139,7 +139,7 @@ pub async fn chat(args: ChatArgs, config: Option<&Path>) -> anyhow::Result<u8> {
     let mut run = Agent {
         host,
         client,
-        store: Arc::new(Mutex::new(store)),
+        store: StoreThread::spawn(store).context("cannot start the session store's thread")?,
         session,
         budget: Budget::new(&model),
         agent,

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod dispatch;
 pub mod history;
+pub mod store_thread;
 pub mod tools;
 pub mod turn;
 pub mod view;
