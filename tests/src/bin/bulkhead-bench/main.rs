@@ -1,7 +1,7 @@
 //! `bulkhead-bench`: bulkhead's benchmarks, each against a baseline measured
 //! in the same run (see BENCHMARKS.md; `scripts/bench` builds and runs it).
 //!
-//! Usage: `bulkhead-bench [all | overhead | sandbox | mcp | ipc | rss | kill | search]…`
+//! Usage: `bulkhead-bench [all | overhead | sandbox | mcp | ipc | rss | kill | search | agent]…`
 //!
 //! Every result is printed twice on stdout: as a markdown table row
 //! (`| … |`) and as one JSON object per line (`{"bench": …}`), so
@@ -14,6 +14,7 @@
 //! with a message: a benchmark that cannot measure what it claims must not
 //! print a figure.
 
+mod agent;
 mod ipc;
 mod kill;
 mod mcp;
@@ -27,7 +28,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// The benchmarks, in the order `all` runs them.
-const BENCHES: [&str; 7] = ["overhead", "sandbox", "mcp", "ipc", "rss", "kill", "search"];
+const BENCHES: [&str; 8] = [
+    "overhead", "sandbox", "mcp", "ipc", "rss", "kill", "search", "agent",
+];
 
 /// The header of the results table; every row has these seven cells.
 const HEADER: &str = "| benchmark | measured | baseline (same run) | ratio / figure | target | met? | command to reproduce |\n\
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
             "rss" => rss::run(),
             "kill" => kill::run(),
             "search" => search::run(),
+            "agent" => agent::run(),
             _ => unreachable!("names were checked against BENCHES"),
         }
     }
