@@ -457,6 +457,20 @@ impl ResultWriter {
         Ok(self.item)
     }
 
+    /// Ends the result as `interrupted` (its call never reported an end,
+    /// e.g. it could not start). What was committed stays.
+    pub fn abandon(self, store: &Store) -> Result<()> {
+        let item = self.item.0;
+        store.write(|tx| {
+            tx.execute(
+                "UPDATE results SET state = 'interrupted', dropped_bytes = dropped_bytes + ?2
+                 WHERE item_id = ?1 AND state = 'running'",
+                params![item, self.buffer.len() as i64 + self.dropped as i64],
+            )?;
+            Ok(())
+        })
+    }
+
     fn check(&self, store: &Store) -> Result<()> {
         if self.broken {
             return Err(StoreError::BadValue {
