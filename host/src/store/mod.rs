@@ -153,6 +153,20 @@ pub struct StoreOptions {
     pub max_result_bytes: u64,
     /// Size limits, enforced as each tool result finishes and by `gc`.
     pub retention: Retention,
+    pub durability: Durability,
+}
+
+/// How far a returned write is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: the WAL is synced at every commit, so a write
+    /// that returned survives a process crash and a power loss. The default.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: survives a process crash (the WAL is in the
+    /// OS's cache); a power loss may lose the last commits, not the
+    /// database. For bulk imports, fixtures and benchmarks.
+    Normal,
 }
 
 /// A tool result larger than the host's default output cap (1 MiB) by far;
@@ -165,6 +179,7 @@ impl Default for StoreOptions {
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
             retention: Retention::default(),
+            durability: Durability::Full,
         }
     }
 }
