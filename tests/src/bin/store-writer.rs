@@ -9,7 +9,8 @@
 //! - `fixture PATH SESSIONS ITEMS PAYLOAD_BYTES`: a store like the report's;
 //!   prints `{"largest": ID, "largest_items": N}`.
 //! - `window PATH SESSION ITEMS BUDGET`: builds one history window; prints
-//!   `{"items": N, "used_bytes": N, "peak_rss_bytes": N}`.
+//!   `{"items": N, "used_bytes": N, "build_us": N, "peak_rss_bytes": N}`
+//!   (`build_us`: open and build, no process start).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -219,6 +220,7 @@ fn fixture(path: &str, sessions: u64, items: u64, payload_bytes: u64) -> Res {
 }
 
 fn window(path: &str, session: u64, items: u64, budget: u64) -> Res {
+    let started = std::time::Instant::now();
     let store = Store::open(path)?;
     let w = store.history_window(
         SessionId(session as i64),
@@ -235,6 +237,7 @@ fn window(path: &str, session: u64, items: u64, budget: u64) -> Res {
             "items": w.items.len(),
             "pinned": w.pinned.len(),
             "used_bytes": w.used_bytes,
+            "build_us": started.elapsed().as_micros() as u64,
             "peak_rss_bytes": vm_hwm(),
         })
     ));
