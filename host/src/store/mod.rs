@@ -42,11 +42,13 @@
 //! # Caveats
 //!
 //! - [`Store`] wraps one `rusqlite::Connection`: it is `Send` but not
-//!   `Sync`. Every call is one short transaction (at most one 64 KiB chunk
-//!   or one page of rows), so async code may call it directly from a task
-//!   that owns it, or put it behind a `Mutex` and call it from
-//!   `spawn_blocking`; a [`ResultWriter`] is a plain value that borrows the
-//!   store only during each call, so many results can stream at once.
+//!   `Sync`, and synchronous. Every call is one short transaction (at most
+//!   one 64 KiB chunk or one page of rows), but a commit waits for the disk
+//!   (`synchronous=FULL`, ~5 ms). Async code uses [`StoreThread`] (the
+//!   store on a thread of its own, behind a bounded queue) or
+//!   `spawn_blocking`. A [`ResultWriter`] is a plain value that borrows the
+//!   store only during each call, so many results can stream at once and a
+//!   writer can move into a [`StoreThread`] job and back.
 //! - A result whose writer died stays `running` until [`Store::gc`] marks
 //!   it `interrupted`; its committed chunks are kept.
 //! - Item text is counted in bytes, not model tokens.
@@ -60,6 +62,7 @@ mod payload;
 mod retention;
 mod schema;
 mod sessions;
+mod thread;
 mod window;
 
 use std::path::{Path, PathBuf};
@@ -78,6 +81,7 @@ pub use retention::{
 };
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use sessions::{NewSession, SessionSummary};
+pub use thread::{QUEUE as STORE_THREAD_QUEUE, StoreThread, StoreThreadGone};
 pub use window::{HistoryWindow, WindowItem, WindowSpec};
 
 /// Largest message text plus meta JSON of one item. A model's answer is at

@@ -74,33 +74,21 @@ impl Recorder {
     /// Records the rest of the output and the outcome. `head_in_report`:
     /// the report holds the head (it was not streamed through `output`).
     pub fn finish(mut self, report: &CallReport, head_in_report: bool) {
-        if head_in_report {
-            for seg in report.output.head() {
-                self.output(seg.stream, &seg.data);
-            }
-        }
-        let Some(mut w) = self.writer.take() else {
-            return;
-        };
-        if !self.failed && report.cut_bytes() > 0 {
-            let r = w.mark_cut(&self.store, report.cut_bytes());
-            self.check(r);
-        }
-        for seg in report.output.tail() {
-            if !self.failed {
-                let r = w.write(&self.store, seg.stream, &seg.data);
-                self.check(r);
-            }
-        }
+        let Some(w) = self.writer.take() else { return };
+        let session = self.session;
         let item = w.item();
-        match w.finish(&self.store, &ResultEnd::from_report(report)) {
-            Ok(_) if !self.failed => eprintln!(
-                "bulkhead: recorded in session {} (item {item})",
-                self.session
-            ),
+        let finished = if self.failed {
+            // The output is already incomplete; record at least the end.
+            w.finish(&self.store, &ResultEnd::from_report(report))
+        } else {
+            w.finish_report(&self.store, report, head_in_report)
+        };
+        match finished {
+            Ok(_) if !self.failed => {
+                eprintln!("bulkhead: recorded in session {session} (item {item})")
+            }
             Ok(_) => eprintln!(
-                "bulkhead: session {}: the outcome was recorded, part of the output was not",
-                self.session
+                "bulkhead: session {session}: the outcome was recorded, part of the output was not"
             ),
             Err(e) => report_error(&e),
         }
