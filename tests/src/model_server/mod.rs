@@ -37,8 +37,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bulkhead_host::model::{
-    ApiKey, ModelClient, ModelConfig, ModelError, ModelEvent, ModelLimits, ModelStream,
-    ProviderKind,
+    ApiKey, ChatRequest, Message, ModelClient, ModelConfig, ModelError, ModelEvent, ModelLimits,
+    ModelStream, ProviderKind,
 };
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -260,7 +260,15 @@ async fn handle(req: Request<Incoming>, state: &Mutex<State>) -> Response<Body> 
             }
             match end {
                 StreamEnd::Finish => {}
-                StreamEnd::Drop => tx.abort(std::io::Error::other("model_server: dropped")),
+                StreamEnd::Drop => {
+                    // Abort only once hyper has taken the last chunk (and
+                    // written it out in the same pass), else the abort
+                    // would overtake the chunks still queued.
+                    while tx.capacity() < tx.max_capacity() {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    tx.abort(std::io::Error::other("model_server: dropped"));
+                }
                 StreamEnd::Hang => {
                     tokio::time::sleep(HANG).await;
                     drop(tx);
@@ -364,4 +372,17 @@ pub fn text_of(events: &[ModelEvent]) -> String {
             _ => None,
         })
         .collect()
+}
+
+/// A request for `messages` with no system prompt and no tools, to model
+/// `m`, at most 100 tokens: enough for tests of the transport.
+pub fn plain_request(messages: &[Message]) -> ChatRequest<'_> {
+    ChatRequest {
+        model: "m",
+        system: None,
+        messages,
+        tools: &[],
+        max_tokens: 100,
+        temperature: None,
+    }
 }
