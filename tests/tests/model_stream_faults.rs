@@ -79,7 +79,15 @@ async fn an_endless_stream_hits_the_response_cap() {
     };
     // Well-formed text deltas forever: only the whole-response cap stops it.
     let chunk = Turn::new().text(&["more "]).events(ProviderKind::OpenAi)[1].clone();
-    let (got, err) = answer(ProviderKind::OpenAi, Reply::Endless { chunk }, limits).await;
+    let (got, err) = answer(
+        ProviderKind::OpenAi,
+        Reply::Endless {
+            head: Vec::new(),
+            chunk,
+        },
+        limits,
+    )
+    .await;
     assert!(!got.is_empty());
     match err {
         Some(ModelError::CapExceeded {
@@ -99,7 +107,15 @@ async fn an_endless_event_hits_the_event_cap_before_it_is_buffered() {
         };
         // `data:` lines that never end the event.
         let chunk = Bytes::from(format!("data: {}\n", "x".repeat(1000)));
-        let (_, err) = answer(provider, Reply::Endless { chunk }, limits).await;
+        let (_, err) = answer(
+            provider,
+            Reply::Endless {
+                head: Vec::new(),
+                chunk,
+            },
+            limits,
+        )
+        .await;
         match err {
             Some(ModelError::CapExceeded {
                 kind: CapKind::Event,

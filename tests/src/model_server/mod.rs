@@ -80,8 +80,9 @@ pub enum Reply {
         headers: Vec<(String, String)>,
         body: Bytes,
     },
-    /// 200 `text/event-stream`, `chunk` repeated until the client leaves.
-    Endless { chunk: Bytes },
+    /// 200 `text/event-stream`: `head`, then `chunk` repeated until the
+    /// client leaves.
+    Endless { head: Vec<Bytes>, chunk: Bytes },
 }
 
 impl Reply {
@@ -275,7 +276,12 @@ async fn handle(req: Request<Incoming>, state: &Mutex<State>) -> Response<Body> 
                 }
             }
         }),
-        Some(Reply::Endless { chunk }) => sse(move |mut tx| async move {
+        Some(Reply::Endless { head, chunk }) => sse(move |mut tx| async move {
+            for h in head {
+                if tx.send_data(h).await.is_err() {
+                    return;
+                }
+            }
             while tx.send_data(chunk.clone()).await.is_ok() {}
         }),
     }
