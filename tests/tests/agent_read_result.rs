@@ -9,12 +9,25 @@ use bulkhead_tests::model_server::{ModelServer, Turn};
 async fn the_model_reads_a_slice_of_a_cut_result() {
     let server = ModelServer::start().await;
     let p = ProviderKind::OpenAi;
-    let setup = ChatSetup::new(&server.base_url(), "openai", 8000, "result_budget = \"1KiB\"\n");
-    server.push(Turn::new().call("c1", "shell", &[r#"{"command":"seq 1 20000"}"#]).reply(p));
+    let setup = ChatSetup::new(
+        &server.base_url(),
+        "openai",
+        8000,
+        "result_budget = \"1KiB\"\n",
+    );
+    server.push(
+        Turn::new()
+            .call("c1", "shell", &[r#"{"command":"seq 1 20000"}"#])
+            .reply(p),
+    );
     // A fresh store numbers items from 1: system, user, assistant, result.
     server.push(
         Turn::new()
-            .call("c2", "read_tool_result", &[r#"{"id":"r4","offset":48888,"limit":24}"#])
+            .call(
+                "c2",
+                "read_tool_result",
+                &[r#"{"id":"r4","offset":48888,"limit":24}"#],
+            )
             .reply(p),
     );
     server.push(Turn::new().text(&["ok"]).reply(p));

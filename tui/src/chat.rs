@@ -4,14 +4,14 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use bulkhead_host::agent::dispatch::Dispatched;
 use bulkhead_host::agent::history::Budget;
+use bulkhead_host::agent::store_thread::StoreThread;
 use bulkhead_host::agent::tools::{ToolSet, ToolSetInput};
-use bulkhead_host::agent::{Agent, AgentSpec, ModelSpec, Observer, Provider, RunEnd};
-use bulkhead_host::model::{ApiKey, ModelClient, ModelConfig, ModelLimits, ProviderKind, ToolCall};
+use bulkhead_host::agent::{Agent, AgentSpec, ModelSpec, Observer, RunEnd};
+use bulkhead_host::model::{ModelClient, ModelLimits, ProviderKind, ToolCall};
 use bulkhead_host::policy::{ResolveContext, resolve};
 use bulkhead_host::store::{NewSession, SessionId, Store};
 use bulkhead_host::units::format_size;
@@ -24,6 +24,9 @@ use crate::cli::EXIT_USAGE;
 const EXIT_MAX_TURNS: u8 = 3;
 /// Exit code when the model, the store or a worker failed.
 const EXIT_FAILED: u8 = 1;
+/// Exit code after Ctrl-C: 128 + SIGINT, as shells report a process the
+/// signal ended, so scripts see the usual "interrupted".
+const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, Args)]
 pub struct ChatArgs {
@@ -38,7 +41,7 @@ pub struct ChatArgs {
     pub session: String,
     /// The provider's wire format, overriding the config's model.
     #[arg(long, value_parser = provider)]
-    pub provider: Option<Provider>,
+    pub provider: Option<ProviderKind>,
     /// The API root, e.g. http://127.0.0.1:11434/v1.
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
@@ -47,7 +50,7 @@ pub struct ChatArgs {
     pub model: Option<String>,
 }
 
-fn provider(s: &str) -> Result<Provider, String> {
+fn provider(s: &str) -> Result<ProviderKind, String> {
     s.parse()
 }
 
@@ -120,15 +123,7 @@ pub async fn chat(
         Ok(t) => t,
         Err(e) => return usage(e),
     };
-    let client = ModelClient::new(ModelConfig {
-        provider: match model.provider {
-            Provider::OpenAi => ProviderKind::OpenAi,
-            Provider::Anthropic => ProviderKind::Anthropic,
-        },
-        base_url: model.base_url.clone(),
-        api_key: model.api_key().map(|k| ApiKey::new(k.expose())),
-        limits: ModelLimits::default(),
-    });
+    let client = ModelClient::new(model.client_config(ModelLimits::default()));
     let client = match client {
         Ok(c) => c,
         Err(e) => return usage(format!("model \"{}\": {e}", model.name)),
@@ -139,13 +134,12 @@ pub async fn chat(
         model.model,
         model.provider.name()
     );
-    // Ctrl-C ends the process (and every worker with it); the token is for
-    // embedders and the TUI.
     let cancel = bulkhead_host::agent::CancellationToken::new();
+    cancel_on_sigint(&cancel)?;
     let mut run = Agent {
         host,
         client,
-        store: Arc::new(Mutex::new(store)),
+        store: StoreThread::spawn(store).context("cannot start the session store's thread")?,
         session,
         budget: Budget::new(&model),
         agent,
@@ -165,6 +159,12 @@ pub async fn chat(
             );
             Ok(0)
         }
+        Ok(RunEnd::Cancelled { turn }) => {
+            eprintln!(
+                "bulkhead: interrupted in turn {turn} · session {session} · host peak {peak}"
+            );
+            Ok(EXIT_INTERRUPTED)
+        }
         Ok(RunEnd::MaxTurns { turns }) => {
             eprintln!(
                 "bulkhead: stopped at max_turns ({turns}) · session {session} · host peak {peak}"
@@ -176,6 +176,27 @@ pub async fn chat(
             Ok(EXIT_FAILED)
         }
     }
+}
+
+/// The first Ctrl-C cancels the run: the model stream is dropped, running
+/// tools are killed and recorded, a notice is stored, and `chat` exits
+/// 130. A second one exits at once (130); the workers die with the host
+/// (their parent-death signal), and the store's last commit stands.
+fn cancel_on_sigint(cancel: &bulkhead_host::agent::CancellationToken) -> anyhow::Result<()> {
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot handle SIGINT")?;
+    let cancel = cancel.clone();
+    tokio::spawn(async move {
+        if sigint.recv().await.is_none() {
+            return;
+        }
+        eprintln!("bulkhead: interrupted; stopping the model and the running tools");
+        cancel.cancel();
+        if sigint.recv().await.is_some() {
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
+    });
+    Ok(())
 }
 
 fn usage(e: impl std::fmt::Display) -> anyhow::Result<u8> {

@@ -5,10 +5,11 @@
 pub mod config;
 pub mod dispatch;
 pub mod history;
+pub mod store_thread;
 pub mod tools;
 pub mod turn;
 pub mod view;
 
-pub use config::{AgentSettings, AgentSpec, ModelSpec, Provider};
+pub use config::{AgentSettings, AgentSpec, ModelSpec};
 pub use tokio_util::sync::CancellationToken;
 pub use turn::{Agent, AgentError, Observer, RunEnd};
