@@ -251,4 +251,5 @@ pub fn assert_same_answers(direct: &[String], wrapped: &[String]) {
     }
 }
 
+pub mod agent_chat;
 pub mod model_server;

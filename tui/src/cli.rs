@@ -30,7 +30,7 @@ Exit codes of `bulkhead run`:
 )]
 pub struct Cli {
     /// Config file with policies (default: $BULKHEAD_CONFIG, else
-    /// $XDG_CONFIG_HOME/bulkhead/config.toml if it exists).
+    /// $XDG_CONFIG_HOME/bulkhead/bulkhead.toml if it exists).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
@@ -48,6 +48,9 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// MCP servers, sandboxed: `bulkhead mcp wrap -- CMD ARGS…`.
     Mcp(McpArgs),
+    /// Run the agent loop headless: the prompt goes to the model, its tool
+    /// calls to workers; the answer streams to stdout, tool calls to stderr.
+    Chat(Box<crate::chat::ChatArgs>),
 }
 
 #[derive(Debug, Args)]

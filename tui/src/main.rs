@@ -2,6 +2,7 @@
 //! one itself; the tools live in `bulkhead-worker`, which this binary does
 //! not link (a test checks its dependency tree).
 
+mod chat;
 mod cli;
 mod doctor;
 mod mcp_http;
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
             Command::Run(args) => run::run(*args, config).await,
             Command::Tools(args) => tools::tools(args).await,
             Command::Doctor(args) => doctor::doctor(args, config).await,
+            Command::Chat(args) => chat::chat(*args, config).await,
             Command::Mcp(args) => match args.command {
                 cli::McpCommand::Wrap(args) => mcp_wrap::wrap(*args, config).await,
                 cli::McpCommand::Serve(args) => mcp_serve::serve(args, config).await,

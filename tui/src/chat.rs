@@ -1,0 +1,316 @@
+//! `bulkhead chat`: the agent loop, headless, for scripts and CI. The
+//! answer streams to stdout; the session, each request, tool calls and
+//! their outcomes go to stderr.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use bulkhead_host::agent::dispatch::Dispatched;
+use bulkhead_host::agent::history::Budget;
+use bulkhead_host::agent::tools::{ToolSet, ToolSetInput};
+use bulkhead_host::agent::{Agent, AgentSpec, ModelSpec, Observer, Provider, RunEnd};
+use bulkhead_host::model::{ApiKey, ModelClient, ModelConfig, ModelLimits, ProviderKind, ToolCall};
+use bulkhead_host::policy::{ResolveContext, resolve};
+use bulkhead_host::store::{NewSession, SessionId, Store, default_store_path};
+use bulkhead_host::units::format_size;
+use bulkhead_host::{CallLimits, HostConfig, PolicySet, ToolHost};
+use clap::Args;
+
+use crate::cli::EXIT_USAGE;
+
+/// Exit code when the loop stopped at `max_turns`.
+const EXIT_MAX_TURNS: u8 = 3;
+/// Exit code when the model, the store or a worker failed.
+const EXIT_FAILED: u8 = 1;
+
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// The prompt.
+    pub prompt: String,
+    /// An `[agents.NAME]` table [default: the config's `[defaults] agent`,
+    /// else a built-in agent with every tool].
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
+    /// `new` (the default), or a session id to continue.
+    #[arg(long, value_name = "ID|new", default_value = "new")]
+    pub session: String,
+    /// The provider's wire format, overriding the config's model.
+    #[arg(long, value_parser = provider)]
+    pub provider: Option<Provider>,
+    /// The API root, e.g. http://127.0.0.1:11434/v1.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// A `[models.NAME]` table, or the provider's model id.
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// The session store [default: $BULKHEAD_STORE, else
+    /// $XDG_DATA_HOME/bulkhead/sessions.db].
+    #[arg(long, value_name = "PATH")]
+    pub store: Option<PathBuf>,
+}
+
+fn provider(s: &str) -> Result<Provider, String> {
+    s.parse()
+}
+
+pub async fn chat(args: ChatArgs, config: Option<&Path>) -> anyhow::Result<u8> {
+    let set = match PolicySet::load(config) {
+        Ok(s) => s,
+        Err(e) => return usage(e),
+    };
+    for w in &set.agents.warnings {
+        eprintln!("bulkhead: warning: {w}");
+    }
+    let agent = match set.agents.agent(args.agent.as_deref()) {
+        Ok(a) => a,
+        Err(e) => return usage(format!("--agent: {e}")),
+    };
+    let model = match choose_model(&args, &set, &agent) {
+        Ok(m) => m,
+        Err(e) => return usage(e),
+    };
+    let store_path = match args.store.clone().or_else(default_store_path) {
+        Some(p) => p,
+        None => return usage("no session store: pass --store PATH (no $HOME to default to)"),
+    };
+    let store = Store::open(&store_path)
+        .with_context(|| format!("session store {}", store_path.display()))?;
+    let session = match args.session.as_str() {
+        "new" => {
+            let title: String = args.prompt.chars().take(80).collect();
+            let id = store.create_session(&NewSession {
+                title,
+                model: Some(format!("{}:{}", model.provider.name(), model.model)),
+                config_json: None,
+            })?;
+            Agent::start_session(&store, id, &agent)?;
+            id
+        }
+        other => {
+            let id: SessionId = match other.parse() {
+                Ok(id) => id,
+                Err(e) => return usage(format!("--session: {e}")),
+            };
+            if let Err(e) = store.session(id) {
+                return usage(format!("--session: {e}"));
+            }
+            id
+        }
+    };
+    let (policy, limits, cwd) = match tool_policy(&set, &agent) {
+        Ok(p) => p,
+        Err(e) => return usage(e),
+    };
+    let host = ToolHost::new(HostConfig::default())?;
+    let tools = match ToolSet::new(
+        &host,
+        ToolSetInput {
+            agent: &agent,
+            policy,
+            limits,
+            cwd,
+            store: &store_path,
+            session,
+        },
+    )
+    .await
+    {
+        Ok(t) => t,
+        Err(e) => return usage(e),
+    };
+    let client = ModelClient::new(ModelConfig {
+        provider: match model.provider {
+            Provider::OpenAi => ProviderKind::OpenAi,
+            Provider::Anthropic => ProviderKind::Anthropic,
+        },
+        base_url: model.base_url.clone(),
+        api_key: model.api_key().map(|k| ApiKey::new(k.expose())),
+        limits: ModelLimits::default(),
+    });
+    let client = match client {
+        Ok(c) => c,
+        Err(e) => return usage(format!("model \"{}\": {e}", model.name)),
+    };
+    eprintln!(
+        "bulkhead: session {session} · agent {} · model {} ({})",
+        agent.name,
+        model.model,
+        model.provider.name()
+    );
+    // Ctrl-C ends the process (and every worker with it); the token is for
+    // embedders and the TUI.
+    let cancel = bulkhead_host::agent::CancellationToken::new();
+    let mut run = Agent {
+        host,
+        client,
+        store: Arc::new(Mutex::new(store)),
+        session,
+        budget: Budget::new(&model),
+        agent,
+        model,
+        tools,
+        cancel,
+    };
+    let mut printer = Printer::default();
+    let result = run.run(&args.prompt, &mut printer).await;
+    printer.end_text();
+    let peak_bytes = crate::run::host_peak_rss_bytes();
+    let peak = format!("{} ({peak_bytes} bytes)", format_size(peak_bytes));
+    match result {
+        Ok(RunEnd::Answered { turns }) => {
+            eprintln!(
+                "bulkhead: answered in {turns} turn(s) · session {session} · host peak {peak}"
+            );
+            Ok(0)
+        }
+        Ok(RunEnd::MaxTurns { turns }) => {
+            eprintln!(
+                "bulkhead: stopped at max_turns ({turns}) · session {session} · host peak {peak}"
+            );
+            Ok(EXIT_MAX_TURNS)
+        }
+        Err(e) => {
+            eprintln!("bulkhead: chat failed: {e} · session {session}");
+            Ok(EXIT_FAILED)
+        }
+    }
+}
+
+fn usage(e: impl std::fmt::Display) -> anyhow::Result<u8> {
+    eprintln!("bulkhead: {e}");
+    Ok(EXIT_USAGE)
+}
+
+/// The model from the flags over the agent's, over the config's default.
+fn choose_model(args: &ChatArgs, set: &PolicySet, agent: &AgentSpec) -> Result<ModelSpec, String> {
+    let settings = &set.agents;
+    // `--model NAME` naming a table picks it; otherwise it is a model id.
+    let table = args
+        .model
+        .as_deref()
+        .filter(|m| settings.models.contains_key(*m))
+        .or(agent.model.as_deref())
+        .or(settings.default_model.as_deref());
+    let mut spec = match (table, args.provider) {
+        (Some(name), _) => settings.model(name)?.clone(),
+        (None, Some(p)) => {
+            let Some(model) = args.model.clone() else {
+                return Err("--provider needs --model NAME".into());
+            };
+            ModelSpec::from_flags(p, model, None)
+        }
+        (None, None) => {
+            return Err(
+                "no model: pass --provider openai|anthropic --model NAME [--base-url URL], \
+                 or add a [models.NAME] table and [defaults] model to the config"
+                    .into(),
+            );
+        }
+    };
+    if let Some(p) = args.provider
+        && p != spec.provider
+    {
+        spec = ModelSpec {
+            name: spec.name,
+            ..ModelSpec::from_flags(p, spec.model, None)
+        };
+    }
+    if let Some(m) = &args.model
+        && !settings.models.contains_key(m)
+    {
+        spec.model = m.clone();
+    }
+    if let Some(url) = &args.base_url {
+        spec.base_url = url.clone();
+    }
+    Ok(spec)
+}
+
+/// The agent's tool calls: its policy (or the default tool policy) with
+/// the current directory as workspace; its limits over the policy's.
+fn tool_policy(
+    set: &PolicySet,
+    agent: &AgentSpec,
+) -> Result<(bulkhead_host::CallPolicy, CallLimits, PathBuf), String> {
+    let name = agent.policy.as_deref().unwrap_or(&set.tool_default);
+    let policy = set.get(name).map_err(|e| e.to_string())?;
+    let cwd =
+        std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
+    let ctx = ResolveContext {
+        home: std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .filter(|h| h.is_absolute()),
+        workspace: Some(cwd.clone()),
+        read: Vec::new(),
+        write: Vec::new(),
+        install_dir: None,
+    };
+    let call_policy = resolve(policy, &ctx).map_err(|e| e.to_string())?;
+    let limits = agent
+        .limits
+        .apply(policy.limits.apply(CallLimits::default()));
+    limits
+        .validate()
+        .map_err(|e| format!("agent \"{}\": {e}", agent.name))?;
+    Ok((call_policy, limits, cwd))
+}
+
+/// Prints the answer to stdout as it streams, the rest to stderr.
+#[derive(Default)]
+struct Printer {
+    mid_line: bool,
+}
+
+impl Printer {
+    fn end_text(&mut self) {
+        if self.mid_line {
+            println!();
+            self.mid_line = false;
+        }
+    }
+}
+
+impl Observer for Printer {
+    fn text(&mut self, delta: &str) {
+        let mut out = std::io::stdout().lock();
+        // A closed stdout must not stop the loop: the session is stored.
+        let _ = out.write_all(delta.as_bytes());
+        let _ = out.flush();
+        self.mid_line = !delta.ends_with('\n') && (self.mid_line || !delta.is_empty());
+    }
+
+    fn request(&mut self, turn: u32, body_bytes: usize, items: usize, omitted: u64) {
+        tracing::info!(turn, body_bytes, items, omitted, "model request");
+    }
+
+    fn tool_started(&mut self, call: &ToolCall) {
+        self.end_text();
+        let mut args = call.arguments.clone();
+        if args.len() > 200 {
+            let mut cut = 200;
+            while !args.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            args.truncate(cut);
+            args.push('…');
+        }
+        eprintln!("bulkhead: tool {} {args}", call.name);
+    }
+
+    fn tool_finished(&mut self, call: &ToolCall, done: &Dispatched) {
+        eprintln!(
+            "bulkhead: tool {} → {} · {} produced · stored as r{}",
+            call.name,
+            done.outcome_line,
+            format_size(done.bytes_seen),
+            done.item.0
+        );
+    }
+
+    fn notice(&mut self, text: &str) {
+        self.end_text();
+        eprintln!("bulkhead: {text}");
+    }
+}
