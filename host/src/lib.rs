@@ -32,7 +32,6 @@ mod handle;
 mod host;
 pub mod limits;
 pub mod mcp;
-#[cfg(feature = "model")]
 pub mod model;
 pub mod outcome;
 pub mod output;

@@ -176,13 +176,7 @@ mod tests {
 
     fn decode(events: &[&str]) -> Result<Vec<ModelEvent>, ModelError> {
         let mut d = Decoder::default();
-        let mut out = VecDeque::new();
-        for e in events {
-            if d.event(e.as_bytes(), &mut out)? {
-                break;
-            }
-        }
-        Ok(out.into())
+        crate::model::stream::decode_all(events, |data, out| d.event(data, out))
     }
 
     fn complete(events: &[ModelEvent]) -> Vec<ToolCall> {
