@@ -81,6 +81,25 @@ impl ChatSetup {
         }
     }
 
+    /// `bulkhead sessions show ID` on this store: what a user sees of the
+    /// session.
+    pub fn sessions_show(&self, id: &str) -> String {
+        let out = Command::new(crate::bin("bulkhead"))
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--store")
+            .arg(&self.store)
+            .args(["sessions", "show", id])
+            .output()
+            .expect("run bulkhead sessions show");
+        assert!(
+            out.status.success(),
+            "sessions show: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         // `bin` checks that both were built.
         let (_, _) = (crate::bin("bulkhead"), crate::bin("bulkhead-worker"));

@@ -1,6 +1,7 @@
 //! Ctrl-C in `bulkhead chat`: SIGINT cancels the run. A model stream is
 //! dropped mid-answer, running tools are killed (no worker outlives the
-//! run), a notice is stored in the session, and the exit code is 130.
+//! run), a notice is stored in the session (`bulkhead sessions show` lists
+//! it), and the exit code is 130.
 
 use bulkhead_host::model::ProviderKind;
 use bulkhead_host::store::{Item, ItemKind};
@@ -38,7 +39,13 @@ async fn ctrl_c_mid_stream_stores_the_answer_so_far_and_a_notice() {
     );
     assert_eq!(server.requests().len(), 1);
 
-    let items = setup.items(&session_id(&done.stderr));
+    let sid = session_id(&done.stderr);
+    let shown = setup.sessions_show(&sid);
+    assert!(
+        shown.contains("notice: cancelled by the user during turn 1"),
+        "{shown}"
+    );
+    let items = setup.items(&sid);
     let answer = items
         .iter()
         .find(|i| i.kind == ItemKind::Assistant)
@@ -86,7 +93,11 @@ async fn ctrl_c_during_a_tool_call_kills_its_worker_and_records_it() {
     // The stream of turn 1 had ended; no second request went out.
     assert_eq!(server.requests().len(), 1);
 
-    let items = setup.items(&session_id(&done.stderr));
+    let sid = session_id(&done.stderr);
+    let shown = setup.sessions_show(&sid);
+    assert!(shown.contains("tool_result shell · killed"), "{shown}");
+    assert!(shown.contains("notice: cancelled by the user"), "{shown}");
+    let items = setup.items(&sid);
     let result = items
         .iter()
         .find(|i| i.kind == ItemKind::ToolResult)

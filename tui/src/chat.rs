@@ -9,13 +9,13 @@ use anyhow::Context;
 use bulkhead_host::agent::dispatch::Dispatched;
 use bulkhead_host::agent::history::Budget;
 use bulkhead_host::agent::mcp_tools::SEPARATOR;
-use bulkhead_host::agent::store_thread::StoreThread;
+
 use bulkhead_host::agent::tools::{ToolSet, ToolSetInput};
 use bulkhead_host::agent::{Agent, AgentSpec, ModelSpec, Observer, RunEnd};
 use bulkhead_host::mcp::{ServerSession, load_servers_file, servers_file, specs};
 use bulkhead_host::model::{ModelClient, ModelLimits, ProviderKind, ToolCall};
 use bulkhead_host::policy::{ResolveContext, resolve};
-use bulkhead_host::store::{NewSession, SessionId, Store, default_store_path};
+use bulkhead_host::store::{NewSession, SessionId, Store, StoreThread};
 use bulkhead_host::units::format_size;
 use bulkhead_host::{CallLimits, HostConfig, PolicySet, ToolHost};
 use clap::Args;
@@ -50,17 +50,17 @@ pub struct ChatArgs {
     /// A `[models.NAME]` table, or the provider's model id.
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
-    /// The session store [default: $BULKHEAD_STORE, else
-    /// $XDG_DATA_HOME/bulkhead/sessions.db].
-    #[arg(long, value_name = "PATH")]
-    pub store: Option<PathBuf>,
 }
 
 fn provider(s: &str) -> Result<ProviderKind, String> {
     s.parse()
 }
 
-pub async fn chat(args: ChatArgs, config: Option<&Path>) -> anyhow::Result<u8> {
+pub async fn chat(
+    args: ChatArgs,
+    config: Option<&Path>,
+    store_flag: Option<&Path>,
+) -> anyhow::Result<u8> {
     let set = match PolicySet::load(config) {
         Ok(s) => s,
         Err(e) => return usage(e),
@@ -76,9 +76,9 @@ pub async fn chat(args: ChatArgs, config: Option<&Path>) -> anyhow::Result<u8> {
         Ok(m) => m,
         Err(e) => return usage(e),
     };
-    let store_path = match args.store.clone().or_else(default_store_path) {
-        Some(p) => p,
-        None => return usage("no session store: pass --store PATH (no $HOME to default to)"),
+    let store_path = match crate::sessions::store_path(store_flag, &set) {
+        Ok(p) => p,
+        Err(e) => return usage(format!("{e:#}")),
     };
     let store = Store::open(&store_path)
         .with_context(|| format!("session store {}", store_path.display()))?;

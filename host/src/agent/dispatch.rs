@@ -16,9 +16,10 @@ use crate::store::{ItemId, ResultEnd, ResultWriter, SessionId};
 use crate::{CallRequest, ToolHost};
 
 use super::mcp_tools;
-use super::store_thread::{StoreCallError, StoreThread};
+use super::store_call::{StoreCallError, StoreRun};
 use super::tools::Prepared;
 use super::view;
+use crate::store::StoreThread;
 
 /// How one call ended, for the loop and the user.
 #[derive(Debug)]

@@ -21,7 +21,8 @@ use crate::model::ToolSpec;
 use crate::store::ResultEnd;
 
 use super::dispatch::{Dispatched, One};
-use super::store_thread::{StoreCallError, StoreThread};
+use super::store_call::{StoreCallError, StoreRun};
+use crate::store::StoreThread;
 
 /// Between a server's name and its tool's, as `bulkhead mcp serve` names
 /// them.

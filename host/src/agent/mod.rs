@@ -6,7 +6,7 @@ pub mod config;
 pub mod dispatch;
 pub mod history;
 pub mod mcp_tools;
-pub mod store_thread;
+pub mod store_call;
 pub mod tools;
 pub mod turn;
 pub mod view;

@@ -10,8 +10,9 @@ use crate::store::{ItemKind, NewItem, SessionId, Store, StoreError};
 use super::config::{AgentSpec, ModelSpec};
 use super::dispatch::{Dispatch, Dispatched};
 use super::history::{self, AssistantMeta, Budget};
-use super::store_thread::{StoreCallError, StoreThread};
+use super::store_call::{StoreCallError, StoreRun};
 use super::tools::ToolSet;
+use crate::store::StoreThread;
 
 /// The most text of one answer the loop keeps. `max_tokens` of 4096 is
 /// about 16 KiB; 1 MiB leaves room for any configured answer cap, and

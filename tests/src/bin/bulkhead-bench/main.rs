@@ -1,7 +1,7 @@
 //! `bulkhead-bench`: bulkhead's benchmarks, each against a baseline measured
 //! in the same run (see BENCHMARKS.md; `scripts/bench` builds and runs it).
 //!
-//! Usage: `bulkhead-bench [all | overhead | sandbox | mcp | ipc | rss | kill | search | agent]…`
+//! Usage: `bulkhead-bench [all | overhead | sandbox | mcp | ipc | rss | kill | search | store | model | agent]…`
 //!
 //! Every result is printed twice on stdout: as a markdown table row
 //! (`| … |`) and as one JSON object per line (`{"bench": …}`), so
@@ -18,18 +18,20 @@ mod agent;
 mod ipc;
 mod kill;
 mod mcp;
+mod model;
 mod overhead;
 mod rss;
 mod sandbox;
 mod search;
+mod store;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 /// The benchmarks, in the order `all` runs them.
-const BENCHES: [&str; 8] = [
-    "overhead", "sandbox", "mcp", "ipc", "rss", "kill", "search", "agent",
+const BENCHES: [&str; 10] = [
+    "overhead", "sandbox", "mcp", "ipc", "rss", "kill", "search", "store", "model", "agent",
 ];
 
 /// The header of the results table; every row has these seven cells.
@@ -68,6 +70,8 @@ fn main() -> ExitCode {
             "rss" => rss::run(),
             "kill" => kill::run(),
             "search" => search::run(),
+            "store" => store::run(),
+            "model" => model::run(),
             "agent" => agent::run(),
             _ => unreachable!("names were checked against BENCHES"),
         }
