@@ -4,7 +4,7 @@
 use tokio_util::sync::CancellationToken;
 
 use crate::ToolHost;
-use crate::model::{ChatRequest, ModelClient, ModelError, ModelEvent, ToolCall};
+use crate::model::{ModelClient, ModelError, ModelEvent, ToolCall};
 use crate::store::{ItemKind, NewItem, SessionId, Store, StoreError};
 
 use super::config::{AgentSpec, ModelSpec};
@@ -228,22 +228,11 @@ impl Agent {
             let (session, agent) = (self.session, self.agent.clone());
             let prepared = self
                 .store
-                .run(move |store| {
-                    let window = store.history_window(session, &spec)?;
-                    Ok(history::prepare(window, &agent, |id, h, t| {
-                        store.result_view(id, h, t).ok()
-                    }))
-                })
+                .run(move |store| history::from_store(store, session, &agent, &spec))
                 .await?;
-            let req = ChatRequest {
-                model: &self.model.model,
-                system: prepared.system.as_deref(),
-                messages: &prepared.messages,
-                tools: &self.tools.specs,
-                max_tokens: self.model.max_tokens,
-                temperature: None,
-            };
-            let body = self.client.build_body(&req)?;
+            let body = self
+                .client
+                .build_body(&prepared.request(&self.model, &self.tools.specs))?;
             if body.len() as u64 <= self.budget.max_body_bytes() {
                 return Ok((body, prepared.used_items, prepared.omitted));
             }

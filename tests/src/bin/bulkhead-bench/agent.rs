@@ -16,16 +16,27 @@
 //!
 //! The figure is the host's own peak RSS (`VmHWM`, printed by `chat` on its
 //! last line); the baseline is the smallest run of the same series.
+//!
+//! - **Request building:** in this process, a session of N items (100,
+//!   1,000, 10,000: user, assistant with a call, a 16 KiB result, in turn)
+//!   is written to a store, then one request is built as the loop builds
+//!   it (`history::from_store`: the window in SQL and the views, then the
+//!   provider's body), [`BUILD_SAMPLES`] times; the median is the figure.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bulkhead_host::model::ProviderKind;
-use bulkhead_host::store::ItemKind;
+use bulkhead_host::agent::history::{self, AssistantMeta, Budget};
+use bulkhead_host::agent::{AgentSpec, ModelSpec};
+use bulkhead_host::model::{ModelClient, ModelLimits, ProviderKind, ToolCall};
+use bulkhead_host::store::{
+    Durability, ItemKind, NewItem, NewSession, ResultEnd, SessionId, Store, StoreOptions,
+};
+use bulkhead_ipc::StreamId;
 use bulkhead_tests::agent_chat::{ChatSetup, reported_peak, session_id};
 use bulkhead_tests::model_server::{ModelServer, Turn};
 
-use crate::{Row, ms, sibling, size};
+use crate::{Row, Stats, ms, sibling, size};
 
 const BENCH: &str = "agent";
 
@@ -130,6 +141,8 @@ pub fn run() {
         peaks.push(r.peak);
     }
     spread_row("tool result of 1 KiB … 1 GiB", &peaks);
+
+    request_building();
 }
 
 fn spread_row(what: &str, peaks: &[u64]) {
@@ -156,6 +169,129 @@ async fn start(agent_toml: &str) -> (ModelServer, ChatSetup) {
     let server = ModelServer::start().await;
     let setup = ChatSetup::new(&server.base_url(), "openai", CONTEXT_TOKENS, agent_toml);
     (server, setup)
+}
+
+/// Items in the stored session for the request-building series.
+const HISTORY_ITEMS: [u32; 3] = [100, 1_000, 10_000];
+/// Output of each stored result: past the 10 KiB view, so every view is a
+/// cut head and tail read from the chunks.
+const STORED_RESULT_BYTES: usize = 16 << 10;
+/// Requests built per size: enough for a stable median of a millisecond.
+const BUILD_SAMPLES: usize = 30;
+
+fn request_building() {
+    let mut medians = Vec::new();
+    for n in HISTORY_ITEMS {
+        eprintln!("   building requests from a {n}-item session…");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = StoreOptions {
+            // A fixture: a power loss would only lose the benchmark.
+            durability: Durability::Normal,
+            ..StoreOptions::default()
+        };
+        let store = Store::open_with(dir.path().join("s.db"), options).expect("open the store");
+        let session = fill_session(&store, n);
+        let agent = AgentSpec::builtin();
+        let model = ModelSpec::from_flags(
+            ProviderKind::OpenAi,
+            "m".into(),
+            Some("http://127.0.0.1:9/v1".into()),
+        );
+        let client = ModelClient::new(model.client_config(ModelLimits::default())).expect("client");
+        let spec = history::window_spec(
+            &agent,
+            agent.max_history_items,
+            Budget::new(&model).window_bytes(0),
+        );
+        let mut samples = Vec::with_capacity(BUILD_SAMPLES);
+        let mut body_bytes = 0;
+        let mut items = 0;
+        for _ in 0..BUILD_SAMPLES {
+            let start = Instant::now();
+            let prepared = history::from_store(&store, session, &agent, &spec).expect("the window");
+            let body = client
+                .build_body(&prepared.request(&model, &[]))
+                .expect("the body");
+            samples.push(start.elapsed());
+            body_bytes = body.len();
+            items = prepared.used_items;
+        }
+        let stats = Stats::of(&samples);
+        let baseline = medians.first().copied().unwrap_or(stats.median);
+        Row {
+            bench: BENCH,
+            name: format!("agent: request building, session of {n} items"),
+            measured: format!("median {}, p90 {}", ms(stats.median), ms(stats.p90)),
+            baseline: format!("100 items: {}", ms(baseline)),
+            figure: format!(
+                "{:.2}× the 100-item build; {items} items in the window, body {}",
+                stats.median.as_secs_f64() / baseline.as_secs_f64(),
+                size(body_bytes as u64)
+            ),
+            target: "—".into(),
+            met: None,
+            data: serde_json::json!({
+                "items": n, "stats": stats.json(), "body_bytes": body_bytes,
+                "window_items": items,
+            }),
+        }
+        .emit();
+        medians.push(stats.median);
+    }
+}
+
+/// A session of `n` items after its system prompt: a user message, an
+/// assistant message calling a tool, and that call's result, in turn.
+fn fill_session(store: &Store, n: u32) -> SessionId {
+    let session = store
+        .create_session(&NewSession::default())
+        .expect("a session");
+    store
+        .append(session, &NewItem::system_prompt("You are a test agent."))
+        .expect("system prompt");
+    let output = "a line of tool output in a long session\n".repeat(STORED_RESULT_BYTES / 40);
+    for i in 0..n {
+        match i % 3 {
+            0 => store
+                .append(
+                    session,
+                    &NewItem::new(ItemKind::User, format!("question {i}")),
+                )
+                .map(drop),
+            1 => {
+                let meta = AssistantMeta {
+                    tool_calls: vec![ToolCall {
+                        id: format!("call_{i}"),
+                        name: "shell".into(),
+                        arguments: "{}".into(),
+                    }],
+                };
+                let text = serde_json::to_string(&meta).expect("meta");
+                store
+                    .append(
+                        session,
+                        &NewItem::new(ItemKind::Assistant, "Let me look.").with_meta(text),
+                    )
+                    .map(drop)
+            }
+            _ => store
+                .begin_result(session, "shell", Some(&format!("call_{}", i - 1)), "{}")
+                .and_then(|mut w| {
+                    w.write(store, StreamId::Stdout, output.as_bytes())?;
+                    w.finish(
+                        store,
+                        &ResultEnd {
+                            status: "completed".into(),
+                            bytes_seen: output.len() as u64,
+                            ..ResultEnd::default()
+                        },
+                    )
+                })
+                .map(drop),
+        }
+        .expect("write the session");
+    }
+    session
 }
 
 async fn session_length(bin_dir: &Path, turns: u32) -> Run {
