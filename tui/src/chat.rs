@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use bulkhead_host::agent::dispatch::Dispatched;
 use bulkhead_host::agent::history::Budget;
-use bulkhead_host::agent::mcp_tools::SEPARATOR;
 
 use bulkhead_host::agent::tools::{ToolSet, ToolSetInput};
 use bulkhead_host::agent::{Agent, AgentSpec, ModelSpec, Observer, RunEnd};
-use bulkhead_host::mcp::{ServerSession, load_servers_file, servers_file, specs};
+use bulkhead_host::mcp::{
+    NAMESPACE_SEPARATOR, ServerSession, load_servers_file, servers_file, specs,
+};
 use bulkhead_host::model::{ModelClient, ModelLimits, ProviderKind, ToolCall};
 use bulkhead_host::policy::{ResolveContext, resolve};
 use bulkhead_host::store::{NewSession, SessionId, Store, StoreThread};
@@ -289,9 +290,9 @@ fn mcp_sessions(
                 entries.keys().cloned().collect::<Vec<_>>().join(", ")
             ));
         };
-        if name.contains(SEPARATOR) {
+        if name.contains(NAMESPACE_SEPARATOR) {
             return Err(format!(
-                "server \"{name}\": names may not contain \"{SEPARATOR}\", which separates \
+                "server \"{name}\": names may not contain \"{NAMESPACE_SEPARATOR}\", which separates \
                  server and tool"
             ));
         }

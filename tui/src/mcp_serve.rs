@@ -27,8 +27,7 @@ use crate::cli::{EXIT_USAGE, ServeArgs, StatusArgs};
 /// The cap on one client message: the same as on a server's.
 pub const MAX_CLIENT_MESSAGE: usize = 4 << 20;
 
-/// Separates a server's name from its tool's in the gateway's catalogue.
-pub(crate) const NAMESPACE_SEPARATOR: &str = "__";
+pub(crate) use bulkhead_host::mcp::NAMESPACE_SEPARATOR;
 
 /// How long `tools/list` and `status` wait for the servers to be ready.
 pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(60);

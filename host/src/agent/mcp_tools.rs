@@ -16,17 +16,13 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::mcp::ServerSession;
+use crate::mcp::{NAMESPACE_SEPARATOR, ServerSession};
 use crate::model::ToolSpec;
 use crate::store::ResultEnd;
 
 use super::dispatch::{Dispatched, One};
 use super::store_call::{StoreCallError, StoreRun};
 use crate::store::StoreThread;
-
-/// Between a server's name and its tool's, as `bulkhead mcp serve` names
-/// them.
-pub const SEPARATOR: &str = "__";
 
 /// How long the tool set waits for a server to start and list its tools.
 /// Node servers start in a second or two; this leaves room for a loaded
@@ -57,7 +53,7 @@ pub async fn specs(sessions: &[ServerSession]) -> Result<Vec<ToolSpec>, (String,
                 continue;
             };
             out.push(ToolSpec {
-                name: format!("{}{SEPARATOR}{name}", session.name()),
+                name: format!("{}{NAMESPACE_SEPARATOR}{name}", session.name()),
                 description: tool
                     .get("description")
                     .and_then(Value::as_str)

@@ -21,7 +21,8 @@ use crate::store::SessionId;
 use crate::{CallRequest, HostError, ToolHost};
 
 use super::config::AgentSpec;
-use super::mcp_tools::{self, McpCall, SEPARATOR};
+use super::mcp_tools::{self, McpCall};
+use crate::mcp::NAMESPACE_SEPARATOR;
 
 /// The loop's own tool.
 pub const READ_TOOL_RESULT: &str = "read_tool_result";
@@ -233,7 +234,7 @@ impl ToolSet {
     /// A call for `server__tool` of one of the agent's servers, if `name`
     /// is one.
     fn mcp_call(&self, name: &str, args: &str) -> Option<Prepared> {
-        let (server, tool) = name.split_once(SEPARATOR)?;
+        let (server, tool) = name.split_once(NAMESPACE_SEPARATOR)?;
         let session = self.mcp.iter().find(|s| s.name() == server)?;
         Some(match serde_json::from_str::<serde_json::Value>(args) {
             Ok(arguments) => Prepared::Mcp(Box::new(McpCall {
