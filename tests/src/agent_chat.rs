@@ -61,24 +61,36 @@ impl ChatSetup {
         }
     }
 
-    /// The items of session `id`, oldest first, read from the store.
+    /// The items of session `id`, oldest first, read from the store page
+    /// by page (texts cut to 4 KiB).
     pub fn items(&self, id: &str) -> Vec<Item> {
         let store = Store::open(&self.store).expect("open the store");
         let id: SessionId = id.parse().expect("session id");
-        store
-            .items(
-                id,
-                ItemPage {
-                    limit: 1000,
-                    preview_bytes: 4096,
-                    ..ItemPage::default()
-                },
-            )
-            .expect("read items")
+        let mut all: Vec<Item> = Vec::new();
+        loop {
+            let page = ItemPage {
+                after_seq: all.last().map_or(0, |i| i.seq),
+                limit: 500,
+                preview_bytes: 4096,
+            };
+            let items = store.items(id, page).expect("read items");
+            if items.is_empty() {
+                return all;
+            }
+            all.extend(items);
+        }
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(crate::bin("bulkhead"));
+        // `bin` checks that both were built.
+        let (_, _) = (crate::bin("bulkhead"), crate::bin("bulkhead-worker"));
+        self.command_in(&crate::profile_dir(), args)
+    }
+
+    /// `bulkhead chat ARGS…` with `bulkhead` and `bulkhead-worker` from
+    /// `bin_dir` (the bench runs the release build).
+    pub fn command_in(&self, bin_dir: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin_dir.join("bulkhead"));
         cmd.arg("--config")
             .arg(&self.config)
             .arg("chat")
@@ -87,7 +99,7 @@ impl ChatSetup {
             .args(args)
             .current_dir(self.dir.path())
             .env("BULKHEAD_TEST_KEY", "sk-test-secret-do-not-log")
-            .env("BULKHEAD_WORKER", crate::bin("bulkhead-worker"));
+            .env("BULKHEAD_WORKER", bin_dir.join("bulkhead-worker"));
         cmd
     }
 }

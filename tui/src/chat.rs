@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use bulkhead_host::agent::dispatch::Dispatched;
 use bulkhead_host::agent::history::Budget;
+use bulkhead_host::agent::mcp_tools::SEPARATOR;
 use bulkhead_host::agent::store_thread::StoreThread;
 use bulkhead_host::agent::tools::{ToolSet, ToolSetInput};
 use bulkhead_host::agent::{Agent, AgentSpec, ModelSpec, Observer, RunEnd};
+use bulkhead_host::mcp::{ServerSession, load_servers_file, servers_file, specs};
 use bulkhead_host::model::{ModelClient, ModelLimits, ProviderKind, ToolCall};
 use bulkhead_host::policy::{ResolveContext, resolve};
 use bulkhead_host::store::{NewSession, SessionId, Store};
@@ -107,6 +109,10 @@ pub async fn chat(
         Err(e) => return usage(e),
     };
     let host = ToolHost::new(HostConfig::default())?;
+    let mcp = match mcp_sessions(&set, &agent, &host) {
+        Ok(m) => m,
+        Err(e) => return usage(e),
+    };
     let tools = match ToolSet::new(
         &host,
         ToolSetInput {
@@ -116,6 +122,7 @@ pub async fn chat(
             cwd,
             store: &store_path,
             session,
+            mcp,
         },
     )
     .await
@@ -247,6 +254,50 @@ fn choose_model(args: &ChatArgs, set: &PolicySet, agent: &AgentSpec) -> Result<M
         spec.base_url = url.clone();
     }
     Ok(spec)
+}
+
+/// Starts the agent's `mcp_servers`, from the config's servers file, each
+/// under its own `[servers.NAME]` policy and limits.
+fn mcp_sessions(
+    set: &PolicySet,
+    agent: &AgentSpec,
+    host: &ToolHost,
+) -> Result<Vec<ServerSession>, String> {
+    if agent.mcp_servers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|h| h.is_absolute());
+    let Some(file) = servers_file(None, set, home.as_deref()) else {
+        return Err(format!(
+            "agent \"{}\" lists mcp_servers, but the config names no servers file \
+             ([mcp] servers_file)",
+            agent.name
+        ));
+    };
+    let entries = load_servers_file(&file)?;
+    let mut all = specs(set, &entries, home.as_deref())?;
+    let mut sessions = Vec::new();
+    for name in &agent.mcp_servers {
+        let Some(at) = all.iter().position(|s| &s.name == name) else {
+            return Err(format!(
+                "agent \"{}\": mcp_servers lists \"{name}\", which {} does not define (or \
+                 disables); it defines: {}",
+                agent.name,
+                file.display(),
+                entries.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        };
+        if name.contains(SEPARATOR) {
+            return Err(format!(
+                "server \"{name}\": names may not contain \"{SEPARATOR}\", which separates \
+                 server and tool"
+            ));
+        }
+        sessions.push(ServerSession::spawn(host.clone(), all.swap_remove(at)));
+    }
+    Ok(sessions)
 }
 
 /// The agent's tool calls: its policy (or the default tool policy) with

@@ -12,9 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::model::ToolCall;
 use crate::report::CallEvent;
-use crate::store::{ItemId, ResultEnd, SessionId};
+use crate::store::{ItemId, ResultEnd, ResultWriter, SessionId};
 use crate::{CallRequest, ToolHost};
 
+use super::mcp_tools;
 use super::store_thread::{StoreCallError, StoreThread};
 use super::tools::Prepared;
 use super::view;
@@ -52,16 +53,15 @@ impl Dispatch {
             let host = host.clone();
             let cancel = cancel.clone();
             set.spawn(async move {
+                let one = One {
+                    session,
+                    index,
+                    call: &call,
+                };
                 match prepared {
-                    Prepared::Run(req) => {
-                        let one = One {
-                            session,
-                            index,
-                            call: &call,
-                        };
-                        run_one(&host, &store, one, *req, &cancel).await
-                    }
-                    Prepared::Refused(text) => refuse(&store, session, index, &call, text).await,
+                    Prepared::Run(req) => run_one(&host, &store, one, *req, &cancel).await,
+                    Prepared::Mcp(mcp) => mcp_tools::run(&store, one, *mcp, &cancel).await,
+                    Prepared::Refused(text) => refuse(&store, one, text).await,
                 }
             });
         }
@@ -82,10 +82,25 @@ impl Dispatch {
 }
 
 /// Which call of which answer.
-struct One<'a> {
-    session: SessionId,
-    index: usize,
-    call: &'a ToolCall,
+pub(super) struct One<'a> {
+    pub session: SessionId,
+    pub index: usize,
+    pub call: &'a ToolCall,
+}
+
+impl One<'_> {
+    /// Starts the call's result in the store (listed as `running`).
+    pub async fn begin(&self, store: &StoreThread) -> Result<ResultWriter, StoreCallError> {
+        let session = self.session;
+        let (name, id, args) = (
+            self.call.name.clone(),
+            self.call.id.clone(),
+            self.call.arguments.clone(),
+        );
+        store
+            .run(move |s| s.begin_result(session, &name, Some(&id), &args))
+            .await
+    }
 }
 
 /// Runs one call to its report. When `cancel` fires (Ctrl-C), the call is
@@ -98,15 +113,8 @@ async fn run_one(
     req: CallRequest,
     cancel: &CancellationToken,
 ) -> Result<Dispatched, StoreCallError> {
-    let One {
-        session,
-        index,
-        call,
-    } = one;
-    let (name, id, args) = (call.name.clone(), call.id.clone(), call.arguments.clone());
-    let mut writer = store
-        .run(move |s| s.begin_result(session, &name, Some(&id), &args))
-        .await?;
+    let mut writer = one.begin(store).await?;
+    let index = one.index;
     let mut handle = host.call(req);
     let mut cancelled = false;
     loop {
@@ -170,20 +178,13 @@ async fn run_one(
 /// model sees it where it expects the output.
 async fn refuse(
     store: &StoreThread,
-    session: SessionId,
-    index: usize,
-    call: &ToolCall,
+    one: One<'_>,
     text: String,
 ) -> Result<Dispatched, StoreCallError> {
-    let (name, id, args, reason) = (
-        call.name.clone(),
-        call.id.clone(),
-        call.arguments.clone(),
-        text.clone(),
-    );
+    let mut writer = one.begin(store).await?;
+    let reason = text.clone();
     let item = store
         .run(move |store| {
-            let mut writer = store.begin_result(session, &name, Some(&id), &args)?;
             writer.write(store, bulkhead_ipc::StreamId::Stderr, reason.as_bytes())?;
             let outcome = serde_json::json!({"status": "failed", "line": "[failed: not run]"});
             writer.finish(
@@ -198,7 +199,7 @@ async fn refuse(
         })
         .await?;
     Ok(Dispatched {
-        index,
+        index: one.index,
         item,
         outcome_line: text,
         bytes_seen: 0,

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod dispatch;
 pub mod history;
+pub mod mcp_tools;
 pub mod store_thread;
 pub mod tools;
 pub mod turn;

@@ -1,7 +1,7 @@
 //! `bulkhead-bench`: bulkhead's benchmarks, each against a baseline measured
 //! in the same run (see BENCHMARKS.md; `scripts/bench` builds and runs it).
 //!
-//! Usage: `bulkhead-bench [all | overhead | sandbox | mcp | ipc | rss | kill | search | store | model]…`
+//! Usage: `bulkhead-bench [all | overhead | sandbox | mcp | ipc | rss | kill | search | store | model | agent]…`
 //!
 //! Every result is printed twice on stdout: as a markdown table row
 //! (`| … |`) and as one JSON object per line (`{"bench": …}`), so
@@ -14,6 +14,7 @@
 //! with a message: a benchmark that cannot measure what it claims must not
 //! print a figure.
 
+mod agent;
 mod ipc;
 mod kill;
 mod mcp;
@@ -29,8 +30,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// The benchmarks, in the order `all` runs them.
-const BENCHES: [&str; 9] = [
-    "overhead", "sandbox", "mcp", "ipc", "rss", "kill", "search", "store", "model",
+const BENCHES: [&str; 10] = [
+    "overhead", "sandbox", "mcp", "ipc", "rss", "kill", "search", "store", "model", "agent",
 ];
 
 /// The header of the results table; every row has these seven cells.
@@ -71,6 +72,7 @@ fn main() -> ExitCode {
             "search" => search::run(),
             "store" => store::run(),
             "model" => model::run(),
+            "agent" => agent::run(),
             _ => unreachable!("names were checked against BENCHES"),
         }
     }
