@@ -4,6 +4,7 @@
 
 mod cli;
 mod doctor;
+mod generate;
 mod mcp_http;
 mod mcp_remote;
 mod mcp_route;
@@ -12,10 +13,11 @@ mod mcp_wrap;
 mod policy_args;
 mod run;
 mod tools;
+mod version;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use cli::{Cli, Command};
 
@@ -24,7 +26,7 @@ use cli::{Cli, Command};
 const EXIT_INTERNAL: u8 = 1;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(cli) => cli,
         Err(e) => {
             // clap prints help and version to stdout with exit 0, and
@@ -61,6 +63,8 @@ fn main() -> ExitCode {
                 cli::McpCommand::Status(args) => mcp_serve::status(args, config).await,
                 cli::McpCommand::Call(args) => mcp_serve::call(args, config).await,
             },
+            Command::Completions(args) => generate::completions(&args),
+            Command::Man(args) => generate::man(&args),
         }
     });
     match result {
@@ -70,6 +74,19 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_INTERNAL)
         }
     }
+}
+
+/// Parses the command line. `--version` asks the worker for its version,
+/// so the long version is only built when that flag is on the line.
+fn parse() -> Result<Cli, clap::Error> {
+    let mut command = Cli::command();
+    if std::env::args_os().any(|a| a == "--version") {
+        // clap wants a 'static string without its `string` feature; this
+        // runs once, in a process that prints the version and exits.
+        command = command.long_version(version::long().leak() as &'static str);
+    }
+    let matches = command.try_get_matches()?;
+    Cli::from_arg_matches(&matches)
 }
 
 /// Logs go to stderr, filtered by `BULKHEAD_LOG` (default: warnings).

@@ -44,6 +44,7 @@ pub async fn run(args: RunArgs, config: Option<&std::path::Path>) -> anyhow::Res
     };
     let config = HostConfig {
         memory_mechanism: args.sandbox.memory_mechanism,
+        worker_from_config: chosen.worker.clone(),
         ..HostConfig::default()
     };
     let host = ToolHost::new(config)?;
