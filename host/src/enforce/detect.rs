@@ -272,9 +272,11 @@ pub(crate) fn rows(probe: &Probe, used: MemoryMechanism) -> Vec<MechanismRow> {
     });
     rows.push(row(
         "RLIMIT_DATA backstop",
-        cfg!(target_os = "linux"),
-        used == Watchdog,
-        if used == Watchdog {
+        !cfg!(target_os = "macos"),
+        used == Watchdog && !cfg!(target_os = "macos"),
+        if cfg!(target_os = "macos") {
+            "macOS refuses RLIMIT_DATA (EINVAL since macOS 12): one process outgrowing the cap between two watchdog samples is not caught".into()
+        } else if used == Watchdog {
             "per-process RLIMIT_DATA (see Enforcer::rlimit_data_backstop) set by the worker on itself catches one process outgrowing the cap between samples".into()
         } else {
             "not needed: the cgroup limit covers every process".into()

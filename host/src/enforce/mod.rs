@@ -357,10 +357,12 @@ impl Enforcer {
     /// spikes between watchdog samples: twice the cap (RLIMIT_DATA counts
     /// virtual writable memory, not resident), at least
     /// 4 GiB. `None` in cgroup modes, where the kernel
-    /// already enforces, or without a memory cap.
+    /// already enforces, without a memory cap, and on macOS, whose
+    /// `setrlimit(RLIMIT_DATA)` fails with EINVAL (since macOS 12) and would
+    /// make the worker refuse every call.
     pub fn rlimit_data_backstop(&self, limits: &CageLimits) -> Option<u64> {
         match self.mechanism {
-            MemoryMechanism::Watchdog => limits
+            MemoryMechanism::Watchdog if !cfg!(target_os = "macos") => limits
                 .memory_bytes
                 .map(|cap| cap.saturating_mul(2).max(RLIMIT_DATA_FLOOR)),
             _ => None,

@@ -1,6 +1,8 @@
 //! The config file: default policies and user-defined ones.
 //!
 //! ```toml
+//! worker = "/opt/bulkhead/bulkhead-worker"  # searched last; see spawn::find_worker
+//!
 //! [defaults]
 //! tool_policy = "workspace"   # `bulkhead run`
 //! mcp_policy = "untrusted"    # MCP servers
