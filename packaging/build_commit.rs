@@ -30,18 +30,29 @@ fn git(args: &[&str]) -> Option<String> {
 
 fn git_commit() -> Option<String> {
     let commit = git(&["rev-parse", "--short=12", "HEAD"])?;
-    // Rebuild when HEAD moves: HEAD itself (branch switches) and the file
-    // of the branch it points to (new commits). Both paths are resolved by
-    // git, so worktrees (where `.git` is a file) work too.
-    for path in [
-        git(&["rev-parse", "--git-path", "HEAD"]),
-        git(&["symbolic-ref", "-q", "HEAD"]).and_then(|r| git(&["rev-parse", "--git-path", &r])),
-        git(&["rev-parse", "--git-path", "packed-refs"]),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        println!("cargo:rerun-if-changed={path}");
+    // Rebuild when HEAD moves: HEAD itself (branch switches), the branch's
+    // loose ref (new commits) and packed-refs. Paths are resolved by git,
+    // so worktrees (where `.git` is a file) work too. Only existing paths
+    // are watched: cargo reruns a build script on every build while a
+    // watched path is missing (packed-refs often is). A branch whose ref is
+    // packed has no loose file yet; its directory is watched instead, as
+    // the next commit creates the file there.
+    let branch = git(&["symbolic-ref", "-q", "HEAD"])
+        .and_then(|r| git(&["rev-parse", "--git-path", &r]))
+        .map(std::path::PathBuf::from)
+        .map(|p| match (p.exists(), p.parent()) {
+            (false, Some(dir)) => dir.to_path_buf(),
+            _ => p,
+        });
+    let watched = [
+        git(&["rev-parse", "--git-path", "HEAD"]).map(std::path::PathBuf::from),
+        branch,
+        git(&["rev-parse", "--git-path", "packed-refs"]).map(std::path::PathBuf::from),
+    ];
+    for path in watched.into_iter().flatten() {
+        if path.exists() {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
     }
     Some(commit)
 }
