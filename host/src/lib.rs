@@ -25,18 +25,21 @@
 //! - `CallEvent::Output` carries only the head of the output; the tail (when
 //!   asked for) is in the final report.
 
+pub mod agent;
 mod call;
 pub mod enforce;
 mod handle;
 mod host;
 pub mod limits;
 pub mod mcp;
+pub mod model;
 pub mod outcome;
 pub mod output;
 pub mod policy;
 mod private_tmp;
 pub mod report;
 pub mod spawn;
+pub mod store;
 pub mod units;
 mod worker_io;
 

@@ -33,6 +33,7 @@ pub mod frame;
 pub mod lines;
 pub mod message;
 pub mod sandbox;
+pub mod sse;
 pub mod transport;
 pub mod validate;
 

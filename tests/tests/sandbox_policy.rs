@@ -37,7 +37,7 @@ fn an_unknown_policy_is_a_usage_error_listing_the_policies() {
 #[test]
 fn a_bad_config_file_is_a_usage_error_naming_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.toml");
+    let path = dir.path().join("bulkhead.toml");
     std::fs::write(&path, "[policies.mine]\nnetwork = \"everywhere\"\n").unwrap();
     let config = path.display().to_string();
     let out = bulkhead(&["--config", &config, "run", "shell", "{}"]);
@@ -139,7 +139,7 @@ fn workspace_writes_only_the_workspace() {
 #[test]
 fn a_config_policy_reaches_the_worker() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.toml");
+    let path = dir.path().join("bulkhead.toml");
     std::fs::write(
         &path,
         "[policies.local]\nextends = \"untrusted\"\nnetwork = \"loopback\"\non_missing = \"require\"\n",

@@ -2,6 +2,7 @@
 //! one itself; the tools live in `bulkhead-worker`, which this binary does
 //! not link (a test checks its dependency tree).
 
+mod chat;
 mod cli;
 mod doctor;
 mod generate;
@@ -12,6 +13,7 @@ mod mcp_serve;
 mod mcp_wrap;
 mod policy_args;
 mod run;
+mod sessions;
 mod tools;
 mod version;
 
@@ -52,17 +54,22 @@ fn main() -> ExitCode {
         }
     };
     let config = cli.config.as_deref();
+    let store = cli.store.as_deref();
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => run::run(*args, config).await,
+            Command::Run(args) => run::run(*args, config, store).await,
             Command::Tools(args) => tools::tools(args).await,
             Command::Doctor(args) => doctor::doctor(args, config).await,
+            Command::Chat(args) => chat::chat(*args, config, store).await,
             Command::Mcp(args) => match args.command {
                 cli::McpCommand::Wrap(args) => mcp_wrap::wrap(*args, config).await,
                 cli::McpCommand::Serve(args) => mcp_serve::serve(args, config).await,
                 cli::McpCommand::Status(args) => mcp_serve::status(args, config).await,
                 cli::McpCommand::Call(args) => mcp_serve::call(args, config).await,
             },
+            // The store is synchronous and each call short; this command
+            // has nothing else to run meanwhile.
+            Command::Sessions(args) => sessions::sessions(args, store, config),
             Command::Completions(args) => generate::completions(&args),
             Command::Man(args) => generate::man(&args),
         }

@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use bulkhead_ipc::{NetworkMode, OnMissing};
 use serde::Deserialize;
 
-use super::{FsPolicy, Policy, PolicyError, presets};
+use super::{FsPolicy, Policy, PolicyError, PolicyLimits, presets};
 use crate::units::{parse_duration, parse_size};
 
 /// Largest config file read. A hand-written policy file is a few KiB; the
@@ -57,6 +57,10 @@ pub struct PolicySet {
     pub mcp: crate::mcp::config::McpSection,
     /// `[servers.NAME]`: how each MCP server runs.
     pub servers: BTreeMap<String, crate::mcp::config::ServerSettings>,
+    /// `[models.NAME]`, `[agents.NAME]` and their defaults: the agent loop.
+    pub agents: crate::agent::config::AgentSettings,
+    /// `[store]`: the session store's path and size limits.
+    pub store: crate::store::StoreSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -73,6 +77,12 @@ struct ConfigFile {
     mcp: crate::mcp::config::McpSection,
     #[serde(default)]
     servers: BTreeMap<String, crate::mcp::config::ServerSettings>,
+    #[serde(default)]
+    models: BTreeMap<String, crate::agent::config::ModelDef>,
+    #[serde(default)]
+    agents: BTreeMap<String, crate::agent::config::AgentDef>,
+    #[serde(default)]
+    store: crate::store::StoreSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -80,6 +90,9 @@ struct ConfigFile {
 struct Defaults {
     tool_policy: Option<String>,
     mcp_policy: Option<String>,
+    /// The agent loop's default model and agent (`crate::agent::config`).
+    model: Option<toml::Spanned<String>>,
+    agent: Option<toml::Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,9 +130,11 @@ enum OnMissingName {
     BestEffort,
 }
 
+/// `limits` of a policy (and of an agent, which lays its own over its
+/// policy's).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LimitsDef {
+pub(crate) struct LimitsDef {
     memory: Option<String>,
     cpu: Option<String>,
     timeout: Option<String>,
@@ -143,13 +158,15 @@ impl Default for PolicySet {
             worker: None,
             mcp: Default::default(),
             servers: BTreeMap::new(),
+            agents: Default::default(),
+            store: Default::default(),
         }
     }
 }
 
 impl PolicySet {
     /// Loads `explicit`, else `$BULKHEAD_CONFIG`, else
-    /// `$XDG_CONFIG_HOME/bulkhead/config.toml` (or `~/.config/…`) if it
+    /// `$XDG_CONFIG_HOME/bulkhead/bulkhead.toml` (or `~/.config/…`) if it
     /// exists. An explicit file that is missing is an error; an absent
     /// default file is not.
     pub fn load(explicit: Option<&Path>) -> Result<Self, PolicyError> {
@@ -235,6 +252,20 @@ impl PolicySet {
         set.worker = file.worker;
         set.mcp = file.mcp;
         set.servers = file.servers;
+        set.agents = crate::agent::config::AgentSettings::resolve(
+            crate::agent::config::AgentInput {
+                text,
+                path,
+                models: file.models,
+                agents: file.agents,
+                default_model: file.defaults.model,
+                default_agent: file.defaults.agent,
+            },
+            |name| set.policies.contains_key(name),
+        )
+        .map_err(err)?;
+        file.store.retention().map_err(err)?;
+        set.store = file.store;
         if let Some(name) = file.defaults.tool_policy {
             set.tool_default = name;
         }
@@ -329,6 +360,23 @@ fn apply_def(mut p: Policy, name: &str, def: &PolicyDef) -> Result<Policy, Strin
         p.seccomp = v;
     }
     if let Some(l) = &def.limits {
+        let over = l.to_limits()?;
+        p.limits = PolicyLimits {
+            memory_bytes: over.memory_bytes.or(p.limits.memory_bytes),
+            cpu: over.cpu.or(p.limits.cpu),
+            timeout: over.timeout.or(p.limits.timeout),
+            pids: over.pids.or(p.limits.pids),
+            open_files: over.open_files.or(p.limits.open_files),
+            max_output_bytes: over.max_output_bytes.or(p.limits.max_output_bytes),
+            file_size_bytes: over.file_size_bytes.or(p.limits.file_size_bytes),
+        };
+    }
+    Ok(p)
+}
+
+impl LimitsDef {
+    /// The limits this table sets; errors name the key (`limits.memory`).
+    pub(crate) fn to_limits(&self) -> Result<PolicyLimits, String> {
         let size = |what: &str, v: &Option<String>| {
             v.as_deref()
                 .map(|s| parse_size(s).map_err(|e| format!("limits.{what}: {e}")))
@@ -339,29 +387,16 @@ fn apply_def(mut p: Policy, name: &str, def: &PolicyDef) -> Result<Policy, Strin
                 .map(|s| parse_duration(s).map_err(|e| format!("limits.{what}: {e}")))
                 .transpose()
         };
-        if let Some(v) = size("memory", &l.memory)? {
-            p.limits.memory_bytes = Some(v);
-        }
-        if let Some(v) = dur("cpu", &l.cpu)? {
-            p.limits.cpu = Some(v);
-        }
-        if let Some(v) = dur("timeout", &l.timeout)? {
-            p.limits.timeout = Some(v);
-        }
-        if let Some(v) = size("output", &l.output)? {
-            p.limits.max_output_bytes = Some(v);
-        }
-        if let Some(v) = size("file_size", &l.file_size)? {
-            p.limits.file_size_bytes = Some(v);
-        }
-        if l.pids.is_some() {
-            p.limits.pids = l.pids;
-        }
-        if l.open_files.is_some() {
-            p.limits.open_files = l.open_files;
-        }
+        Ok(PolicyLimits {
+            memory_bytes: size("memory", &self.memory)?,
+            cpu: dur("cpu", &self.cpu)?,
+            timeout: dur("timeout", &self.timeout)?,
+            pids: self.pids,
+            open_files: self.open_files,
+            max_output_bytes: size("output", &self.output)?,
+            file_size_bytes: size("file_size", &self.file_size)?,
+        })
     }
-    Ok(p)
 }
 
 fn default_config_path() -> Option<PathBuf> {
@@ -369,7 +404,7 @@ fn default_config_path() -> Option<PathBuf> {
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-    Some(base.join("bulkhead").join("config.toml"))
+    Some(base.join("bulkhead").join("bulkhead.toml"))
 }
 
 /// Reads a small text file whole, refusing one over `max` bytes: a wrong

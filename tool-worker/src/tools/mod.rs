@@ -16,6 +16,7 @@ pub mod list_directory;
 pub mod mcp_http;
 pub mod mcp_stdio;
 pub mod read_file;
+pub mod read_tool_result;
 pub mod search;
 pub mod shell;
 
@@ -161,10 +162,12 @@ pub fn all() -> [&'static dyn DynTool; 4] {
 }
 
 /// Tools that bulkhead itself drives and the catalogue does not list: they
-/// need a host that feeds them input (`bulkhead mcp wrap`).
+/// need a host that feeds them input (`bulkhead mcp wrap`), or a session
+/// store only the agent loop can name (`read_tool_result`).
 pub fn internal() -> Vec<&'static dyn DynTool> {
     vec![
         &mcp_stdio::McpStdio,
+        &read_tool_result::ReadToolResult,
         #[cfg(feature = "remote")]
         &mcp_http::McpHttp,
     ]

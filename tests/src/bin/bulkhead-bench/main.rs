@@ -1,7 +1,7 @@
 //! `bulkhead-bench`: bulkhead's benchmarks, each against a baseline measured
 //! in the same run (see BENCHMARKS.md; `scripts/bench` builds and runs it).
 //!
-//! Usage: `bulkhead-bench [all | overhead | sandbox | mcp | ipc | rss | kill | search]…`
+//! Usage: `bulkhead-bench [all | overhead | sandbox | mcp | ipc | rss | kill | search | store | model]…`
 //!
 //! Every result is printed twice on stdout: as a markdown table row
 //! (`| … |`) and as one JSON object per line (`{"bench": …}`), so
@@ -17,17 +17,21 @@
 mod ipc;
 mod kill;
 mod mcp;
+mod model;
 mod overhead;
 mod rss;
 mod sandbox;
 mod search;
+mod store;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 /// The benchmarks, in the order `all` runs them.
-const BENCHES: [&str; 7] = ["overhead", "sandbox", "mcp", "ipc", "rss", "kill", "search"];
+const BENCHES: [&str; 9] = [
+    "overhead", "sandbox", "mcp", "ipc", "rss", "kill", "search", "store", "model",
+];
 
 /// The header of the results table; every row has these seven cells.
 const HEADER: &str = "| benchmark | measured | baseline (same run) | ratio / figure | target | met? | command to reproduce |\n\
@@ -65,6 +69,8 @@ fn main() -> ExitCode {
             "rss" => rss::run(),
             "kill" => kill::run(),
             "search" => search::run(),
+            "store" => store::run(),
+            "model" => model::run(),
             _ => unreachable!("names were checked against BENCHES"),
         }
     }

@@ -17,8 +17,8 @@ use serde_json::Value;
 
 use super::bridge::{Event, Outbox};
 use super::session::Session;
-use super::sse::{SseEvent, SseParser};
 use crate::tools::mcp_stdio::MAX_GARBAGE_LINES;
+use bulkhead_ipc::sse::{SseEvent, SseParser};
 
 /// Of an HTTP error's body, this much is read into the error message:
 /// enough for a server's one-line reason, nothing a client needs more of.

@@ -29,7 +29,6 @@ mod exchange;
 mod http_thread;
 mod relay;
 mod session;
-mod sse;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -8,6 +8,9 @@
 //! and any comment or field lines before the blank line that ends it) are
 //! counted as they come, and the event is reported [`SseEvent::Oversize`]
 //! the moment they pass the cap, before the data is joined or parsed.
+//!
+//! Shared by the worker's remote MCP client (`mcp_http`) and the host's
+//! model providers (`bulkhead_host::model`), which is why it lives here.
 
 /// A last-event id longer than this is ignored: it is echoed back as the
 /// `Last-Event-ID` header on a reconnect, and no server needs a kilobyte
@@ -15,7 +18,7 @@
 const MAX_EVENT_ID_BYTES: usize = 1024;
 
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum SseEvent {
+pub enum SseEvent {
     /// A dispatched event with data (the `data:` lines joined by `\n`).
     Message { data: Vec<u8> },
     /// The event being read passed the cap. Reported once, as soon as it
@@ -24,7 +27,7 @@ pub(super) enum SseEvent {
 }
 
 #[derive(Debug)]
-pub(super) struct SseParser {
+pub struct SseParser {
     cap: usize,
     /// The line being read, without its end of line. Never over `cap`.
     line: Vec<u8>,
@@ -47,7 +50,7 @@ pub(super) struct SseParser {
 }
 
 impl SseParser {
-    pub(super) fn new(cap: usize) -> Self {
+    pub fn new(cap: usize) -> Self {
         Self {
             cap,
             line: Vec::new(),
@@ -64,19 +67,19 @@ impl SseParser {
     }
 
     /// The stream's last event id, for `Last-Event-ID` on a reconnect.
-    pub(super) fn last_event_id(&self) -> Option<&str> {
+    pub fn last_event_id(&self) -> Option<&str> {
         self.last_event_id.as_deref()
     }
 
     /// The reconnection time the server asked for (`retry:`), if any.
-    pub(super) fn retry_ms(&self) -> Option<u64> {
+    pub fn retry_ms(&self) -> Option<u64> {
         self.retry_ms
     }
 
     /// A new stream after a reconnect: a half-read event of the old one is
     /// dropped, the last event id and the retry time are kept (as an
     /// `EventSource` keeps them).
-    pub(super) fn reconnected(&mut self) {
+    pub fn reconnected(&mut self) {
         *self = Self {
             last_event_id: self.last_event_id.take(),
             retry_ms: self.retry_ms,
@@ -84,7 +87,7 @@ impl SseParser {
         };
     }
 
-    pub(super) fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<SseEvent>) {
+    pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<SseEvent>) {
         if !self.started && !chunk.is_empty() {
             self.started = true;
             chunk = chunk.strip_prefix("\u{feff}".as_bytes()).unwrap_or(chunk);
@@ -171,8 +174,9 @@ impl SseParser {
                     self.retry_ms = Some(ms);
                 }
             }
-            // `event:` names the type; MCP sends only `message` events, and
-            // the relay treats every event's data as one message.
+            // `event:` names the type; neither user needs it: MCP sends
+            // only `message` events, and both model APIs repeat the type
+            // in the data's JSON (`"type":…`) or use only one.
             _ => {}
         }
     }

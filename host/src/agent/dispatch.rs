@@ -1,0 +1,206 @@
+//! Runs the tool calls of one model answer, in parallel, each streaming
+//! its output into the session store as it arrives.
+//!
+//! Every call runs in stream mode: the host keeps none of the output, each
+//! chunk goes straight into the call's `ResultWriter` (one chunk row per
+//! IPC chunk), and the worker gets credit only as chunks are stored. So
+//! the host holds at most one chunk per running call, whatever the tools
+//! print, and the store holds the capped result exactly once.
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::ToolCall;
+use crate::report::CallEvent;
+use crate::store::{ItemId, ResultEnd, SessionId};
+use crate::{CallRequest, ToolHost};
+
+use super::store_thread::{StoreCallError, StoreThread};
+use super::tools::Prepared;
+use super::view;
+
+/// How one call ended, for the loop and the user.
+#[derive(Debug)]
+pub struct Dispatched {
+    /// The call's position in the model's answer.
+    pub index: usize,
+    pub item: ItemId,
+    /// `[completed · exit code 0]`, `[killed: timeout]`, or why it was
+    /// refused.
+    pub outcome_line: String,
+    /// Bytes the tool produced.
+    pub bytes_seen: u64,
+}
+
+/// Runs `calls` at once (the host's worker limit queues the excess) and
+/// returns as each ends, in the order they end.
+pub struct Dispatch {
+    set: JoinSet<Result<Dispatched, StoreCallError>>,
+}
+
+impl Dispatch {
+    pub fn start(
+        host: &ToolHost,
+        store: &StoreThread,
+        session: SessionId,
+        calls: Vec<(usize, ToolCall, Prepared)>,
+        cancel: &CancellationToken,
+    ) -> Self {
+        let mut set = JoinSet::new();
+        for (index, call, prepared) in calls {
+            let store = store.clone();
+            let host = host.clone();
+            let cancel = cancel.clone();
+            set.spawn(async move {
+                match prepared {
+                    Prepared::Run(req) => {
+                        let one = One {
+                            session,
+                            index,
+                            call: &call,
+                        };
+                        run_one(&host, &store, one, *req, &cancel).await
+                    }
+                    Prepared::Refused(text) => refuse(&store, session, index, &call, text).await,
+                }
+            });
+        }
+        Self { set }
+    }
+
+    /// The next call to end; `None` when all have.
+    pub async fn next(&mut self) -> Option<Result<Dispatched, StoreCallError>> {
+        loop {
+            match self.set.join_next().await? {
+                Ok(r) => return Some(r),
+                // A task that panicked is a bug; its call's worker died
+                // with its handle. Keep collecting the others.
+                Err(e) => tracing::error!(error = %e, "a tool-call task failed"),
+            }
+        }
+    }
+}
+
+/// Which call of which answer.
+struct One<'a> {
+    session: SessionId,
+    index: usize,
+    call: &'a ToolCall,
+}
+
+/// Runs one call to its report. When `cancel` fires (Ctrl-C), the call is
+/// cancelled, its worker killed, and its result stored as `killed:
+/// cancelled` with the output it had produced.
+async fn run_one(
+    host: &ToolHost,
+    store: &StoreThread,
+    one: One<'_>,
+    req: CallRequest,
+    cancel: &CancellationToken,
+) -> Result<Dispatched, StoreCallError> {
+    let One {
+        session,
+        index,
+        call,
+    } = one;
+    let (name, id, args) = (call.name.clone(), call.id.clone(), call.arguments.clone());
+    let mut writer = store
+        .run(move |s| s.begin_result(session, &name, Some(&id), &args))
+        .await?;
+    let mut handle = host.call(req);
+    let mut cancelled = false;
+    loop {
+        let event = tokio::select! {
+            biased;
+            () = cancel.cancelled(), if !cancelled => {
+                handle.cancel();
+                cancelled = true;
+                continue;
+            }
+            event = handle.next_event() => event,
+        };
+        let Some(event) = event else { break };
+        match event {
+            CallEvent::Started(_) => {}
+            CallEvent::Output { stream, data } => {
+                // The chunk goes to the store's thread; the next event is
+                // taken (and the worker credited) only once it is stored.
+                let (back, stored) = store
+                    .call(move |s| {
+                        let stored = writer.write(s, stream, &data);
+                        (writer, stored)
+                    })
+                    .await?;
+                writer = back;
+                if let Err(e) = stored {
+                    // The store refused (disk full): stop the tool, and
+                    // record the end of what was stored.
+                    handle.cancel();
+                    tracing::warn!(error = %e, "tool output could not be stored");
+                }
+            }
+            CallEvent::Finished(report) => {
+                let end = view::result_end(&report);
+                let line = view::outcome_line(&report);
+                let item = store.run(move |s| writer.finish(s, &end)).await?;
+                return Ok(Dispatched {
+                    index,
+                    item,
+                    outcome_line: line,
+                    bytes_seen: report.usage.bytes_produced,
+                });
+            }
+        }
+    }
+    // `next_event` yields `Finished` before it ends.
+    let end = ResultEnd {
+        status: "failed".into(),
+        ..ResultEnd::default()
+    };
+    let item = store.run(move |s| writer.finish(s, &end)).await?;
+    Ok(Dispatched {
+        index,
+        item,
+        outcome_line: "[failed: the call ended without a report]".into(),
+        bytes_seen: 0,
+    })
+}
+
+/// A call that was not run: its reason is stored as its result, so the
+/// model sees it where it expects the output.
+async fn refuse(
+    store: &StoreThread,
+    session: SessionId,
+    index: usize,
+    call: &ToolCall,
+    text: String,
+) -> Result<Dispatched, StoreCallError> {
+    let (name, id, args, reason) = (
+        call.name.clone(),
+        call.id.clone(),
+        call.arguments.clone(),
+        text.clone(),
+    );
+    let item = store
+        .run(move |store| {
+            let mut writer = store.begin_result(session, &name, Some(&id), &args)?;
+            writer.write(store, bulkhead_ipc::StreamId::Stderr, reason.as_bytes())?;
+            let outcome = serde_json::json!({"status": "failed", "line": "[failed: not run]"});
+            writer.finish(
+                store,
+                &ResultEnd {
+                    status: "failed".into(),
+                    outcome_json: Some(outcome.to_string()),
+                    bytes_seen: reason.len() as u64,
+                    ..ResultEnd::default()
+                },
+            )
+        })
+        .await?;
+    Ok(Dispatched {
+        index,
+        item,
+        outcome_line: text,
+        bytes_seen: 0,
+    })
+}

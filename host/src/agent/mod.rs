@@ -1,0 +1,15 @@
+//! The agent loop: a prompt goes to a model, its tool calls go to workers,
+//! their results go to the session store, and the model gets a bounded
+//! view of each on the next request.
+
+pub mod config;
+pub mod dispatch;
+pub mod history;
+pub mod store_thread;
+pub mod tools;
+pub mod turn;
+pub mod view;
+
+pub use config::{AgentSettings, AgentSpec, ModelSpec};
+pub use tokio_util::sync::CancellationToken;
+pub use turn::{Agent, AgentError, Observer, RunEnd};
