@@ -5,10 +5,10 @@
 #   packaging/musl.sh --check    the same in the dev profile (faster; used by
 #                                scripts/test), then checks and runs them
 # Needs: rustup target add x86_64-unknown-linux-musl, and musl-gcc
-# (apt-get install musl-tools): ring, the TLS code of remote MCP servers,
-# compiles C, and cc-rs finds no C compiler for the musl target without it.
-# (Built without the worker's `remote` feature no C is compiled, but then
-# `mcp wrap --url` is missing.) Install the result by copying
+# (apt-get install musl-tools): ring (TLS of remote MCP servers and model
+# APIs) and the bundled SQLite of the session store compile C, and cc-rs
+# finds no C compiler for the musl target without it. Install the result by
+# copying
 # target/x86_64-unknown-linux-musl/release/bulkhead{,-worker} side by side.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"

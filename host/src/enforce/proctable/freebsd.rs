@@ -77,6 +77,11 @@ fn query(mib: &[c_int]) -> io::Result<Vec<kinfo_proc>> {
     ))
 }
 
+// `KINFO_PROC_SIZE` in FreeBSD's <sys/user.h> for amd64. Checked when the
+// crate is compiled for FreeBSD, the only check this reader gets in CI.
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(size_of::<kinfo_proc>() == 1088);
+
 /// The kernel's `kinfo_proc` must be the one `libc` describes; its size has
 /// been fixed (1088 bytes on amd64) since FreeBSD 7, so a mismatch means a
 /// foreign ABI, which must not be read as if it matched.

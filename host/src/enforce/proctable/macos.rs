@@ -102,6 +102,13 @@ fn state(status: u32) -> u8 {
     }
 }
 
+// `PROC_PIDTASKALLINFO_SIZE` and `PROC_PIDTBSDINFO_SIZE` in <sys/proc_info.h>
+// are the sizes of these structs, which libproc checks the buffer against.
+// Checked when the crate is compiled for macOS, the only check this reader
+// gets in CI.
+const _: () = assert!(size_of::<libc::proc_bsdinfo>() == 136);
+const _: () = assert!(size_of::<libc::proc_taskallinfo>() == 232);
+
 /// `proc_pidinfo` into a zeroed `T`; `Err` unless it filled all of it.
 fn pidinfo<T>(pid: pid_t, flavor: c_int) -> io::Result<T> {
     let size =
