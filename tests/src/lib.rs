@@ -5,6 +5,8 @@
 //! command does both). They are found beside the test executable's profile
 //! directory, so `CARGO_TARGET_DIR` and `--release` both work.
 
+pub mod readme;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

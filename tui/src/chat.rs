@@ -109,7 +109,10 @@ pub async fn chat(
         Ok(p) => p,
         Err(e) => return usage(e),
     };
-    let host = ToolHost::new(HostConfig::default())?;
+    let host = ToolHost::new(HostConfig {
+        worker_from_config: set.worker.clone(),
+        ..HostConfig::default()
+    })?;
     let mcp = match mcp_sessions(&set, &agent, &host) {
         Ok(m) => m,
         Err(e) => return usage(e),

@@ -22,7 +22,7 @@ Exit codes of `bulkhead run`:
 #[derive(Debug, Parser)]
 #[command(
     name = "bulkhead",
-    version,
+    version = crate::version::SHORT,
     about = "Run AI-agent tools in capped, killable worker processes.",
     long_about = "bulkhead runs each tool call in its own worker process under memory, CPU, time and \
                   output limits. A runaway call is cut or killed; the host's memory does not move.",
@@ -57,6 +57,10 @@ pub enum Command {
     Chat(Box<crate::chat::ChatArgs>),
     /// The session store: list, show, export, rm, gc, vacuum, stats.
     Sessions(SessionsArgs),
+    /// Print a shell completion script: bash, zsh or fish.
+    Completions(crate::generate::CompletionsArgs),
+    /// Print the man page (roff), or write one page per command to a directory.
+    Man(crate::generate::ManArgs),
 }
 
 #[derive(Debug, Args)]

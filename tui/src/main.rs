@@ -5,6 +5,7 @@
 mod chat;
 mod cli;
 mod doctor;
+mod generate;
 mod mcp_http;
 mod mcp_remote;
 mod mcp_route;
@@ -14,10 +15,11 @@ mod policy_args;
 mod run;
 mod sessions;
 mod tools;
+mod version;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use cli::{Cli, Command};
 
@@ -26,7 +28,7 @@ use cli::{Cli, Command};
 const EXIT_INTERNAL: u8 = 1;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(cli) => cli,
         Err(e) => {
             // clap prints help and version to stdout with exit 0, and
@@ -68,6 +70,8 @@ fn main() -> ExitCode {
             // The store is synchronous and each call short; this command
             // has nothing else to run meanwhile.
             Command::Sessions(args) => sessions::sessions(args, store, config),
+            Command::Completions(args) => generate::completions(&args),
+            Command::Man(args) => generate::man(&args),
         }
     });
     match result {
@@ -77,6 +81,19 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_INTERNAL)
         }
     }
+}
+
+/// Parses the command line. `--version` asks the worker for its version,
+/// so the long version is only built when that flag is on the line.
+fn parse() -> Result<Cli, clap::Error> {
+    let mut command = Cli::command();
+    if std::env::args_os().any(|a| a == "--version") {
+        // clap wants a 'static string without its `string` feature; this
+        // runs once, in a process that prints the version and exits.
+        command = command.long_version(version::long().leak() as &'static str);
+    }
+    let matches = command.try_get_matches()?;
+    Cli::from_arg_matches(&matches)
 }
 
 /// Logs go to stderr, filtered by `BULKHEAD_LOG` (default: warnings).

@@ -51,7 +51,11 @@ async fn start(
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .filter(|h| h.is_absolute());
-    let host = ToolHost::new(HostConfig::default()).map_err(|e| e.to_string())?;
+    let host = ToolHost::new(HostConfig {
+        worker_from_config: set.worker.clone(),
+        ..HostConfig::default()
+    })
+    .map_err(|e| e.to_string())?;
     let mut sessions = Vec::new();
     if let Some(file) = servers_file(servers, &set, home.as_deref()) {
         let entries = load_servers_file(&file)?;
@@ -438,7 +442,10 @@ pub async fn call(args: crate::cli::CallArgs, config: Option<&Path>) -> anyhow::
             return Ok(EXIT_USAGE);
         }
     };
-    let host = ToolHost::new(HostConfig::default())?;
+    let host = ToolHost::new(HostConfig {
+        worker_from_config: set.worker.clone(),
+        ..HostConfig::default()
+    })?;
     let session = ServerSession::spawn(host, spec);
     if let Err(e) = tokio::time::timeout(READY_TIMEOUT, session.ready())
         .await

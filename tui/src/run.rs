@@ -61,6 +61,7 @@ pub async fn run(
     };
     let config = HostConfig {
         memory_mechanism: args.sandbox.memory_mechanism,
+        worker_from_config: chosen.worker.clone(),
         ..HostConfig::default()
     };
     let host = ToolHost::new(config)?;

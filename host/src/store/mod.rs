@@ -251,7 +251,11 @@ impl Store {
                 detail: format!("SQLite refused WAL mode (journal_mode is {mode})"),
             });
         }
-        conn.pragma_update(None, "synchronous", "FULL")
+        let synchronous = match options.durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", synchronous)
             .map_err(sql)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(sql)?;

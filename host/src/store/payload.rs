@@ -345,6 +345,10 @@ impl ResultWriter {
                 self.flush(store)?;
             }
             self.buffer_stream = stream;
+            if self.buffer.capacity() == 0 {
+                // Exactly one chunk, never grown by doubling past it.
+                self.buffer.reserve_exact(CHUNK_BYTES);
+            }
             let take = (CHUNK_BYTES - self.buffer.len()).min(data.len());
             self.buffer.extend_from_slice(&data[..take]);
             data = &data[take..];
@@ -383,8 +387,6 @@ impl ResultWriter {
             Ok(()) => {
                 self.committed += len as u64;
                 self.buffer.clear();
-                // Give back a buffer a stream switch left half used.
-                self.buffer.shrink_to(CHUNK_BYTES);
                 Ok(())
             }
             Err(e) => {
