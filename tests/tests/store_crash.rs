@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use bulkhead_host::store::{ItemId, ItemPage, ResultState, Retention, SessionId, Store};
+use bulkhead_host::store::{ItemId, ResultState, Retention, SessionId, Store};
 use bulkhead_tests::bin;
 
 const ROUNDS: u64 = 30;
@@ -113,21 +113,8 @@ fn every_acknowledged_write_survives_sigkill() {
     let report = store.gc(&Retention::default()).expect("gc");
     let mut interrupted = 0;
     for &s in &acked.sessions {
-        let mut after = 0;
-        loop {
-            let page = store
-                .items(
-                    s,
-                    ItemPage {
-                        after_seq: after,
-                        limit: 500,
-                        preview_bytes: 0,
-                    },
-                )
-                .expect("page");
-            let Some(last) = page.last() else { break };
-            after = last.seq;
-            for item in &page {
+        store
+            .for_each_item(s, 0, |item| {
                 if let Some(r) = &item.result {
                     assert_ne!(
                         r.state,
@@ -137,8 +124,10 @@ fn every_acknowledged_write_survives_sigkill() {
                     );
                     interrupted += u64::from(r.state == ResultState::Interrupted);
                 }
-            }
-        }
+                Ok::<(), ()>(())
+            })
+            .expect("items")
+            .expect("visit");
     }
     assert_eq!(interrupted, report.results_interrupted);
     assert!(store.integrity_check().expect("check").is_empty());
