@@ -4,7 +4,7 @@
 
 use std::process::{Command, Stdio};
 
-use bulkhead_host::store::{ItemKind, ItemPage, NewSession, SessionId, Store};
+use bulkhead_host::store::{ItemKind, NewSession, SessionId, Store};
 use bulkhead_tests::bin;
 
 const WRITERS: usize = 3;
@@ -57,22 +57,13 @@ fn three_writers_lose_nothing_and_keep_order() {
 /// All items present, seq 1..=N, each writer's counters increasing.
 fn check_session(store: &Store, session: SessionId, expected: u64) {
     let mut items = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = store
-            .items(
-                session,
-                ItemPage {
-                    after_seq: after,
-                    limit: 500,
-                    preview_bytes: 64,
-                },
-            )
-            .expect("page");
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        items.extend(page);
-    }
+    store
+        .for_each_item(session, 64, |item| {
+            items.push(item.clone());
+            Ok::<(), ()>(())
+        })
+        .expect("items")
+        .expect("visit");
     assert_eq!(items.len() as u64, expected, "session {session}");
     assert_eq!(
         store.session(session).expect("summary").item_count,

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use bulkhead_host::store::{ItemId, ResultState, SessionId, Store};
+use bulkhead_host::store::{ItemId, ResultState, Retention, SessionId, Store};
 use bulkhead_tests::bin;
 
 const ROUNDS: u64 = 30;
@@ -107,6 +107,30 @@ fn every_acknowledged_write_survives_sigkill() {
             assert_eq!(last.data.len(), usize::from(bytes > 0));
         }
     }
+    // Every writer is dead now: gc marks each result it left running
+    // `interrupted`, and keeps what those results had committed.
+    let store = Store::open(&path).expect("open");
+    let report = store.gc(&Retention::default()).expect("gc");
+    let mut interrupted = 0;
+    for &s in &acked.sessions {
+        store
+            .for_each_item(s, 0, |item| {
+                if let Some(r) = &item.result {
+                    assert_ne!(
+                        r.state,
+                        ResultState::Running,
+                        "result {} still running",
+                        item.id
+                    );
+                    interrupted += u64::from(r.state == ResultState::Interrupted);
+                }
+                Ok::<(), ()>(())
+            })
+            .expect("items")
+            .expect("visit");
+    }
+    assert_eq!(interrupted, report.results_interrupted);
+    assert!(store.integrity_check().expect("check").is_empty());
     assert!(
         acked.finished.len() >= 5 && acked.items.len() >= 100,
         "too few writes acknowledged to mean anything: {} results, {} items",

@@ -44,7 +44,7 @@
 //! - [`Store`] wraps one `rusqlite::Connection`: it is `Send` but not
 //!   `Sync`, and synchronous. Every call is one short transaction (at most
 //!   one 64 KiB chunk or one page of rows), but a commit waits for the disk
-//!   (`synchronous=FULL`, ~5 ms). Async code uses [`StoreThread`] (the
+//!   (`synchronous=FULL`, 3–5 ms here). Async code uses [`StoreThread`] (the
 //!   store on a thread of its own, behind a bounded queue) or
 //!   `spawn_blocking`. A [`ResultWriter`] is a plain value that borrows the
 //!   store only during each call, so many results can stream at once and a

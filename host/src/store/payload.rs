@@ -125,7 +125,7 @@ impl ResultEnd {
         let outcome = serde_json::json!({
             "status": report.outcome.status(),
             "reason": report.outcome.reason(),
-            "exit": report.exit.map(|e| format!("{e:?}")),
+            "exit": report.exit,
             "summary": report.summary,
         });
         ResultEnd {

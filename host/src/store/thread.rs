@@ -1,7 +1,7 @@
 //! [`StoreThread`]: the store on a thread of its own, for async code.
 //!
 //! Each store call is short but synchronous, and with `synchronous=FULL` a
-//! commit waits for the disk (about 5 ms here). On a current-thread
+//! commit waits for the disk (3–5 ms here). On a current-thread
 //! runtime that would stall every other task, so async callers send
 //! closures to one dedicated thread that owns the [`Store`], and await
 //! their answers. The queue is bounded ([`QUEUE`]): a caller that outpaces

@@ -4,14 +4,11 @@
 use std::io::Write;
 
 use anyhow::Context;
-use bulkhead_host::store::{Item, ItemPage, SessionId, Store};
+use bulkhead_host::store::{Item, SessionId, Store};
 use bulkhead_host::units::format_size;
 
 use super::show::item_line;
 use crate::cli::ExportFormat;
-
-/// Item ids fetched per page (ids and small columns only).
-const PAGE_ITEMS: u32 = 256;
 
 /// Output read and written per step: one chunk row.
 const SLICE_BYTES: u64 = 64 << 10;
@@ -38,28 +35,13 @@ pub fn export(
                 session.item_count
             )?,
         }
-        let mut after = 0;
-        loop {
-            let page = store.items(
-                id,
-                ItemPage {
-                    after_seq: after,
-                    limit: PAGE_ITEMS,
-                    preview_bytes: 0,
-                },
-            )?;
-            for summary in &page {
-                let item = store.item(summary.id)?;
-                match format {
-                    ExportFormat::Jsonl => jsonl_item(store, &item, out)?,
-                    ExportFormat::Markdown => markdown_item(store, &item, out)?,
-                }
+        store.for_each_item(id, 0, |summary| -> anyhow::Result<()> {
+            let item = store.item(summary.id)?;
+            match format {
+                ExportFormat::Jsonl => jsonl_item(store, &item, out),
+                ExportFormat::Markdown => markdown_item(store, &item, out),
             }
-            match page.last() {
-                Some(last) if page.len() == PAGE_ITEMS as usize => after = last.seq,
-                _ => break,
-            }
-        }
+        })??;
         out.flush()?;
         Ok(())
     })();
