@@ -28,8 +28,11 @@ const LIST_TOOLS_MAX_BYTES: usize = 1 << 20;
 pub struct HostConfig {
     /// Workers running at once; more calls wait in a queue.
     pub max_workers: usize,
-    /// The worker binary; `None` looks beside the running executable.
+    /// The worker binary, used as given; `None` searches (see
+    /// [`crate::find_worker`]).
     pub worker: Option<PathBuf>,
+    /// The config file's `worker` key: the last place searched.
+    pub worker_from_config: Option<PathBuf>,
     /// Variables passed to workers from the host's environment.
     pub env_allowlist: Vec<String>,
     /// Variables set for every worker, whatever the host's environment.
@@ -45,6 +48,7 @@ impl Default for HostConfig {
             // in flight only adds memory and contention.
             max_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             worker: None,
+            worker_from_config: None,
             env_allowlist: DEFAULT_ENV_ALLOWLIST
                 .iter()
                 .map(|s| (*s).to_owned())
@@ -133,7 +137,11 @@ impl ToolHost {
     /// hosts, finds the worker and starts the spawner thread. Must be called
     /// inside a tokio runtime.
     pub fn new(config: HostConfig) -> Result<Self, HostError> {
-        let worker = find_worker(config.worker.as_deref()).map_err(HostError::WorkerNotFound)?;
+        let worker = find_worker(
+            config.worker.as_deref(),
+            config.worker_from_config.as_deref(),
+        )
+        .map_err(HostError::WorkerNotFound)?;
         let enforcer = Enforcer::detect(config.memory_mechanism)?;
         let stale = enforcer.clear_stale();
         if stale > 0 {

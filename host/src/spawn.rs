@@ -33,27 +33,45 @@ pub struct WorkerBinary {
     pub found_by: &'static str,
 }
 
-/// Finds `bulkhead-worker`: `BULKHEAD_WORKER` if set, else next to the
-/// running executable (and one level up, where `cargo test` binaries live).
-pub fn find_worker(explicit: Option<&Path>) -> Result<WorkerBinary, String> {
+/// Environment variable naming the worker binary when none sits next to
+/// `bulkhead`.
+pub const WORKER_ENV: &str = "BULKHEAD_WORKER";
+
+/// Finds `bulkhead-worker`, in this order:
+/// 1. `explicit`: a path the embedding program chose (`HostConfig::worker`);
+/// 2. next to the running executable (and one level up, where `cargo test`
+///    binaries live): the worker installed with this `bulkhead`, so a stray
+///    `BULKHEAD_WORKER` in the environment cannot pair it with another
+///    release's worker;
+/// 3. [`WORKER_ENV`];
+/// 4. `from_config`: the config file's `worker` key.
+///
+/// Whichever is found, the handshake of every call still refuses a worker
+/// of another version, naming both.
+pub fn find_worker(
+    explicit: Option<&Path>,
+    from_config: Option<&Path>,
+) -> Result<WorkerBinary, String> {
     if let Some(p) = explicit {
         return check(p, "configuration");
-    }
-    if let Some(p) = std::env::var_os("BULKHEAD_WORKER") {
-        return check(Path::new(&p), "BULKHEAD_WORKER");
     }
     let exe = std::env::current_exe()
         .map_err(|e| format!("cannot locate the running executable: {e}"))?;
     let dir = exe.parent().unwrap_or(Path::new("."));
     let candidates = [dir.join("bulkhead-worker"), dir.join("../bulkhead-worker")];
-    for c in &candidates {
-        if c.is_file() {
-            return check(c, "next to the bulkhead executable");
-        }
+    if let Some(c) = candidates.iter().find(|c| c.is_file()) {
+        return check(c, "next to the bulkhead executable");
+    }
+    if let Some(p) = std::env::var_os(WORKER_ENV).filter(|p| !p.is_empty()) {
+        return check(Path::new(&p), "through BULKHEAD_WORKER");
+    }
+    if let Some(p) = from_config {
+        return check(p, "through the config file's worker key");
     }
     Err(format!(
-        "bulkhead-worker not found next to {} (looked for {}); install both binaries side by side \
-         or set BULKHEAD_WORKER to its path",
+        "bulkhead-worker not found: not next to {} (looked for {}), {WORKER_ENV} is not set, and \
+         the config file names no worker; install both binaries side by side, or set \
+         {WORKER_ENV} (or `worker = \"PATH\"` in the config file) to its path",
         exe.display(),
         candidates
             .iter()

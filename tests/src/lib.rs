@@ -5,6 +5,7 @@
 //! command does both). They are found beside the test executable's profile
 //! directory, so `CARGO_TARGET_DIR` and `--release` both work.
 
+pub mod readme;
 pub mod tmux;
 
 use std::collections::HashMap;
@@ -255,3 +256,30 @@ pub fn assert_same_answers(direct: &[String], wrapped: &[String]) {
 
 pub mod agent_chat;
 pub mod model_server;
+/// Runs `cmd` to its end and returns its exit code and its peak RSS in
+/// bytes, from `wait4`'s rusage (measured by the kernel, not sampled).
+///
+/// Linux starts a child's `ru_maxrss` at the high-water mark of the address
+/// space it was spawned from (the spawn shares this process's memory until
+/// `exec`), so the figure is an upper bound: at least this test process's
+/// own peak, which stays small because the tests build their fixtures in a
+/// child (`store-writer`).
+pub fn exit_and_peak_rss(cmd: &mut Command) -> (i32, u64) {
+    let child = cmd.spawn().expect("spawn the measured command");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain old data; zeroed is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our child, not yet waited for (`child` is forgotten
+    // below so its Drop does not touch the pid again).
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
+    std::mem::forget(child);
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    // Linux reports ru_maxrss in KiB.
+    (code, usage.ru_maxrss as u64 * 1024)
+}

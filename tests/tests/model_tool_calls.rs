@@ -1,9 +1,9 @@
 //! Several parallel tool calls, with arguments split across events and
 //! across network writes, assemble into whole calls for both providers.
 
-use bulkhead_host::model::{ChatRequest, Message, ModelEvent, ProviderKind, StopReason, ToolCall};
+use bulkhead_host::model::{Message, ModelEvent, ProviderKind, StopReason, ToolCall};
 use bulkhead_tests::model_server::{
-    ModelServer, Reply, StreamEnd, Turn, client, collect, test_limits,
+    ModelServer, Reply, StreamEnd, Turn, client, collect, plain_request, test_limits,
 };
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
@@ -55,14 +55,7 @@ async fn run(provider: ProviderKind, recut_writes: bool) {
     server.push(Reply::stream(events, StreamEnd::Finish));
     let c = client(&server, provider, test_limits());
     let messages = [Message::User { text: "go".into() }];
-    let req = ChatRequest {
-        model: "m",
-        system: None,
-        messages: &messages,
-        tools: &[],
-        max_tokens: 100,
-        temperature: None,
-    };
+    let req = plain_request(&messages);
     let mut stream = c
         .stream(&req, &CancellationToken::new())
         .await

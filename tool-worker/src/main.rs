@@ -30,7 +30,17 @@ fn main() {
                 serde_json::to_string(&rows).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
             );
         }
-        Some("--version") => println!("bulkhead-worker {}", serve::WORKER_VERSION),
+        Some("--version") => println!(
+            "bulkhead-worker {} (commit {}; target {}; features: {})",
+            serve::WORKER_VERSION,
+            env!("BULKHEAD_GIT_COMMIT"),
+            env!("BULKHEAD_TARGET"),
+            if cfg!(feature = "remote") {
+                "remote"
+            } else {
+                "none"
+            }
+        ),
         None => {
             let parent = std::env::var("BULKHEAD_HOST_PID")
                 .ok()

@@ -4,16 +4,19 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use bulkhead_host::agent::dispatch::Dispatched;
 use bulkhead_host::agent::history::Budget;
+
 use bulkhead_host::agent::tools::{ToolSet, ToolSetInput};
-use bulkhead_host::agent::{Agent, AgentSpec, ModelSpec, Observer, Provider, RunEnd};
-use bulkhead_host::model::{ApiKey, ModelClient, ModelConfig, ModelLimits, ProviderKind, ToolCall};
+use bulkhead_host::agent::{Agent, AgentSpec, ModelSpec, Observer, RunEnd};
+use bulkhead_host::mcp::{
+    NAMESPACE_SEPARATOR, ServerSession, load_servers_file, servers_file, specs,
+};
+use bulkhead_host::model::{ModelClient, ModelLimits, ProviderKind, ToolCall};
 use bulkhead_host::policy::{ResolveContext, resolve};
-use bulkhead_host::store::{NewSession, SessionId, Store, default_store_path};
+use bulkhead_host::store::{NewSession, SessionId, Store, StoreThread};
 use bulkhead_host::units::format_size;
 use bulkhead_host::{CallLimits, HostConfig, PolicySet, ToolHost};
 use clap::Args;
@@ -24,6 +27,9 @@ use crate::cli::EXIT_USAGE;
 const EXIT_MAX_TURNS: u8 = 3;
 /// Exit code when the model, the store or a worker failed.
 const EXIT_FAILED: u8 = 1;
+/// Exit code after Ctrl-C: 128 + SIGINT, as shells report a process the
+/// signal ended, so scripts see the usual "interrupted".
+const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, Args)]
 pub struct ChatArgs {
@@ -38,24 +44,24 @@ pub struct ChatArgs {
     pub session: String,
     /// The provider's wire format, overriding the config's model.
     #[arg(long, value_parser = provider)]
-    pub provider: Option<Provider>,
+    pub provider: Option<ProviderKind>,
     /// The API root, e.g. http://127.0.0.1:11434/v1.
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
     /// A `[models.NAME]` table, or the provider's model id.
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
-    /// The session store [default: $BULKHEAD_STORE, else
-    /// $XDG_DATA_HOME/bulkhead/sessions.db].
-    #[arg(long, value_name = "PATH")]
-    pub store: Option<PathBuf>,
 }
 
-fn provider(s: &str) -> Result<Provider, String> {
+fn provider(s: &str) -> Result<ProviderKind, String> {
     s.parse()
 }
 
-pub async fn chat(args: ChatArgs, config: Option<&Path>) -> anyhow::Result<u8> {
+pub async fn chat(
+    args: ChatArgs,
+    config: Option<&Path>,
+    store_flag: Option<&Path>,
+) -> anyhow::Result<u8> {
     let set = match PolicySet::load(config) {
         Ok(s) => s,
         Err(e) => return usage(e),
@@ -71,9 +77,9 @@ pub async fn chat(args: ChatArgs, config: Option<&Path>) -> anyhow::Result<u8> {
         Ok(m) => m,
         Err(e) => return usage(e),
     };
-    let store_path = match args.store.clone().or_else(default_store_path) {
-        Some(p) => p,
-        None => return usage("no session store: pass --store PATH (no $HOME to default to)"),
+    let store_path = match crate::sessions::store_path(store_flag, &set) {
+        Ok(p) => p,
+        Err(e) => return usage(format!("{e:#}")),
     };
     let store = Store::open(&store_path)
         .with_context(|| format!("session store {}", store_path.display()))?;
@@ -103,7 +109,14 @@ pub async fn chat(args: ChatArgs, config: Option<&Path>) -> anyhow::Result<u8> {
         Ok(p) => p,
         Err(e) => return usage(e),
     };
-    let host = ToolHost::new(HostConfig::default())?;
+    let host = ToolHost::new(HostConfig {
+        worker_from_config: set.worker.clone(),
+        ..HostConfig::default()
+    })?;
+    let mcp = match mcp_sessions(&set, &agent, &host) {
+        Ok(m) => m,
+        Err(e) => return usage(e),
+    };
     let tools = match ToolSet::new(
         &host,
         ToolSetInput {
@@ -113,6 +126,7 @@ pub async fn chat(args: ChatArgs, config: Option<&Path>) -> anyhow::Result<u8> {
             cwd,
             store: &store_path,
             session,
+            mcp,
         },
     )
     .await
@@ -130,13 +144,12 @@ pub async fn chat(args: ChatArgs, config: Option<&Path>) -> anyhow::Result<u8> {
         model.model,
         model.provider.name()
     );
-    // Ctrl-C ends the process (and every worker with it); the token is for
-    // embedders and the TUI.
     let cancel = bulkhead_host::agent::CancellationToken::new();
+    cancel_on_sigint(&cancel)?;
     let mut run = Agent {
         host,
         client,
-        store: Arc::new(Mutex::new(store)),
+        store: StoreThread::spawn(store).context("cannot start the session store's thread")?,
         session,
         budget: Budget::new(&model),
         agent,
@@ -156,6 +169,12 @@ pub async fn chat(args: ChatArgs, config: Option<&Path>) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
+        Ok(RunEnd::Cancelled { turn }) => {
+            eprintln!(
+                "bulkhead: interrupted in turn {turn} · session {session} · host peak {peak}"
+            );
+            Ok(EXIT_INTERRUPTED)
+        }
         Ok(RunEnd::MaxTurns { turns }) => {
             eprintln!(
                 "bulkhead: stopped at max_turns ({turns}) · session {session} · host peak {peak}"
@@ -171,16 +190,29 @@ pub async fn chat(args: ChatArgs, config: Option<&Path>) -> anyhow::Result<u8> {
 
 /// The HTTP client of `model` (also the TUI's in model mode).
 pub(crate) fn client_for(model: &ModelSpec) -> Result<ModelClient, String> {
-    ModelClient::new(ModelConfig {
-        provider: match model.provider {
-            Provider::OpenAi => ProviderKind::OpenAi,
-            Provider::Anthropic => ProviderKind::Anthropic,
-        },
-        base_url: model.base_url.clone(),
-        api_key: model.api_key().map(|k| ApiKey::new(k.expose())),
-        limits: ModelLimits::default(),
-    })
-    .map_err(|e| format!("model \"{}\": {e}", model.name))
+    ModelClient::new(model.client_config(ModelLimits::default()))
+        .map_err(|e| format!("model \"{}\": {e}", model.name))
+}
+
+/// The first Ctrl-C cancels the run: the model stream is dropped, running
+/// tools are killed and recorded, a notice is stored, and `chat` exits
+/// 130. A second one exits at once (130); the workers die with the host
+/// (their parent-death signal), and the store's last commit stands.
+fn cancel_on_sigint(cancel: &bulkhead_host::agent::CancellationToken) -> anyhow::Result<()> {
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot handle SIGINT")?;
+    let cancel = cancel.clone();
+    tokio::spawn(async move {
+        if sigint.recv().await.is_none() {
+            return;
+        }
+        eprintln!("bulkhead: interrupted; stopping the model and the running tools");
+        cancel.cancel();
+        if sigint.recv().await.is_some() {
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
+    });
+    Ok(())
 }
 
 fn usage(e: impl std::fmt::Display) -> anyhow::Result<u8> {
@@ -235,6 +267,50 @@ pub(crate) fn choose_model(
         spec.base_url = url.clone();
     }
     Ok(spec)
+}
+
+/// Starts the agent's `mcp_servers`, from the config's servers file, each
+/// under its own `[servers.NAME]` policy and limits.
+pub(crate) fn mcp_sessions(
+    set: &PolicySet,
+    agent: &AgentSpec,
+    host: &ToolHost,
+) -> Result<Vec<ServerSession>, String> {
+    if agent.mcp_servers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|h| h.is_absolute());
+    let Some(file) = servers_file(None, set, home.as_deref()) else {
+        return Err(format!(
+            "agent \"{}\" lists mcp_servers, but the config names no servers file \
+             ([mcp] servers_file)",
+            agent.name
+        ));
+    };
+    let entries = load_servers_file(&file)?;
+    let mut all = specs(set, &entries, home.as_deref())?;
+    let mut sessions = Vec::new();
+    for name in &agent.mcp_servers {
+        let Some(at) = all.iter().position(|s| &s.name == name) else {
+            return Err(format!(
+                "agent \"{}\": mcp_servers lists \"{name}\", which {} does not define (or \
+                 disables); it defines: {}",
+                agent.name,
+                file.display(),
+                entries.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        };
+        if name.contains(NAMESPACE_SEPARATOR) {
+            return Err(format!(
+                "server \"{name}\": names may not contain \"{NAMESPACE_SEPARATOR}\", which separates \
+                 server and tool"
+            ));
+        }
+        sessions.push(ServerSession::spawn(host.clone(), all.swap_remove(at)));
+    }
+    Ok(sessions)
 }
 
 /// The agent's tool calls: its policy (or the default tool policy) with

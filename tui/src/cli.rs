@@ -22,7 +22,7 @@ Exit codes of `bulkhead run`:
 #[derive(Debug, Parser)]
 #[command(
     name = "bulkhead",
-    version,
+    version = crate::version::SHORT,
     about = "Run AI-agent tools in capped, killable worker processes.",
     long_about = "bulkhead runs each tool call in its own worker process under memory, CPU, time and \
                   output limits. A runaway call is cut or killed; the host's memory does not move.",
@@ -43,6 +43,10 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: Option<u16>,
     /// Without a subcommand, bulkhead opens the interactive TUI.
+    /// Session store file (default: $BULKHEAD_STORE, else the config's
+    /// [store] path, else $XDG_DATA_HOME/bulkhead/sessions.db).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub store: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -61,6 +65,88 @@ pub enum Command {
     /// Run the agent loop headless: the prompt goes to the model, its tool
     /// calls to workers; the answer streams to stdout, tool calls to stderr.
     Chat(Box<crate::chat::ChatArgs>),
+    /// The session store: list, show, export, rm, gc, vacuum, stats.
+    Sessions(SessionsArgs),
+    /// Print a shell completion script: bash, zsh or fish.
+    Completions(crate::generate::CompletionsArgs),
+    /// Print the man page (roff), or write one page per command to a directory.
+    Man(crate::generate::ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsArgs {
+    #[command(subcommand)]
+    pub command: SessionsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// Every session, most recently updated first.
+    List {
+        /// One JSON array of session summaries.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A session and its last items (previews; outputs by size).
+    Show {
+        id: SessionIdArg,
+        /// How many of the last items.
+        #[arg(long, default_value = "20")]
+        items: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The whole session, streamed: every item and every stored output.
+    Export {
+        id: SessionIdArg,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+    },
+    /// Delete a session with its items and outputs.
+    Rm { id: SessionIdArg },
+    /// Mark results of dead writers interrupted, apply the size limits
+    /// (oldest outputs pruned to a stub), checkpoint the WAL.
+    Gc {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rewrite the store file without its free pages (needs free disk
+    /// about the store's size; other bulkheads wait meanwhile).
+    Vacuum,
+    /// Sizes, counts and the largest outputs.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A session id on the command line.
+pub type SessionIdArg = bulkhead_host::store::SessionId;
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// One JSON object per item; a result's output is its `output` string.
+    Jsonl,
+    /// Headings per item, outputs in fenced blocks.
+    Markdown,
+}
+
+/// `--session ID|new`.
+#[derive(Debug, Clone, Copy)]
+pub enum SessionChoice {
+    New,
+    Existing(bulkhead_host::store::SessionId),
+}
+
+impl std::str::FromStr for SessionChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "new" {
+            Ok(SessionChoice::New)
+        } else {
+            s.parse().map(SessionChoice::Existing)
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +172,10 @@ pub struct RunArgs {
     /// Print exactly one JSON object instead of the output and a status line.
     #[arg(long)]
     pub json: bool,
+    /// Record the call (and its output) into a session of the store: an id
+    /// from `bulkhead sessions list`, or `new`.
+    #[arg(long, value_name = "ID|new")]
+    pub session: Option<SessionChoice>,
 }
 
 /// The sandbox and limits of a call or an MCP server.

@@ -32,7 +32,10 @@ pub async fn doctor(args: DoctorArgs, config: Option<&std::path::Path>) -> anyho
             return Ok(crate::cli::EXIT_USAGE);
         }
     };
-    let host = ToolHost::new(HostConfig::default())?;
+    let host = ToolHost::new(HostConfig {
+        worker_from_config: policies.worker.clone(),
+        ..HostConfig::default()
+    })?;
     let enforcer = host.enforcer();
     let rows = enforcer.report();
     let probe = host.probe_sandbox().await.unwrap_or_else(|e| {

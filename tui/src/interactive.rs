@@ -79,7 +79,12 @@ pub async fn run(
         );
         return Ok(EXIT_USAGE);
     }
-    let mut host_config = HostConfig::default();
+    let mut host_config = HostConfig {
+        worker_from_config: bulkhead_host::PolicySet::load(config)
+            .map(|set| set.worker.clone())
+            .unwrap_or_default(),
+        ..HostConfig::default()
+    };
     if let Some(n) = workers {
         host_config.max_workers = usize::from(n);
     }

@@ -5,6 +5,7 @@
 mod chat;
 mod cli;
 mod doctor;
+mod generate;
 mod interactive;
 mod mcp_http;
 mod mcp_remote;
@@ -14,11 +15,13 @@ mod mcp_wrap;
 mod model_setup;
 mod policy_args;
 mod run;
+mod sessions;
 mod tools;
+mod version;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use cli::{Cli, Command};
 
@@ -27,7 +30,7 @@ use cli::{Cli, Command};
 const EXIT_INTERNAL: u8 = 1;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(cli) => cli,
         Err(e) => {
             // clap prints help and version to stdout with exit 0, and
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         }
     };
     let config = cli.config.as_deref();
+    let store = cli.store.as_deref();
     let result = runtime.block_on(async {
         let Some(command) = cli.command else {
             let resume = match (cli.resume_last, cli.session) {
@@ -65,19 +69,30 @@ fn main() -> ExitCode {
                 (false, Some(id)) => interactive::Resume::Session(id),
                 (false, None) => interactive::Resume::New,
             };
-            return interactive::run(config, None, resume, cli.workers).await;
+            return interactive::run(
+                config,
+                store.map(std::path::Path::to_path_buf),
+                resume,
+                cli.workers,
+            )
+            .await;
         };
         match command {
-            Command::Run(args) => run::run(*args, config).await,
+            Command::Run(args) => run::run(*args, config, store).await,
             Command::Tools(args) => tools::tools(args).await,
             Command::Doctor(args) => doctor::doctor(args, config).await,
-            Command::Chat(args) => chat::chat(*args, config).await,
+            Command::Chat(args) => chat::chat(*args, config, store).await,
             Command::Mcp(args) => match args.command {
                 cli::McpCommand::Wrap(args) => mcp_wrap::wrap(*args, config).await,
                 cli::McpCommand::Serve(args) => mcp_serve::serve(args, config).await,
                 cli::McpCommand::Status(args) => mcp_serve::status(args, config).await,
                 cli::McpCommand::Call(args) => mcp_serve::call(args, config).await,
             },
+            // The store is synchronous and each call short; this command
+            // has nothing else to run meanwhile.
+            Command::Sessions(args) => sessions::sessions(args, store, config),
+            Command::Completions(args) => generate::completions(&args),
+            Command::Man(args) => generate::man(&args),
         }
     });
     match result {
@@ -87,6 +102,19 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_INTERNAL)
         }
     }
+}
+
+/// Parses the command line. `--version` asks the worker for its version,
+/// so the long version is only built when that flag is on the line.
+fn parse() -> Result<Cli, clap::Error> {
+    let mut command = Cli::command();
+    if std::env::args_os().any(|a| a == "--version") {
+        // clap wants a 'static string without its `string` feature; this
+        // runs once, in a process that prints the version and exits.
+        command = command.long_version(version::long().leak() as &'static str);
+    }
+    let matches = command.try_get_matches()?;
+    Cli::from_arg_matches(&matches)
 }
 
 /// Logs go to stderr, filtered by `BULKHEAD_LOG` (default: warnings).

@@ -27,8 +27,7 @@ use crate::cli::{EXIT_USAGE, ServeArgs, StatusArgs};
 /// The cap on one client message: the same as on a server's.
 pub const MAX_CLIENT_MESSAGE: usize = 4 << 20;
 
-/// Separates a server's name from its tool's in the gateway's catalogue.
-pub(crate) const NAMESPACE_SEPARATOR: &str = "__";
+pub(crate) use bulkhead_host::mcp::NAMESPACE_SEPARATOR;
 
 /// How long `tools/list` and `status` wait for the servers to be ready.
 pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -52,7 +51,11 @@ async fn start(
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .filter(|h| h.is_absolute());
-    let host = ToolHost::new(HostConfig::default()).map_err(|e| e.to_string())?;
+    let host = ToolHost::new(HostConfig {
+        worker_from_config: set.worker.clone(),
+        ..HostConfig::default()
+    })
+    .map_err(|e| e.to_string())?;
     let mut sessions = Vec::new();
     if let Some(file) = servers_file(servers, &set, home.as_deref()) {
         let entries = load_servers_file(&file)?;
@@ -439,7 +442,10 @@ pub async fn call(args: crate::cli::CallArgs, config: Option<&Path>) -> anyhow::
             return Ok(EXIT_USAGE);
         }
     };
-    let host = ToolHost::new(HostConfig::default())?;
+    let host = ToolHost::new(HostConfig {
+        worker_from_config: set.worker.clone(),
+        ..HostConfig::default()
+    })?;
     let session = ServerSession::spawn(host, spec);
     if let Err(e) = tokio::time::timeout(READY_TIMEOUT, session.ready())
         .await

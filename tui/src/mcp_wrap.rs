@@ -44,6 +44,7 @@ pub async fn wrap(args: WrapArgs, config: Option<&Path>) -> anyhow::Result<u8> {
     };
     let mut host_config = HostConfig {
         memory_mechanism: args.sandbox.memory_mechanism,
+        worker_from_config: chosen.worker.clone(),
         ..HostConfig::default()
     };
     // A remote server (`--url`) is the same session through another tool.

@@ -3,15 +3,14 @@
 //! the way `bulkhead chat` builds it, on the TUI's session.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use bulkhead_host::agent::history::Budget;
 use bulkhead_host::agent::tools::{ToolSet, ToolSetInput};
 use bulkhead_host::agent::{Agent, CancellationToken};
-use bulkhead_host::store::{NewSession, SessionId, Store, StoreOptions};
+use bulkhead_host::store::{NewSession, SessionId, Store, StoreOptions, StoreThread};
 use bulkhead_host::{PolicySet, ToolHost};
 
-use crate::chat::{ChatArgs, choose_model, client_for, tool_policy};
+use crate::chat::{ChatArgs, choose_model, client_for, mcp_sessions, tool_policy};
 
 /// The agent, its label (`provider:model`) and its session.
 pub struct Built {
@@ -41,7 +40,6 @@ pub async fn build(
         provider: None,
         base_url: None,
         model: None,
-        store: None,
     };
     let model = choose_model(&args, &set, &agent)?;
     let label = format!("{}:{}", model.provider.name(), model.model);
@@ -70,6 +68,7 @@ pub async fn build(
             cwd,
             store: store_path,
             session,
+            mcp: mcp_sessions(&set, &agent, host)?,
         },
     )
     .await
@@ -79,7 +78,8 @@ pub async fn build(
         agent: Agent {
             host: host.clone(),
             client,
-            store: Arc::new(Mutex::new(store)),
+            store: StoreThread::spawn(store)
+                .map_err(|e| format!("cannot start the session store's thread: {e}"))?,
             session,
             budget: Budget::new(&model),
             agent,

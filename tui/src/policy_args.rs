@@ -14,6 +14,8 @@ pub struct Chosen {
     pub policy: CallPolicy,
     pub limits: CallLimits,
     pub cwd: PathBuf,
+    /// The config file's `worker` key.
+    pub worker: Option<PathBuf>,
 }
 
 /// Which configured default applies when `--policy` is not given.
@@ -97,5 +99,6 @@ pub fn choose(
         policy: call_policy,
         limits,
         cwd,
+        worker: set.worker.clone(),
     })
 }

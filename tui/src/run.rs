@@ -8,6 +8,7 @@ use bulkhead_ipc::StreamId;
 
 use crate::cli::{EXIT_USAGE, RunArgs};
 use crate::policy_args::{Extra, Use, choose};
+use crate::sessions::record::Recorder;
 
 /// Exit codes per outcome, documented in `--help`.
 fn exit_code(outcome: &Outcome) -> u8 {
@@ -19,7 +20,11 @@ fn exit_code(outcome: &Outcome) -> u8 {
     }
 }
 
-pub async fn run(args: RunArgs, config: Option<&std::path::Path>) -> anyhow::Result<u8> {
+pub async fn run(
+    args: RunArgs,
+    config: Option<&std::path::Path>,
+    store: Option<&std::path::Path>,
+) -> anyhow::Result<u8> {
     if let Err(e) =
         serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&args.args_json)
     {
@@ -42,8 +47,21 @@ pub async fn run(args: RunArgs, config: Option<&std::path::Path>) -> anyhow::Res
             return Ok(EXIT_USAGE);
         }
     };
+    // The store is opened before the tool runs: a store that cannot record
+    // stops the command while nothing has happened yet.
+    let mut recorder = match args.session {
+        Some(choice) => Some(Recorder::begin(
+            store,
+            config,
+            choice,
+            &args.tool,
+            &args.args_json,
+        )?),
+        None => None,
+    };
     let config = HostConfig {
         memory_mechanism: args.sandbox.memory_mechanism,
+        worker_from_config: chosen.worker.clone(),
         ..HostConfig::default()
     };
     let host = ToolHost::new(config)?;
@@ -61,8 +79,11 @@ pub async fn run(args: RunArgs, config: Option<&std::path::Path>) -> anyhow::Res
     let report = if args.json {
         call.wait().await
     } else {
-        stream_text(&mut call).await?
+        stream_text(&mut call, recorder.as_mut()).await?
     };
+    if let Some(r) = recorder {
+        r.finish(&report, args.json);
+    }
     let code = exit_code(&report.outcome);
     if args.json {
         // A closed stdout cannot be reported anywhere better; the exit
@@ -87,13 +108,19 @@ pub async fn run(args: RunArgs, config: Option<&std::path::Path>) -> anyhow::Res
 
 /// Prints output as it arrives: stdout chunks to stdout, stderr to stderr.
 /// Returns the report, after printing its cut marker and tail.
-async fn stream_text(call: &mut bulkhead_host::CallHandle) -> anyhow::Result<CallReport> {
+async fn stream_text(
+    call: &mut bulkhead_host::CallHandle,
+    mut recorder: Option<&mut Recorder>,
+) -> anyhow::Result<CallReport> {
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr();
     while let Some(event) = call.next_event().await {
         match event {
             CallEvent::Started(_) => {}
             CallEvent::Output { stream, data } => {
+                if let Some(r) = recorder.as_deref_mut() {
+                    r.output(stream, &data);
+                }
                 // A closed stdout (`| head`) must not abort the call's
                 // report, so write errors are ignored here.
                 let _ = match stream {

@@ -34,12 +34,12 @@
 //! Errors name the file, the line and column, and the key.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::Path;
 
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::model::{ApiKey, ModelConfig, ModelLimits, ProviderKind};
 use crate::policy::PolicyLimits;
 use crate::policy::config::LimitsDef;
 use crate::units::parse_size;
@@ -66,77 +66,8 @@ const MIN_RESULT_BUDGET: u64 = 512;
 /// one bounded result.
 const MIN_CONTEXT_TOKENS: u64 = 1024;
 
-/// Which wire format a model speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Provider {
-    /// OpenAI Chat Completions (also Ollama, llama.cpp, vLLM, LM Studio,
-    /// OpenRouter through `base_url`).
-    OpenAi,
-    /// Anthropic Messages.
-    Anthropic,
-}
-
-impl Provider {
-    pub fn name(self) -> &'static str {
-        match self {
-            Provider::OpenAi => "openai",
-            Provider::Anthropic => "anthropic",
-        }
-    }
-
-    /// The variable the key is read from when config names none.
-    pub fn default_key_env(self) -> &'static str {
-        match self {
-            Provider::OpenAi => "OPENAI_API_KEY",
-            Provider::Anthropic => "ANTHROPIC_API_KEY",
-        }
-    }
-
-    pub fn default_base_url(self) -> &'static str {
-        match self {
-            Provider::OpenAi => "https://api.openai.com/v1",
-            Provider::Anthropic => "https://api.anthropic.com",
-        }
-    }
-}
-
-impl std::str::FromStr for Provider {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "openai" => Ok(Provider::OpenAi),
-            "anthropic" => Ok(Provider::Anthropic),
-            other => Err(format!(
-                "unknown provider \"{other}\"; the providers are openai, anthropic"
-            )),
-        }
-    }
-}
-
-/// An API key. Its `Debug` and `Display` never show it, so it cannot reach
-/// a log, an error or the session store by accident.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    pub fn new(key: String) -> Self {
-        Self(key)
-    }
-    /// The key itself, for the one place that sends it: the HTTP header.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiKey(…)")
-    }
-}
-
 /// Where a model's key comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum KeySource {
     /// The named environment variable.
     Env(String),
@@ -145,10 +76,10 @@ pub enum KeySource {
 }
 
 /// `[models.NAME]`, resolved.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ModelSpec {
     pub name: String,
-    pub provider: Provider,
+    pub provider: ProviderKind,
     /// The provider's model id.
     pub model: String,
     pub base_url: String,
@@ -159,7 +90,7 @@ pub struct ModelSpec {
 
 impl ModelSpec {
     /// A model given only by the command line (`--provider … --model …`).
-    pub fn from_flags(provider: Provider, model: String, base_url: Option<String>) -> Self {
+    pub fn from_flags(provider: ProviderKind, model: String, base_url: Option<String>) -> Self {
         Self {
             name: model.clone(),
             provider,
@@ -175,11 +106,18 @@ impl ModelSpec {
     /// local servers (Ollama, llama.cpp) need none.
     pub fn api_key(&self) -> Option<ApiKey> {
         match &self.key {
-            KeySource::Env(var) => std::env::var(var)
-                .ok()
-                .filter(|k| !k.is_empty())
-                .map(ApiKey),
+            KeySource::Env(var) => ApiKey::from_env(var),
             KeySource::Literal(k) => Some(k.clone()),
+        }
+    }
+
+    /// What the model client needs to reach this model.
+    pub fn client_config(&self, limits: ModelLimits) -> ModelConfig {
+        ModelConfig {
+            provider: self.provider,
+            base_url: self.base_url.clone(),
+            api_key: self.api_key(),
+            limits,
         }
     }
 }
@@ -241,7 +179,7 @@ impl AgentSpec {
 }
 
 /// The models and agents of a config file.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct AgentSettings {
     pub models: BTreeMap<String, ModelSpec>,
     pub agents: BTreeMap<String, AgentSpec>,
@@ -256,7 +194,7 @@ pub struct AgentSettings {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ModelDef {
-    provider: Provider,
+    provider: ProviderKind,
     model: String,
     base_url: Option<String>,
     api_key_env: Option<String>,
@@ -324,7 +262,7 @@ impl AgentSettings {
                             input.path.display()
                         ));
                     }
-                    KeySource::Literal(ApiKey(k.into_inner()))
+                    KeySource::Literal(ApiKey::new(k.into_inner()))
                 }
                 (None, None) => KeySource::Env(def.provider.default_key_env().to_owned()),
             };
@@ -508,6 +446,7 @@ fn readable_by_others(path: &Path) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use crate::PolicySet;
+    use crate::model::{ModelLimits, ProviderKind};
     use std::path::Path;
 
     fn parse(text: &str) -> Result<PolicySet, String> {
@@ -548,13 +487,10 @@ mod tests {
         assert_eq!(a.default_model.as_deref(), Some("local"));
         let local = a.model("local").unwrap();
         assert_eq!(local.context_tokens, 8000);
-        assert_eq!(local.key, super::KeySource::Env("MY_KEY".into()));
+        assert!(matches!(&local.key, super::KeySource::Env(v) if v == "MY_KEY"));
         let claude = a.model("claude").unwrap();
-        assert_eq!(claude.base_url, "https://api.anthropic.com");
-        assert_eq!(
-            claude.key,
-            super::KeySource::Env("ANTHROPIC_API_KEY".into())
-        );
+        assert_eq!(claude.base_url, "https://api.anthropic.com/v1");
+        assert!(matches!(&claude.key, super::KeySource::Env(v) if v == "ANTHROPIC_API_KEY"));
         let coder = a.agent(None).unwrap();
         assert_eq!(coder.name, "coder");
         assert_eq!(coder.max_turns, 3);
@@ -565,6 +501,44 @@ mod tests {
             Some(std::time::Duration::from_secs(10))
         );
         assert_eq!(coder.max_history_items, super::DEFAULT_MAX_HISTORY_ITEMS);
+    }
+
+    #[test]
+    fn default_endpoints_are_the_providers_public_apis() {
+        let set = parse(
+            "[models.o]\nprovider = \"openai\"\nmodel = \"x\"\n\
+             [models.a]\nprovider = \"anthropic\"\nmodel = \"y\"\n",
+        )
+        .unwrap();
+        let endpoint = |name: &str| {
+            let spec = set.agents.model(name).unwrap();
+            spec.client_config(ModelLimits::default())
+                .endpoint()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(endpoint("o"), "https://api.openai.com/v1/chat/completions");
+        assert_eq!(endpoint("a"), "https://api.anthropic.com/v1/messages");
+        for provider in [ProviderKind::OpenAi, ProviderKind::Anthropic] {
+            let flags = super::ModelSpec::from_flags(provider, "m".into(), None);
+            let from_table = set
+                .agents
+                .model(if provider == ProviderKind::OpenAi {
+                    "o"
+                } else {
+                    "a"
+                })
+                .unwrap();
+            assert_eq!(flags.base_url, from_table.base_url);
+        }
+    }
+
+    #[test]
+    fn provider_names_are_lowercase() {
+        let e = parse("[models.m]\nprovider = \"open_ai\"\nmodel = \"x\"\n").unwrap_err();
+        assert!(e.contains("open_ai"), "{e}");
+        assert_eq!("openai".parse::<ProviderKind>(), Ok(ProviderKind::OpenAi));
+        assert_eq!(ProviderKind::Anthropic.name(), "anthropic");
     }
 
     #[test]

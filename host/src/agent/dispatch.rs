@@ -7,18 +7,19 @@
 //! the host holds at most one chunk per running call, whatever the tools
 //! print, and the store holds the capped result exactly once.
 
-use std::sync::{Arc, Mutex};
-
-use bytes::Bytes;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::model::ToolCall;
 use crate::report::CallEvent;
-use crate::store::{ItemId, ResultEnd, SessionId, Store, StoreError};
+use crate::store::{ItemId, ResultEnd, ResultWriter, SessionId};
 use crate::{CallRequest, ToolHost};
 
+use super::mcp_tools;
+use super::store_call::{StoreCallError, StoreRun};
 use super::tools::Prepared;
 use super::view;
+use crate::store::StoreThread;
 
 /// How one call ended, for the loop and the user.
 #[derive(Debug)]
@@ -36,24 +37,32 @@ pub struct Dispatched {
 /// Runs `calls` at once (the host's worker limit queues the excess) and
 /// returns as each ends, in the order they end.
 pub struct Dispatch {
-    set: JoinSet<Result<Dispatched, StoreError>>,
+    set: JoinSet<Result<Dispatched, StoreCallError>>,
 }
 
 impl Dispatch {
     pub fn start(
         host: &ToolHost,
-        store: &Arc<Mutex<Store>>,
+        store: &StoreThread,
         session: SessionId,
         calls: Vec<(usize, ToolCall, Prepared)>,
+        cancel: &CancellationToken,
     ) -> Self {
         let mut set = JoinSet::new();
         for (index, call, prepared) in calls {
             let store = store.clone();
             let host = host.clone();
+            let cancel = cancel.clone();
             set.spawn(async move {
+                let one = One {
+                    session,
+                    index,
+                    call: &call,
+                };
                 match prepared {
-                    Prepared::Run(req) => run_one(&host, &store, session, index, &call, *req).await,
-                    Prepared::Refused(text) => refuse(&store, session, index, &call, text),
+                    Prepared::Run(req) => run_one(&host, &store, one, *req, &cancel).await,
+                    Prepared::Mcp(mcp) => mcp_tools::run(&store, one, *mcp, &cancel).await,
+                    Prepared::Refused(text) => refuse(&store, one, text).await,
                 }
             });
         }
@@ -61,7 +70,7 @@ impl Dispatch {
     }
 
     /// The next call to end; `None` when all have.
-    pub async fn next(&mut self) -> Option<Result<Dispatched, StoreError>> {
+    pub async fn next(&mut self) -> Option<Result<Dispatched, StoreCallError>> {
         loop {
             match self.set.join_next().await? {
                 Ok(r) => return Some(r),
@@ -73,28 +82,65 @@ impl Dispatch {
     }
 }
 
-/// Locks the store. A poisoned lock means a write panicked mid-way; SQLite
-/// rolled that transaction back, so the connection is still sound.
-fn lock(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
-    store.lock().unwrap_or_else(|p| p.into_inner())
+/// Which call of which answer.
+pub(super) struct One<'a> {
+    pub session: SessionId,
+    pub index: usize,
+    pub call: &'a ToolCall,
 }
 
+impl One<'_> {
+    /// Starts the call's result in the store (listed as `running`).
+    pub async fn begin(&self, store: &StoreThread) -> Result<ResultWriter, StoreCallError> {
+        let session = self.session;
+        let (name, id, args) = (
+            self.call.name.clone(),
+            self.call.id.clone(),
+            self.call.arguments.clone(),
+        );
+        store
+            .run(move |s| s.begin_result(session, &name, Some(&id), &args))
+            .await
+    }
+}
+
+/// Runs one call to its report. When `cancel` fires (Ctrl-C), the call is
+/// cancelled, its worker killed, and its result stored as `killed:
+/// cancelled` with the output it had produced.
 async fn run_one(
     host: &ToolHost,
-    store: &Mutex<Store>,
-    session: SessionId,
-    index: usize,
-    call: &ToolCall,
+    store: &StoreThread,
+    one: One<'_>,
     req: CallRequest,
-) -> Result<Dispatched, StoreError> {
-    let mut writer =
-        lock(store).begin_result(session, &call.name, Some(&call.id), &call.arguments)?;
+    cancel: &CancellationToken,
+) -> Result<Dispatched, StoreCallError> {
+    let mut writer = one.begin(store).await?;
+    let index = one.index;
     let mut handle = host.call(req);
-    while let Some(event) = handle.next_event().await {
+    let mut cancelled = false;
+    loop {
+        let event = tokio::select! {
+            biased;
+            () = cancel.cancelled(), if !cancelled => {
+                handle.cancel();
+                cancelled = true;
+                continue;
+            }
+            event = handle.next_event() => event,
+        };
+        let Some(event) = event else { break };
         match event {
             CallEvent::Started(_) => {}
             CallEvent::Output { stream, data } => {
-                let stored = write_chunk(store, &mut writer, stream, &data);
+                // The chunk goes to the store's thread; the next event is
+                // taken (and the worker credited) only once it is stored.
+                let (back, stored) = store
+                    .call(move |s| {
+                        let stored = writer.write(s, stream, &data);
+                        (writer, stored)
+                    })
+                    .await?;
+                writer = back;
                 if let Err(e) = stored {
                     // The store refused (disk full): stop the tool, and
                     // record the end of what was stored.
@@ -105,7 +151,7 @@ async fn run_one(
             CallEvent::Finished(report) => {
                 let end = view::result_end(&report);
                 let line = view::outcome_line(&report);
-                let item = writer.finish(&lock(store), &end)?;
+                let item = store.run(move |s| writer.finish(s, &end)).await?;
                 return Ok(Dispatched {
                     index,
                     item,
@@ -116,13 +162,11 @@ async fn run_one(
         }
     }
     // `next_event` yields `Finished` before it ends.
-    let item = writer.finish(
-        &lock(store),
-        &ResultEnd {
-            status: "failed".into(),
-            ..ResultEnd::default()
-        },
-    )?;
+    let end = ResultEnd {
+        status: "failed".into(),
+        ..ResultEnd::default()
+    };
+    let item = store.run(move |s| writer.finish(s, &end)).await?;
     Ok(Dispatched {
         index,
         item,
@@ -131,39 +175,32 @@ async fn run_one(
     })
 }
 
-fn write_chunk(
-    store: &Mutex<Store>,
-    writer: &mut crate::store::ResultWriter,
-    stream: bulkhead_ipc::StreamId,
-    data: &Bytes,
-) -> Result<(), StoreError> {
-    writer.write(&lock(store), stream, data)
-}
-
 /// A call that was not run: its reason is stored as its result, so the
 /// model sees it where it expects the output.
-fn refuse(
-    store: &Mutex<Store>,
-    session: SessionId,
-    index: usize,
-    call: &ToolCall,
+async fn refuse(
+    store: &StoreThread,
+    one: One<'_>,
     text: String,
-) -> Result<Dispatched, StoreError> {
-    let store = lock(store);
-    let mut writer = store.begin_result(session, &call.name, Some(&call.id), &call.arguments)?;
-    writer.write(&store, bulkhead_ipc::StreamId::Stderr, text.as_bytes())?;
-    let outcome = serde_json::json!({"status": "failed", "line": "[failed: not run]"});
-    let item = writer.finish(
-        &store,
-        &ResultEnd {
-            status: "failed".into(),
-            outcome_json: Some(outcome.to_string()),
-            bytes_seen: text.len() as u64,
-            ..ResultEnd::default()
-        },
-    )?;
+) -> Result<Dispatched, StoreCallError> {
+    let mut writer = one.begin(store).await?;
+    let reason = text.clone();
+    let item = store
+        .run(move |store| {
+            writer.write(store, bulkhead_ipc::StreamId::Stderr, reason.as_bytes())?;
+            let outcome = serde_json::json!({"status": "failed", "line": "[failed: not run]"});
+            writer.finish(
+                store,
+                &ResultEnd {
+                    status: "failed".into(),
+                    outcome_json: Some(outcome.to_string()),
+                    bytes_seen: reason.len() as u64,
+                    ..ResultEnd::default()
+                },
+            )
+        })
+        .await?;
     Ok(Dispatched {
-        index,
+        index: one.index,
         item,
         outcome_line: text,
         bytes_seen: 0,

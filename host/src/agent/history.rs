@@ -9,8 +9,11 @@
 
 use std::collections::HashSet;
 
-use crate::model::{Message, ToolCall};
-use crate::store::{HistoryWindow, ItemId, ItemKind, ResultView, WindowItem, WindowSpec};
+use crate::model::{ChatRequest, Message, ToolCall, ToolSpec};
+use crate::store::{
+    HistoryWindow, ItemId, ItemKind, ResultView, SessionId, Store, StoreError, WindowItem,
+    WindowSpec,
+};
 
 use super::config::{AgentSpec, ModelSpec};
 use super::view;
@@ -99,6 +102,35 @@ pub struct Prepared {
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct AssistantMeta {
     pub tool_calls: Vec<ToolCall>,
+}
+
+/// The messages of one request from the store: the window chosen in SQL
+/// by `spec`, prepared for the provider (results re-read at their tool's
+/// budget where it is larger).
+pub fn from_store(
+    store: &Store,
+    session: SessionId,
+    agent: &AgentSpec,
+    spec: &WindowSpec,
+) -> Result<Prepared, StoreError> {
+    let window = store.history_window(session, spec)?;
+    Ok(prepare(window, agent, |id, h, t| {
+        store.result_view(id, h, t).ok()
+    }))
+}
+
+impl Prepared {
+    /// The request these messages make for `model`, offering `tools`.
+    pub fn request<'a>(&'a self, model: &'a ModelSpec, tools: &'a [ToolSpec]) -> ChatRequest<'a> {
+        ChatRequest {
+            model: &model.model,
+            system: self.system.as_deref(),
+            messages: &self.messages,
+            tools,
+            max_tokens: model.max_tokens,
+            temperature: None,
+        }
+    }
 }
 
 /// Turns the window into messages. `reread` gives a larger view of a

@@ -5,10 +5,12 @@
 pub mod config;
 pub mod dispatch;
 pub mod history;
+pub mod mcp_tools;
+pub mod store_call;
 pub mod tools;
 pub mod turn;
 pub mod view;
 
-pub use config::{AgentSettings, AgentSpec, ModelSpec, Provider};
+pub use config::{AgentSettings, AgentSpec, ModelSpec};
 pub use tokio_util::sync::CancellationToken;
 pub use turn::{Agent, AgentError, Approval, Observer, RunEnd};

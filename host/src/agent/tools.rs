@@ -14,12 +14,15 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::limits::CallLimits;
+use crate::mcp::ServerSession;
 use crate::model::ToolSpec;
 use crate::policy::{CallPolicy, PolicyError, ResolveContext, preset, resolve};
 use crate::store::SessionId;
 use crate::{CallRequest, HostError, ToolHost};
 
 use super::config::AgentSpec;
+use super::mcp_tools::{self, McpCall};
+use crate::mcp::NAMESPACE_SEPARATOR;
 
 /// The loop's own tool.
 pub const READ_TOOL_RESULT: &str = "read_tool_result";
@@ -39,10 +42,16 @@ pub enum ToolSetError {
         tool: String,
         known: String,
     },
+    #[error("agent \"{agent}\": MCP server \"{server}\" did not start: {reason}")]
+    McpServer {
+        agent: String,
+        server: String,
+        reason: String,
+    },
 }
 
 /// The tools of one agent and how their calls run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ToolSet {
     pub specs: Vec<ToolSpec>,
     /// Policy, limits and working directory of the agent's tool calls.
@@ -56,6 +65,8 @@ pub struct ToolSet {
     /// Largest slice `read_tool_result` returns: the view budget, less the
     /// frame, so the slice is never cut again.
     read_limit: u64,
+    /// The agent's MCP servers, whose tools are `server__tool`.
+    mcp: Vec<ServerSession>,
 }
 
 /// What the model may pass to `read_tool_result`.
@@ -72,6 +83,8 @@ struct ReadArgs {
 /// text the model gets instead.
 pub enum Prepared {
     Run(Box<CallRequest>),
+    /// A tool of one of the agent's MCP servers.
+    Mcp(Box<McpCall>),
     Refused(String),
 }
 
@@ -83,6 +96,8 @@ pub struct ToolSetInput<'a> {
     pub cwd: PathBuf,
     pub store: &'a Path,
     pub session: SessionId,
+    /// Sessions of the agent's `mcp_servers`, started.
+    pub mcp: Vec<ServerSession>,
 }
 
 impl ToolSet {
@@ -135,6 +150,14 @@ impl ToolSet {
             .saturating_sub(super::view::FRAME_BYTES)
             .max(1);
         specs.push(read_spec(read_limit));
+        let mcp_specs = mcp_tools::specs(&input.mcp)
+            .await
+            .map_err(|(server, reason)| ToolSetError::McpServer {
+                agent: input.agent.name.clone(),
+                server,
+                reason,
+            })?;
+        specs.extend(mcp_specs);
         let store_dir = input
             .store
             .parent()
@@ -163,6 +186,7 @@ impl ToolSet {
             store_policy,
             session: input.session,
             read_limit,
+            mcp: input.mcp,
         })
     }
 
@@ -208,6 +232,9 @@ impl ToolSet {
         if !args.trim_start().starts_with('{') {
             return Prepared::Refused("[failed: the arguments must be a JSON object]".into());
         }
+        if let Some(call) = self.mcp_call(name, args) {
+            return call;
+        }
         Prepared::Run(Box::new(CallRequest {
             tool: name.to_owned(),
             args_json: args.to_owned(),
@@ -216,6 +243,21 @@ impl ToolSet {
             policy: self.policy.clone(),
             stream_output: true,
         }))
+    }
+
+    /// A call for `server__tool` of one of the agent's servers, if `name`
+    /// is one.
+    fn mcp_call(&self, name: &str, args: &str) -> Option<Prepared> {
+        let (server, tool) = name.split_once(NAMESPACE_SEPARATOR)?;
+        let session = self.mcp.iter().find(|s| s.name() == server)?;
+        Some(match serde_json::from_str::<serde_json::Value>(args) {
+            Ok(arguments) => Prepared::Mcp(Box::new(McpCall {
+                session: session.clone(),
+                tool: tool.to_owned(),
+                arguments,
+            })),
+            Err(e) => Prepared::Refused(format!("[failed: bad arguments: {e}]")),
+        })
     }
 
     /// `read_tool_result` as the worker runs it: the model's id, offset

@@ -1,18 +1,18 @@
 //! The loop itself: one prompt, as many turns as the model needs (up to
 //! `max_turns`), each a request built from the store's history window.
 
-use std::sync::{Arc, Mutex};
-
 use tokio_util::sync::CancellationToken;
 
 use crate::ToolHost;
-use crate::model::{ChatRequest, ModelClient, ModelError, ModelEvent, ToolCall};
+use crate::model::{ModelClient, ModelError, ModelEvent, ToolCall};
 use crate::store::{ItemKind, NewItem, SessionId, Store, StoreError};
 
 use super::config::{AgentSpec, ModelSpec};
 use super::dispatch::{Dispatch, Dispatched};
 use super::history::{self, AssistantMeta, Budget};
+use super::store_call::{StoreCallError, StoreRun};
 use super::tools::ToolSet;
+use crate::store::StoreThread;
 
 /// The most text of one answer the loop keeps. `max_tokens` of 4096 is
 /// about 16 KiB; 1 MiB leaves room for any configured answer cap, and
@@ -64,7 +64,7 @@ pub enum AgentError {
     #[error("model: {0}")]
     Model(#[from] ModelError),
     #[error("session store: {0}")]
-    Store(#[from] StoreError),
+    Store(#[from] StoreCallError),
     #[error(
         "the request does not fit the context budget of {budget_tokens} tokens even with {items} item(s) of history; raise context_tokens or shorten the system prompt"
     )]
@@ -78,13 +78,18 @@ pub enum RunEnd {
     Answered { turns: u32 },
     /// It still wanted tools after `max_turns` requests.
     MaxTurns { turns: u32 },
+    /// The cancel token fired (Ctrl-C) during turn `turn`: the answer so
+    /// far and the results of the calls it had started are stored, and a
+    /// notice says so.
+    Cancelled { turn: u32 },
 }
 
 /// Everything one run needs.
 pub struct Agent {
     pub host: ToolHost,
     pub client: ModelClient,
-    pub store: Arc<Mutex<Store>>,
+    /// The session store, on its own thread.
+    pub store: StoreThread,
     pub session: SessionId,
     pub agent: AgentSpec,
     pub model: ModelSpec,
@@ -94,8 +99,11 @@ pub struct Agent {
 }
 
 impl Agent {
-    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    /// Appends an item to the session, on the store's thread.
+    async fn append(&self, item: NewItem) -> Result<(), AgentError> {
+        let session = self.session;
+        self.store.run(move |s| s.append(session, &item)).await?;
+        Ok(())
     }
 
     /// Pins the agent's system prompt in a new session.
@@ -111,51 +119,86 @@ impl Agent {
         Ok(())
     }
 
-    /// Runs `prompt` to an answer, or to `max_turns`.
+    /// Runs `prompt` to an answer, or to `max_turns`, or until `cancel`
+    /// fires.
     pub async fn run(
         &mut self,
         prompt: &str,
         observer: &mut dyn Observer,
     ) -> Result<RunEnd, AgentError> {
-        self.store()
-            .append(self.session, &NewItem::new(ItemKind::User, prompt))?;
+        self.append(NewItem::new(ItemKind::User, prompt)).await?;
         for turn in 1..=self.agent.max_turns {
-            let calls = self.turn(turn, observer).await?;
+            let calls = match self.turn(turn, observer).await {
+                Err(AgentError::Model(ModelError::Cancelled)) if self.cancel.is_cancelled() => {
+                    return self.cancelled(turn, observer).await;
+                }
+                other => other?,
+            };
+            if self.cancel.is_cancelled() {
+                return self.cancelled(turn, observer).await;
+            }
             if calls.is_empty() {
                 return Ok(RunEnd::Answered { turns: turn });
             }
             self.dispatch(calls, observer).await?;
+            if self.cancel.is_cancelled() {
+                return self.cancelled(turn, observer).await;
+            }
         }
         let notice = format!(
             "stopped: the model still asked for tools after {} turns (agents.{}.max_turns); \
              its last tool results are stored, and a new prompt continues from here",
             self.agent.max_turns, self.agent.name
         );
-        self.store().append(
-            self.session,
-            &NewItem::new(ItemKind::Notice, notice.clone()),
-        )?;
+        self.append(NewItem::new(ItemKind::Notice, notice.clone()))
+            .await?;
         observer.notice(&notice);
         Ok(RunEnd::MaxTurns {
             turns: self.agent.max_turns,
         })
     }
 
-    /// One request and its streamed answer, stored. Returns its tool calls.
+    /// Records that the run was cancelled, for the user and the session.
+    async fn cancelled(
+        &self,
+        turn: u32,
+        observer: &mut dyn Observer,
+    ) -> Result<RunEnd, AgentError> {
+        let notice = format!(
+            "cancelled by the user during turn {turn}: the model's answer so far and the \
+             results of the tools it had started are stored; running tools were stopped"
+        );
+        self.append(NewItem::new(ItemKind::Notice, notice.clone()))
+            .await?;
+        observer.notice(&notice);
+        Ok(RunEnd::Cancelled { turn })
+    }
+
+    /// One request and its streamed answer, stored. Returns its tool calls;
+    /// none if the run was cancelled mid-answer (the text so far is stored,
+    /// the calls are not run).
     async fn turn(
         &mut self,
         turn: u32,
         observer: &mut dyn Observer,
     ) -> Result<Vec<ToolCall>, AgentError> {
-        let (body, items, omitted) = self.build_body()?;
+        let (body, items, omitted) = self.build_body().await?;
         let body_len = body.len();
         observer.request(turn, body_len, items, omitted);
         let mut stream = self.client.send(body, &self.cancel).await?;
         let mut text = String::new();
         let mut calls: Vec<ToolCall> = Vec::new();
         let mut clipped = false;
+        let mut cancelled = false;
         while let Some(event) = stream.next().await {
-            match event? {
+            let event = match event {
+                Err(ModelError::Cancelled) if self.cancel.is_cancelled() => {
+                    cancelled = true;
+                    break;
+                }
+                other => other?,
+            };
+            match event {
                 ModelEvent::TextDelta(delta) => {
                     observer.text(&delta);
                     if text.len() + delta.len() <= MAX_ANSWER_BYTES {
@@ -175,6 +218,13 @@ impl Agent {
         if clipped {
             text.push_str("\n[… answer cut by bulkhead at 1 MiB …]");
         }
+        if cancelled {
+            if !text.is_empty() {
+                text.push_str("\n[… answer cut: cancelled by the user …]");
+                self.append(NewItem::new(ItemKind::Assistant, text)).await?;
+            }
+            return Ok(Vec::new());
+        }
         let mut item = NewItem::new(ItemKind::Assistant, text);
         if !calls.is_empty() {
             let meta = AssistantMeta {
@@ -184,35 +234,27 @@ impl Agent {
                 item = item.with_meta(json);
             }
         }
-        self.store().append(self.session, &item)?;
+        self.append(item).await?;
         Ok(calls)
     }
 
     /// The request body, from the history window, within the budget. The
     /// window is chosen in SQL; if the serialised body still passes the
     /// budget (escaping, envelopes), fewer items are asked for.
-    fn build_body(&self) -> Result<(bytes::Bytes, usize, u64), AgentError> {
+    async fn build_body(&self) -> Result<(bytes::Bytes, usize, u64), AgentError> {
         let fixed = serde_json::to_vec(&self.tools.specs).map_or(0, |v| v.len() as u64);
         let mut max_items = self.agent.max_history_items;
         for _ in 0..FIT_ATTEMPTS {
             let spec =
                 history::window_spec(&self.agent, max_items, self.budget.window_bytes(fixed));
-            let prepared = {
-                let store = self.store();
-                let window = store.history_window(self.session, &spec)?;
-                history::prepare(window, &self.agent, |id, h, t| {
-                    store.result_view(id, h, t).ok()
-                })
-            };
-            let req = ChatRequest {
-                model: &self.model.model,
-                system: prepared.system.as_deref(),
-                messages: &prepared.messages,
-                tools: &self.tools.specs,
-                max_tokens: self.model.max_tokens,
-                temperature: None,
-            };
-            let body = self.client.build_body(&req)?;
+            let (session, agent) = (self.session, self.agent.clone());
+            let prepared = self
+                .store
+                .run(move |store| history::from_store(store, session, &agent, &spec))
+                .await?;
+            let body = self
+                .client
+                .build_body(&prepared.request(&self.model, &self.tools.specs))?;
             if body.len() as u64 <= self.budget.max_body_bytes() {
                 return Ok((body, prepared.used_items, prepared.omitted));
             }
@@ -255,10 +297,8 @@ impl Agent {
                 false,
             ),
         };
-        self.store().append(
-            self.session,
-            &NewItem::new(ItemKind::Notice, notice.clone()),
-        )?;
+        self.append(NewItem::new(ItemKind::Notice, notice.clone()))
+            .await?;
         Ok(if allowed {
             self.tools
                 .prepare_approved(&self.agent, name, &call.arguments)
@@ -283,7 +323,13 @@ impl Agent {
             };
             prepared.push((index, call.clone(), p));
         }
-        let mut running = Dispatch::start(&self.host, &self.store, self.session, prepared);
+        let mut running = Dispatch::start(
+            &self.host,
+            &self.store,
+            self.session,
+            prepared,
+            &self.cancel,
+        );
         while let Some(done) = running.next().await {
             let done = done?;
             observer.tool_finished(&calls[done.index], &done);

@@ -19,7 +19,7 @@ pub(crate) const PARENT: &str = "bulkhead";
 pub(crate) struct Probe {
     pub v2: V2Probe,
     pub v1: V1Probe,
-    /// Why `/proc` cannot be walked, if it cannot.
+    /// Why the process table cannot be read, if it cannot.
     pub proc_error: Option<String>,
 }
 
@@ -58,9 +58,7 @@ pub(crate) fn probe(root: &Path, self_cgroup: Option<&str>) -> Probe {
     Probe {
         v2: super::cgroup_v2::probe(root, self_cgroup),
         v1: probe_v1(root),
-        proc_error: std::fs::read_to_string("/proc/self/stat")
-            .err()
-            .map(|e| format!("cannot read /proc/self/stat: {e}")),
+        proc_error: super::proctable::probe_error(),
     }
 }
 
@@ -242,7 +240,15 @@ pub(crate) fn rows(probe: &Probe, used: MemoryMechanism) -> Vec<MechanismRow> {
         "whole-tree kill: process-tree walk",
         probe.proc_error.is_none(),
         used == Watchdog,
-        "SIGSTOP then SIGKILL every process reachable from the worker through /proc PPid links, plus every process seen in earlier samples (orphans); pidfds prevent hitting reused pids".into(),
+        format!(
+            "SIGSTOP then SIGKILL every process reachable from the worker through parent links ({}), plus every process seen in earlier samples (orphans); {}",
+            super::proctable::READER,
+            if cfg!(target_os = "linux") {
+                "pidfds prevent hitting reused pids"
+            } else {
+                "start times are checked right before each kill (no pidfds on this OS)"
+            }
+        ),
     ));
     rows.push(match &probe.proc_error {
         None => row(
@@ -251,20 +257,26 @@ pub(crate) fn rows(probe: &Probe, used: MemoryMechanism) -> Vec<MechanismRow> {
             used == Watchdog,
             if used == Watchdog {
                 format!(
-                    "sums resident pages of the call's process tree every {} ms; a spike between two samples is not seen",
+                    "sums resident memory of the call's process tree from {} every {} ms; a spike between two samples is not seen",
+                    super::proctable::READER,
                     super::WATCHDOG_INTERVAL.as_millis()
                 )
             } else {
-                "the kernel enforces; /proc is only sampled for usage reports".into()
+                format!(
+                    "the kernel enforces; {} is only sampled for usage reports",
+                    super::proctable::READER
+                )
             },
         ),
         Some(why) => row("RSS watchdog", false, false, why.clone()),
     });
     rows.push(row(
         "RLIMIT_DATA backstop",
-        cfg!(target_os = "linux"),
-        used == Watchdog,
-        if used == Watchdog {
+        !cfg!(target_os = "macos"),
+        used == Watchdog && !cfg!(target_os = "macos"),
+        if cfg!(target_os = "macos") {
+            "macOS refuses RLIMIT_DATA (EINVAL since macOS 12): one process outgrowing the cap between two watchdog samples is not caught".into()
+        } else if used == Watchdog {
             "per-process RLIMIT_DATA (see Enforcer::rlimit_data_backstop) set by the worker on itself catches one process outgrowing the cap between samples".into()
         } else {
             "not needed: the cgroup limit covers every process".into()

@@ -22,9 +22,11 @@
 //!    (root on hybrid hosts), plus a cgroup2 cgroup without controllers,
 //!    used only for `cgroup.kill`, when cgroup2 is mounted. See [`cgroup_v1`].
 //! 3. [`MemoryMechanism::Watchdog`]: no cgroups. The tree is found by
-//!    walking `/proc` from the worker, its resident memory summed and
-//!    compared with the cap; killing stops then kills the walked tree. See
-//!    [`watchdog`].
+//!    walking the process table from the worker, its resident memory summed
+//!    and compared with the cap; killing stops then kills the walked tree.
+//!    See [`watchdog`]. The table is read from `/proc` on Linux, through
+//!    libproc on macOS and `sysctl kern.proc` on FreeBSD (see `proctable`);
+//!    the macOS and FreeBSD readers are compile-checked, not run in CI.
 //!
 //! Memory figures: `rss_bytes` is the sum of resident pages of the call's
 //! live processes (from `/proc`) in every mode, so modes compare; the
@@ -75,8 +77,10 @@ mod cgfs;
 pub mod cgroup_v1;
 pub mod cgroup_v2;
 mod detect;
+mod proctable;
 mod proctree;
 mod stale;
+mod treewalk;
 pub mod watchdog;
 
 use std::fmt;
@@ -310,8 +314,9 @@ impl Enforcer {
     }
 
     /// Why memory is not actually capped, if it is not: the watchdog is
-    /// the last resort, and without `/proc` (macOS, FreeBSD without
-    /// procfs) it has nothing to sample.
+    /// the last resort, and without a readable process table (an OS with no
+    /// reader: neither Linux, macOS nor FreeBSD; or a table this process
+    /// may not read) it has nothing to sample.
     pub fn memory_unenforced(&self) -> Option<String> {
         match self.mechanism {
             MemoryMechanism::Watchdog => self
@@ -352,10 +357,12 @@ impl Enforcer {
     /// spikes between watchdog samples: twice the cap (RLIMIT_DATA counts
     /// virtual writable memory, not resident), at least
     /// 4 GiB. `None` in cgroup modes, where the kernel
-    /// already enforces, or without a memory cap.
+    /// already enforces, without a memory cap, and on macOS, whose
+    /// `setrlimit(RLIMIT_DATA)` fails with EINVAL (since macOS 12) and would
+    /// make the worker refuse every call.
     pub fn rlimit_data_backstop(&self, limits: &CageLimits) -> Option<u64> {
         match self.mechanism {
-            MemoryMechanism::Watchdog => limits
+            MemoryMechanism::Watchdog if !cfg!(target_os = "macos") => limits
                 .memory_bytes
                 .map(|cap| cap.saturating_mul(2).max(RLIMIT_DATA_FLOOR)),
             _ => None,

@@ -1,83 +1,21 @@
-//! Reading processes from `/proc` and signalling them without hitting a
-//! reused pid.
+//! Signalling processes without hitting a reused pid, and accounting a
+//! call's usage over samples. The records come from [`super::proctable`],
+//! whatever the OS.
 //!
-//! A process is identified by `(pid, start time)`: the start time (field 22
-//! of `/proc/PID/stat`, clock ticks since boot) differs between two processes
-//! that share a pid number one after the other. To signal such an identity
-//! without a race we open a pidfd first and only then check the start time:
+//! A process is identified by `(pid, start time)`: the start time differs
+//! between two processes that share a pid number one after the other. To
+//! signal such an identity without a race on Linux we open a pidfd first and
+//! only then check the start time:
 //! if the check passes, the process behind the pid existed before the pidfd
 //! was opened and still exists after, so the pidfd names it, and
 //! `pidfd_send_signal` cannot reach anything else even if the process dies
-//! and its number is reused a microsecond later.
+//! and its number is reused a microsecond later. Elsewhere (no pidfds) the
+//! identity is checked right before `kill`, which leaves only a reuse within
+//! microseconds able to misfire.
 
 use std::collections::HashMap;
-use std::fs;
-use std::sync::OnceLock;
 
-/// What the enforcer needs from one `/proc/PID/stat` line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ProcStat {
-    pub pid: i32,
-    pub ppid: i32,
-    /// `R`, `S`, `D`, `T`, `Z`, … (field 3).
-    pub state: u8,
-    /// Clock ticks since boot (field 22).
-    pub start: u64,
-    /// `utime + stime` in clock ticks (fields 14 and 15).
-    pub cpu_ticks: u64,
-    /// Resident pages (field 24). The kernel fills it from the same counter
-    /// as `statm`'s `resident`, so reading `stat` alone saves a second
-    /// `open`/`read` per process and sample.
-    pub rss_pages: u64,
-}
-
-impl ProcStat {
-    /// Zombies (and the transient `X` state) hold no memory and can no longer
-    /// run or fork; everywhere in the enforcer they count as dead.
-    pub fn is_dead(&self) -> bool {
-        matches!(self.state, b'Z' | b'X')
-    }
-}
-
-/// Parses one `/proc/PID/stat` line. `comm` (field 2) may contain spaces and
-/// parentheses, so the fields after it are found from the *last* `)`.
-pub(crate) fn parse_stat(line: &str) -> Option<ProcStat> {
-    let open = line.find('(')?;
-    let close = line.rfind(')')?;
-    let pid = line.get(..open)?.trim().parse().ok()?;
-    let rest: Vec<&str> = line.get(close + 1..)?.split_ascii_whitespace().collect();
-    // `rest[0]` is field 3, so field N is `rest[N - 3]`.
-    let field = |n: usize| -> Option<u64> { rest.get(n - 3)?.parse().ok() };
-    Some(ProcStat {
-        pid,
-        state: *rest.first()?.as_bytes().first()?,
-        ppid: rest.get(1)?.parse().ok()?,
-        cpu_ticks: field(14)?.saturating_add(field(15)?),
-        start: field(22)?,
-        rss_pages: field(24)?,
-    })
-}
-
-/// `None` when the process is gone (or `/proc` is unreadable).
-pub(crate) fn read_stat(pid: i32) -> Option<ProcStat> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&text)
-}
-
-/// Every process visible in `/proc`. Costs one `open`+`read` per process
-/// (a whole watchdog sample measured ≈1.2 ms with 80 processes, debug
-/// build), which is why the watchdog interval is tens of milliseconds.
-pub(crate) fn scan_all() -> Vec<ProcStat> {
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|entry| {
-        let name = entry.ok()?.file_name();
-        let pid: i32 = name.to_str()?.parse().ok()?;
-        read_stat(pid)
-    })
-    .collect()
-}
+pub(crate) use super::proctable::{ProcStat, read_stat, scan_all};
 
 /// True if `(pid, start)` names a process that exists and is not a zombie.
 /// `start == None` accepts any process with that pid.
@@ -86,24 +24,6 @@ pub(crate) fn is_alive(pid: i32, start: Option<u64>) -> bool {
         Some(s) => !s.is_dead() && start.is_none_or(|st| st == s.start),
         None => false,
     }
-}
-
-pub(crate) fn page_size() -> u64 {
-    static PAGE: OnceLock<u64> = OnceLock::new();
-    // SAFETY: sysconf has no preconditions.
-    *PAGE.get_or_init(|| match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
-        n if n > 0 => n as u64,
-        _ => 4096,
-    })
-}
-
-pub(crate) fn clock_ticks_per_sec() -> u64 {
-    static TCK: OnceLock<u64> = OnceLock::new();
-    // SAFETY: sysconf has no preconditions.
-    *TCK.get_or_init(|| match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
-        n if n > 0 => n as u64,
-        _ => 100,
-    })
 }
 
 /// Start time of the calling process (the host), used in cgroup names.
@@ -218,15 +138,16 @@ pub(crate) fn pidfd_signal(fd: &Pidfd, sig: libc::c_int) -> bool {
 /// Accumulates a cage's usage over samples.
 ///
 /// CPU: the sum, over every `(pid, start)` ever seen, of the last
-/// `utime + stime` observed for it. A process that exits keeps contributing
+/// user + system time observed for it. A process that exits keeps contributing
 /// what it had used when last seen, so the figure never goes down. Children
 /// reaped by their parent also show up in the parent's `cutime`, which is
 /// therefore ignored (it would count them twice). A process that lives and
 /// dies entirely between two samples is not counted.
 #[derive(Debug, Default)]
 pub(crate) struct Tracker {
+    /// Last CPU microseconds of each live process.
     live: HashMap<(i32, u64), u64>,
-    dead_ticks: u64,
+    dead_us: u64,
     cpu_ms: u64,
     peak_rss: u64,
 }
@@ -244,30 +165,28 @@ pub(crate) struct Observed {
 impl Tracker {
     pub fn observe(&mut self, procs: &[ProcStat]) -> Observed {
         let mut live = HashMap::with_capacity(procs.len());
-        let mut rss_pages = 0u64;
+        let mut rss_bytes = 0u64;
         let mut processes = 0u32;
         for p in procs {
             let key = (p.pid, p.start);
             let before = self.live.get(&key).copied().unwrap_or(0);
-            live.insert(key, before.max(p.cpu_ticks));
+            live.insert(key, before.max(p.cpu_us));
             if !p.is_dead() {
                 processes = processes.saturating_add(1);
-                rss_pages = rss_pages.saturating_add(p.rss_pages);
+                rss_bytes = rss_bytes.saturating_add(p.rss_bytes);
             }
         }
-        for (key, ticks) in &self.live {
+        for (key, us) in &self.live {
             if !live.contains_key(key) {
-                self.dead_ticks = self.dead_ticks.saturating_add(*ticks);
+                self.dead_us = self.dead_us.saturating_add(*us);
             }
         }
         self.live = live;
-        let ticks = self
+        let us = self
             .live
             .values()
-            .fold(self.dead_ticks, |acc, t| acc.saturating_add(*t));
-        let cpu_ms = ticks.saturating_mul(1000) / clock_ticks_per_sec();
-        self.cpu_ms = self.cpu_ms.max(cpu_ms);
-        let rss_bytes = rss_pages.saturating_mul(page_size());
+            .fold(self.dead_us, |acc, t| acc.saturating_add(*t));
+        self.cpu_ms = self.cpu_ms.max(us / 1000);
         self.peak_rss = self.peak_rss.max(rss_bytes);
         Observed {
             rss_bytes,
@@ -292,17 +211,28 @@ impl Tracker {
 mod tests {
     use super::*;
 
-    #[test]
-    fn parses_comm_with_parens_and_spaces() {
-        let line = "42 (a (b) c) S 7 42 42 0 -1 4194560 100 0 0 0 12 3 0 0 20 0 1 0 5555 1000 77 18446744073709551615";
-        let s = parse_stat(line).expect("parses");
-        assert_eq!((s.pid, s.ppid, s.state), (42, 7, b'S'));
-        assert_eq!((s.cpu_ticks, s.start, s.rss_pages), (15, 5555, 77));
+    fn p(pid: i32, start: u64, state: u8, cpu_us: u64, rss_bytes: u64) -> ProcStat {
+        ProcStat {
+            pid,
+            ppid: 1,
+            state,
+            start,
+            cpu_us,
+            rss_bytes,
+        }
     }
 
     #[test]
-    fn own_stat_is_readable() {
-        let me = read_stat(std::process::id() as i32).expect("own stat");
-        assert!(me.rss_pages > 0 && !me.is_dead());
+    fn tracker_keeps_the_cpu_of_exited_processes_and_the_peak_rss() {
+        let mut t = Tracker::default();
+        let o = t.observe(&[p(10, 1, b'S', 2_000, 100), p(11, 1, b'R', 3_000, 50)]);
+        assert_eq!((o.cpu_ms, o.rss_bytes, o.processes), (5, 150, 2));
+        // 11 exited; 12 reuses nothing; 10 became a zombie holding no memory.
+        let o = t.observe(&[p(10, 1, b'Z', 2_500, 0), p(12, 1, b'S', 1_000, 20)]);
+        assert_eq!((o.cpu_ms, o.rss_bytes, o.processes), (6, 20, 1));
+        assert_eq!(o.peak_rss_bytes, 150);
+        // The same pid with another start time is another process.
+        let o = t.observe(&[p(12, 2, b'S', 1_000, 20)]);
+        assert_eq!(o.cpu_ms, 7);
     }
 }

@@ -1,5 +1,7 @@
 //! Watchdog mode: no cgroups; the call is the process tree rooted at the
-//! worker, found by walking `/proc/*/stat` PPid links.
+//! worker, found by walking parent links in a snapshot of the process table
+//! ([`super::proctable`]: `/proc` on Linux, libproc on macOS, `sysctl` on
+//! FreeBSD) with [`super::treewalk`].
 //!
 //! Every process ever found is remembered with its start time, and each walk
 //! starts from the worker *and* from every remembered process still alive.
@@ -20,15 +22,16 @@
 //! wait, 10–130 children per run escaped).
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::proctree::{self, Pidfd, ProcStat, Signalled, Tracker};
+use super::treewalk;
 use super::{EnforceError, KILL_PATIENCE, KillReport, Sample};
 
 /// How long one stop phase may take. A SIGSTOP takes effect within
-/// microseconds, but each walk re-reads all of `/proc`: with ~600 members
+/// microseconds, but each walk re-reads the whole process table: with ~600 members
 /// one walk plus signalling took 20–70 ms here (debug build, loaded
 /// machine), and a spawning tree needs a few walks. Half of
 /// [`KILL_PATIENCE`] leaves the other half for the SIGKILL rounds; if it runs
@@ -79,31 +82,10 @@ impl WatchdogCage {
         Ok(())
     }
 
-    /// Walks `/proc` and returns the call's processes (zombies included,
-    /// they matter for CPU accounting), refreshing `known`.
+    /// Reads the process table and returns the call's processes (zombies
+    /// included, they matter for CPU accounting), refreshing `known`.
     fn walk(&mut self) -> Vec<ProcStat> {
-        let all = proctree::scan_all();
-        let mut children: HashMap<i32, Vec<usize>> = HashMap::new();
-        let mut by_pid: HashMap<i32, usize> = HashMap::with_capacity(all.len());
-        for (i, p) in all.iter().enumerate() {
-            children.entry(p.ppid).or_default().push(i);
-            by_pid.insert(p.pid, i);
-        }
-        let mut queue: VecDeque<usize> = self
-            .known
-            .iter()
-            .filter_map(|(pid, start)| by_pid.get(pid).filter(|i| all[**i].start == *start))
-            .copied()
-            .collect();
-        let mut found: HashSet<usize> = queue.iter().copied().collect();
-        while let Some(i) = queue.pop_front() {
-            for &c in children.get(&all[i].pid).map(Vec::as_slice).unwrap_or(&[]) {
-                if found.insert(c) {
-                    queue.push_back(c);
-                }
-            }
-        }
-        let members: Vec<ProcStat> = found.into_iter().map(|i| all[i]).collect();
+        let members = treewalk::members(&proctree::scan_all(), &self.known);
         // Forget the dead: a zombie cannot fork, and once reaped its pid may
         // come back as somebody else's process (the start time guards that,
         // but there is no point in remembering it).

@@ -8,6 +8,11 @@
 //! before they leave it, and the host's reader ([`bulkhead_ipc::lines`])
 //! holds at most one cap of a line.
 
+/// Separates a server's name from its tool's where several servers' tools
+/// are offered as one list (`server__tool`): the `mcp serve` gateway's
+/// catalogue and an agent's tools.
+pub const NAMESPACE_SEPARATOR: &str = "__";
+
 pub mod config;
 mod install;
 pub mod session;

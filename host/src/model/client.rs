@@ -229,3 +229,76 @@ async fn read_capped(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Message, ToolCall};
+
+    #[test]
+    fn the_size_estimate_is_close_to_the_body_in_both_formats() {
+        let messages: Vec<Message> = (0..300)
+            .map(|i| match i % 3 {
+                0 => Message::User {
+                    text: "q".repeat(i),
+                },
+                1 => Message::Assistant {
+                    text: String::new(),
+                    tool_calls: vec![ToolCall {
+                        id: format!("call_{i}"),
+                        name: "search".into(),
+                        arguments: r#"{"pattern":"x"}"#.into(),
+                    }],
+                },
+                _ => Message::ToolResult {
+                    call_id: format!("call_{}", i - 1),
+                    content: "r".repeat(i * 10),
+                    is_error: i % 2 == 0,
+                },
+            })
+            .collect();
+        let req = ChatRequest {
+            model: "m",
+            system: Some("sys"),
+            messages: &messages,
+            tools: &[],
+            max_tokens: 10,
+            temperature: None,
+        };
+        for provider in [ProviderKind::OpenAi, ProviderKind::Anthropic] {
+            let client = ModelClient::new(ModelConfig {
+                provider,
+                base_url: "http://127.0.0.1:9".into(),
+                api_key: None,
+                limits: ModelLimits::default(),
+            })
+            .unwrap();
+            let body = client.build_body(&req).unwrap();
+            let estimate = req.estimated_bytes();
+            assert!(
+                estimate >= body.len() && estimate < body.len() * 5 / 4,
+                "{provider:?}: estimate {estimate}, body {}",
+                body.len()
+            );
+        }
+    }
+
+    #[test]
+    fn the_key_is_in_no_debug_output() {
+        for provider in [ProviderKind::OpenAi, ProviderKind::Anthropic] {
+            let config = ModelConfig {
+                provider,
+                base_url: "http://127.0.0.1:9".into(),
+                api_key: Some(crate::model::ApiKey::new("sk-SECRET-123")),
+                limits: ModelLimits::default(),
+            };
+            let shown = format!("{config:?}");
+            assert!(
+                shown.contains("<redacted>") && !shown.contains("SECRET"),
+                "{shown}"
+            );
+            let shown = format!("{:?}", ModelClient::new(config).unwrap());
+            assert!(!shown.contains("SECRET"), "{shown}");
+        }
+    }
+}

@@ -8,7 +8,8 @@ use super::ModelError;
 
 /// Which wire format the endpoint speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
+// `lowercase`, not `snake_case`: config files say `openai`, not `open_ai`.
+#[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     /// OpenAI Chat Completions (`POST {base_url}/chat/completions`): OpenAI,
     /// Ollama, llama.cpp's server, vLLM, LM Studio, OpenRouter.
@@ -18,6 +19,14 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
+    /// The name config files and `--provider` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OpenAi => "openai",
+            Self::Anthropic => "anthropic",
+        }
+    }
+
     /// The provider's public endpoint, used when no `base_url` is given.
     pub fn default_base_url(self) -> &'static str {
         match self {
@@ -31,6 +40,19 @@ impl ProviderKind {
         match self {
             Self::OpenAi => "OPENAI_API_KEY",
             Self::Anthropic => "ANTHROPIC_API_KEY",
+        }
+    }
+}
+
+impl std::str::FromStr for ProviderKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "openai" => Ok(Self::OpenAi),
+            "anthropic" => Ok(Self::Anthropic),
+            other => Err(format!(
+                "unknown provider \"{other}\"; the providers are openai, anthropic"
+            )),
         }
     }
 }
@@ -55,7 +77,7 @@ impl ApiKey {
             .map(|k| Self(k.trim().to_owned()))
     }
 
-    pub(super) fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -150,7 +172,7 @@ impl ModelConfig {
     }
 
     /// The endpoint URL, checked: http or https only.
-    pub(super) fn endpoint(&self) -> Result<reqwest::Url, ModelError> {
+    pub(crate) fn endpoint(&self) -> Result<reqwest::Url, ModelError> {
         let path = match self.provider {
             ProviderKind::OpenAi => "chat/completions",
             ProviderKind::Anthropic => "messages",

@@ -147,3 +147,19 @@ impl ModelStream {
         Ok(false)
     }
 }
+
+/// Feeds `events` (each one event's data) to a decoder until it says the
+/// answer ended: what the decoders' unit tests share.
+#[cfg(test)]
+pub(super) fn decode_all(
+    events: &[&str],
+    mut event: impl FnMut(&[u8], &mut VecDeque<ModelEvent>) -> Result<bool, ModelError>,
+) -> Result<Vec<ModelEvent>, ModelError> {
+    let mut out = VecDeque::new();
+    for e in events {
+        if event(e.as_bytes(), &mut out)? {
+            break;
+        }
+    }
+    Ok(out.into())
+}

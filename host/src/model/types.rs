@@ -65,6 +65,47 @@ pub struct ChatRequest<'a> {
     pub temperature: Option<f32>,
 }
 
+impl ChatRequest<'_> {
+    /// The body's size, estimated from the text it carries plus a fixed
+    /// allowance per item for the JSON around it, without serialising:
+    /// a fast byte count for a context budget, and the buffer size the
+    /// body is written into (so the buffer neither regrows nor keeps up
+    /// to twice the body's size in spare capacity).
+    pub fn estimated_bytes(&self) -> usize {
+        /// Keys, quotes and braces of one message or tool call in either
+        /// format: ~60-100 bytes; JSON escapes in the text add more.
+        const PER_ITEM: usize = 96;
+        let messages: usize = self
+            .messages
+            .iter()
+            .map(|m| {
+                PER_ITEM
+                    + match m {
+                        Message::User { text } => text.len(),
+                        Message::Assistant { text, tool_calls } => {
+                            text.len()
+                                + tool_calls
+                                    .iter()
+                                    .map(|c| {
+                                        PER_ITEM + c.id.len() + c.name.len() + c.arguments.len()
+                                    })
+                                    .sum::<usize>()
+                        }
+                        Message::ToolResult {
+                            call_id, content, ..
+                        } => call_id.len() + content.len(),
+                    }
+            })
+            .sum();
+        let tools: usize = self
+            .tools
+            .iter()
+            .map(|t| PER_ITEM + t.name.len() + t.description.len() + PER_ITEM * 4)
+            .sum();
+        PER_ITEM * 2 + self.model.len() + self.system.map_or(0, str::len) + messages + tools
+    }
+}
+
 /// Token counts the provider reported for one request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenUsage {

@@ -1,6 +1,8 @@
 //! The config file: default policies and user-defined ones.
 //!
 //! ```toml
+//! worker = "/opt/bulkhead/bulkhead-worker"  # searched last; see spawn::find_worker
+//!
 //! [defaults]
 //! tool_policy = "workspace"   # `bulkhead run`
 //! mcp_policy = "untrusted"    # MCP servers
@@ -48,6 +50,9 @@ pub struct PolicySet {
     pub mcp_default: String,
     /// The config file read, if any.
     pub source: Option<PathBuf>,
+    /// `worker = "PATH"`: the worker binary, searched last (see
+    /// `spawn::find_worker`).
+    pub worker: Option<PathBuf>,
     /// `[mcp]`: where the `mcpServers` list is.
     pub mcp: crate::mcp::config::McpSection,
     /// `[servers.NAME]`: how each MCP server runs.
@@ -61,6 +66,9 @@ pub struct PolicySet {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
+    /// Where `bulkhead-worker` is, when it is neither next to `bulkhead`
+    /// nor named by `BULKHEAD_WORKER` (the last place searched).
+    worker: Option<PathBuf>,
     #[serde(default)]
     defaults: Defaults,
     #[serde(default)]
@@ -147,6 +155,7 @@ impl Default for PolicySet {
             tool_default: "workspace".into(),
             mcp_default: "untrusted".into(),
             source: None,
+            worker: None,
             mcp: Default::default(),
             servers: BTreeMap::new(),
             agents: Default::default(),
@@ -232,6 +241,15 @@ impl PolicySet {
                 "policy \"{name}\" is part of an `extends` cycle"
             )));
         }
+        if let Some(w) = &file.worker
+            && !w.is_absolute()
+        {
+            return Err(err(format!(
+                "worker = \"{}\" must be an absolute path",
+                w.display()
+            )));
+        }
+        set.worker = file.worker;
         set.mcp = file.mcp;
         set.servers = file.servers;
         set.agents = crate::agent::config::AgentSettings::resolve(

@@ -294,6 +294,40 @@ impl Store {
         })
     }
 
+    /// Visits every item of a session in order, a page at a time, with
+    /// previews of `preview_bytes`: memory holds one page, whatever the
+    /// session's size. Stops at the first error `f` returns.
+    pub fn for_each_item<E>(
+        &self,
+        session: SessionId,
+        preview_bytes: u32,
+        mut f: impl FnMut(&Item) -> std::result::Result<(), E>,
+    ) -> Result<std::result::Result<(), E>> {
+        /// Items per page: small rows (previews), a few queries per
+        /// thousand items.
+        const PAGE: u32 = 256;
+        let mut after = 0;
+        loop {
+            let page = self.items(
+                session,
+                ItemPage {
+                    after_seq: after,
+                    limit: PAGE,
+                    preview_bytes,
+                },
+            )?;
+            for item in &page {
+                if let Err(e) = f(item) {
+                    return Ok(Err(e));
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE as usize => after = last.seq,
+                _ => return Ok(Ok(())),
+            }
+        }
+    }
+
     /// The last `n` items of a session (≤ [`MAX_PAGE_ROWS`]), in order.
     pub fn last_items(&self, session: SessionId, n: u32, preview_bytes: u32) -> Result<Vec<Item>> {
         let next: i64 = self.read(|tx| {

@@ -42,11 +42,13 @@
 //! # Caveats
 //!
 //! - [`Store`] wraps one `rusqlite::Connection`: it is `Send` but not
-//!   `Sync`. Every call is one short transaction (at most one 64 KiB chunk
-//!   or one page of rows), so async code may call it directly from a task
-//!   that owns it, or put it behind a `Mutex` and call it from
-//!   `spawn_blocking`; a [`ResultWriter`] is a plain value that borrows the
-//!   store only during each call, so many results can stream at once.
+//!   `Sync`, and synchronous. Every call is one short transaction (at most
+//!   one 64 KiB chunk or one page of rows), but a commit waits for the disk
+//!   (`synchronous=FULL`, 3–5 ms here). Async code uses [`StoreThread`] (the
+//!   store on a thread of its own, behind a bounded queue) or
+//!   `spawn_blocking`. A [`ResultWriter`] is a plain value that borrows the
+//!   store only during each call, so many results can stream at once and a
+//!   writer can move into a [`StoreThread`] job and back.
 //! - A result whose writer died stays `running` until [`Store::gc`] marks
 //!   it `interrupted`; its committed chunks are kept.
 //! - Item text is counted in bytes, not model tokens.
@@ -60,6 +62,7 @@ mod payload;
 mod retention;
 mod schema;
 mod sessions;
+mod thread;
 mod window;
 
 use std::path::{Path, PathBuf};
@@ -78,6 +81,7 @@ pub use retention::{
 };
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use sessions::{NewSession, SessionSummary};
+pub use thread::{QUEUE as STORE_THREAD_QUEUE, StoreThread, StoreThreadGone};
 pub use window::{HistoryWindow, WindowItem, WindowSpec};
 
 /// Largest message text plus meta JSON of one item. A model's answer is at
@@ -118,15 +122,16 @@ pub struct SessionId(pub i64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct ItemId(pub i64);
 
+// Through the number's own `fmt`, so widths and alignment apply.
 impl std::fmt::Display for SessionId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)
+        std::fmt::Display::fmt(&self.0, f)
     }
 }
 
 impl std::fmt::Display for ItemId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)
+        std::fmt::Display::fmt(&self.0, f)
     }
 }
 
@@ -152,6 +157,20 @@ pub struct StoreOptions {
     pub max_result_bytes: u64,
     /// Size limits, enforced as each tool result finishes and by `gc`.
     pub retention: Retention,
+    pub durability: Durability,
+}
+
+/// How far a returned write is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: the WAL is synced at every commit, so a write
+    /// that returned survives a process crash and a power loss. The default.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: survives a process crash (the WAL is in the
+    /// OS's cache); a power loss may lose the last commits, not the
+    /// database. For bulk imports, fixtures and benchmarks.
+    Normal,
 }
 
 /// A tool result larger than the host's default output cap (1 MiB) by far;
@@ -164,6 +183,7 @@ impl Default for StoreOptions {
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
             retention: Retention::default(),
+            durability: Durability::Full,
         }
     }
 }
@@ -231,7 +251,11 @@ impl Store {
                 detail: format!("SQLite refused WAL mode (journal_mode is {mode})"),
             });
         }
-        conn.pragma_update(None, "synchronous", "FULL")
+        let synchronous = match options.durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", synchronous)
             .map_err(sql)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(sql)?;

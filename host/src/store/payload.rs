@@ -125,7 +125,7 @@ impl ResultEnd {
         let outcome = serde_json::json!({
             "status": report.outcome.status(),
             "reason": report.outcome.reason(),
-            "exit": report.exit.map(|e| format!("{e:?}")),
+            "exit": report.exit,
             "summary": report.summary,
         });
         ResultEnd {
@@ -345,6 +345,10 @@ impl ResultWriter {
                 self.flush(store)?;
             }
             self.buffer_stream = stream;
+            if self.buffer.capacity() == 0 {
+                // Exactly one chunk, never grown by doubling past it.
+                self.buffer.reserve_exact(CHUNK_BYTES);
+            }
             let take = (CHUNK_BYTES - self.buffer.len()).min(data.len());
             self.buffer.extend_from_slice(&data[..take]);
             data = &data[take..];
@@ -383,8 +387,6 @@ impl ResultWriter {
             Ok(()) => {
                 self.committed += len as u64;
                 self.buffer.clear();
-                // Give back a buffer a stream switch left half used.
-                self.buffer.shrink_to(CHUNK_BYTES);
                 Ok(())
             }
             Err(e) => {
@@ -455,6 +457,44 @@ impl ResultWriter {
             tracing::warn!("session store retention: {e}");
         }
         Ok(self.item)
+    }
+
+    /// Writes what the host's report adds to the output streamed so far,
+    /// and finishes the result with the report's outcome: the head (when
+    /// `head_in_report`: the output was not streamed through
+    /// [`write`](ResultWriter::write)), the cut, the tail.
+    pub fn finish_report(
+        mut self,
+        store: &Store,
+        report: &crate::CallReport,
+        head_in_report: bool,
+    ) -> Result<ItemId> {
+        if head_in_report {
+            for seg in report.output.head() {
+                self.write(store, seg.stream, &seg.data)?;
+            }
+        }
+        if report.cut_bytes() > 0 {
+            self.mark_cut(store, report.cut_bytes())?;
+        }
+        for seg in report.output.tail() {
+            self.write(store, seg.stream, &seg.data)?;
+        }
+        self.finish(store, &ResultEnd::from_report(report))
+    }
+
+    /// Ends the result as `interrupted` (its call never reported an end,
+    /// e.g. it could not start). What was committed stays.
+    pub fn abandon(self, store: &Store) -> Result<()> {
+        let item = self.item.0;
+        store.write(|tx| {
+            tx.execute(
+                "UPDATE results SET state = 'interrupted', dropped_bytes = dropped_bytes + ?2
+                 WHERE item_id = ?1 AND state = 'running'",
+                params![item, self.buffer.len() as i64 + self.dropped as i64],
+            )?;
+            Ok(())
+        })
     }
 
     fn check(&self, store: &Store) -> Result<()> {

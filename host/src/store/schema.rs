@@ -93,8 +93,13 @@ CREATE UNIQUE INDEX chunks_by_offset ON chunks(item_id, offset, len, stream);
 /// tell a result whose writer died from one still streaming.
 const V2: &str = "ALTER TABLE results ADD COLUMN writer TEXT;";
 
+/// Version 3: the items that still hold output, oldest first, for
+/// retention. Without it each pruned result meant a scan past every item
+/// pruned before it (quadratic in a large `gc`).
+const V3: &str = "CREATE INDEX items_with_payload ON items(id) WHERE payload_bytes > 0;";
+
 /// Forward migrations; `MIGRATIONS[i]` upgrades version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Refuses a non-empty file that is not an SQLite database, before SQLite
 /// opens it (SQLite would otherwise report it only at the first query).

@@ -348,3 +348,23 @@ fn files_that_are_not_ours_are_refused_untouched() {
     );
     assert!(err.to_string().contains("99"));
 }
+
+#[test]
+fn durability_sets_synchronous() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let level = |durability| {
+        let options = StoreOptions {
+            durability,
+            ..StoreOptions::default()
+        };
+        let store = Store::open_with(dir.path().join("s.db"), options).expect("open");
+        let level: i64 = store
+            .conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .expect("pragma");
+        level
+    };
+    // SQLite's numbers: NORMAL = 1, FULL = 2.
+    assert_eq!(level(Durability::Full), 2);
+    assert_eq!(level(Durability::Normal), 1);
+}

@@ -5,6 +5,11 @@
 //! first, stops at the budget. Only the chosen items are then loaded, each
 //! tool result as its head + tail view. Memory is the budget plus the
 //! pinned items, whatever the session's size.
+//!
+//! The window is contiguous (the newest items, none skipped) but may begin
+//! with a tool result whose call fell outside it; model APIs that pair
+//! calls with results want such a leading orphan dropped, which is the
+//! caller's rule to apply.
 
 use rusqlite::params;
 

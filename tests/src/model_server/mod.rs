@@ -37,8 +37,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bulkhead_host::model::{
-    ApiKey, ModelClient, ModelConfig, ModelError, ModelEvent, ModelLimits, ModelStream,
-    ProviderKind,
+    ApiKey, ChatRequest, Message, ModelClient, ModelConfig, ModelError, ModelEvent, ModelLimits,
+    ModelStream, ProviderKind,
 };
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -80,8 +80,9 @@ pub enum Reply {
         headers: Vec<(String, String)>,
         body: Bytes,
     },
-    /// 200 `text/event-stream`, `chunk` repeated until the client leaves.
-    Endless { chunk: Bytes },
+    /// 200 `text/event-stream`: `head`, then `chunk` repeated until the
+    /// client leaves.
+    Endless { head: Vec<Bytes>, chunk: Bytes },
 }
 
 impl Reply {
@@ -260,14 +261,27 @@ async fn handle(req: Request<Incoming>, state: &Mutex<State>) -> Response<Body> 
             }
             match end {
                 StreamEnd::Finish => {}
-                StreamEnd::Drop => tx.abort(std::io::Error::other("model_server: dropped")),
+                StreamEnd::Drop => {
+                    // Abort only once hyper has taken the last chunk (and
+                    // written it out in the same pass), else the abort
+                    // would overtake the chunks still queued.
+                    while tx.capacity() < tx.max_capacity() {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    tx.abort(std::io::Error::other("model_server: dropped"));
+                }
                 StreamEnd::Hang => {
                     tokio::time::sleep(HANG).await;
                     drop(tx);
                 }
             }
         }),
-        Some(Reply::Endless { chunk }) => sse(move |mut tx| async move {
+        Some(Reply::Endless { head, chunk }) => sse(move |mut tx| async move {
+            for h in head {
+                if tx.send_data(h).await.is_err() {
+                    return;
+                }
+            }
             while tx.send_data(chunk.clone()).await.is_ok() {}
         }),
     }
@@ -364,4 +378,17 @@ pub fn text_of(events: &[ModelEvent]) -> String {
             _ => None,
         })
         .collect()
+}
+
+/// A request for `messages` with no system prompt and no tools, to model
+/// `m`, at most 100 tokens: enough for tests of the transport.
+pub fn plain_request(messages: &[Message]) -> ChatRequest<'_> {
+    ChatRequest {
+        model: "m",
+        system: None,
+        messages,
+        tools: &[],
+        max_tokens: 100,
+        temperature: None,
+    }
 }

@@ -80,12 +80,14 @@ pub fn loopback_up() -> Result<(), String> {
     }
     let result = (|| {
         // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write `req` only.
-        if unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        // (The request's type is `c_ulong` in glibc and `c_int` in musl,
+        // hence the cast to libc's alias.)
+        if unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS as libc::Ioctl, &mut req) } < 0 {
             return Err(fail("SIOCGIFFLAGS", io::Error::last_os_error()));
         }
         // SAFETY: the flags member of the union is the one SIOCGIFFLAGS set.
         unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
-        if unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) } < 0 {
+        if unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS as libc::Ioctl, &req) } < 0 {
             return Err(fail("SIOCSIFFLAGS", io::Error::last_os_error()));
         }
         Ok(())

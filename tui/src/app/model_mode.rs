@@ -133,6 +133,7 @@ fn run_thread(
             let end = match agent.run(&prompt, &mut observer).await {
                 Ok(RunEnd::Answered { turns }) => Ok(format!("answered in {turns} turn(s)")),
                 Ok(RunEnd::MaxTurns { turns }) => Ok(format!("stopped at max_turns ({turns})")),
+                Ok(RunEnd::Cancelled { .. }) => Ok("cancelled".to_owned()),
                 Err(e) => Err(e.to_string()),
             };
             let _ = wake.send(UiMsg::Answer).await;

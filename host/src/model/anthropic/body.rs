@@ -11,15 +11,20 @@ use serde_json::value::RawValue;
 use crate::model::{ChatRequest, Message, ToolCall, ToolSpec};
 
 pub(in crate::model) fn body(req: &ChatRequest<'_>) -> serde_json::Result<Vec<u8>> {
-    serde_json::to_vec(&Body {
-        model: req.model,
-        max_tokens: req.max_tokens,
-        system: req.system,
-        messages: Messages(req.messages),
-        tools: Tools(req.tools),
-        temperature: req.temperature,
-        stream: true,
-    })
+    let mut buf = Vec::with_capacity(req.estimated_bytes());
+    serde_json::to_writer(
+        &mut buf,
+        &Body {
+            model: req.model,
+            max_tokens: req.max_tokens,
+            system: req.system,
+            messages: Messages(req.messages),
+            tools: Tools(req.tools),
+            temperature: req.temperature,
+            stream: true,
+        },
+    )?;
+    Ok(buf)
 }
 
 #[derive(Serialize)]

@@ -212,3 +212,52 @@ fn stop_reason(reason: &str) -> StopReason {
         other => StopReason::Other(other.to_owned()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(events: &[&str]) -> Result<Vec<ModelEvent>, ModelError> {
+        let mut d = Decoder::default();
+        crate::model::stream::decode_all(events, |data, out| d.event(data, out))
+    }
+
+    #[test]
+    fn thinking_blocks_and_unknown_events_are_skipped() {
+        let events = decode(&[
+            r#"{"type":"message_start","message":{"usage":{"input_tokens":5,"cache_read_input_tokens":100,"output_tokens":1}}}"#,
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hmm"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"x"}}"#,
+            r#"{"type":"content_block_stop","index":0}"#,
+            r#"{"type":"some_future_event","x":1}"#,
+            r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}"#,
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"ok"}}"#,
+            r#"{"type":"content_block_stop","index":1}"#,
+            r#"{"type":"message_delta","delta":{"stop_reason":"refusal"},"usage":{"output_tokens":9}}"#,
+            r#"{"type":"message_stop"}"#,
+        ])
+        .unwrap();
+        assert_eq!(
+            events,
+            vec![
+                ModelEvent::TextDelta("ok".into()),
+                ModelEvent::Stop(StopReason::Other("refusal".into())),
+                ModelEvent::Usage(TokenUsage {
+                    input_tokens: 105,
+                    output_tokens: 9
+                }),
+                ModelEvent::Done,
+            ]
+        );
+    }
+
+    #[test]
+    fn json_deltas_for_a_block_that_is_not_a_tool_call_are_refused() {
+        let err = decode(&[
+            r#"{"type":"content_block_delta","index":3,"delta":{"type":"input_json_delta","partial_json":"{"}}"#,
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("block 3"), "{err}");
+    }
+}

@@ -9,20 +9,25 @@ use serde::{Serialize, Serializer};
 use crate::model::{ChatRequest, Message, ToolCall, ToolSpec};
 
 pub(in crate::model) fn body(req: &ChatRequest<'_>) -> serde_json::Result<Vec<u8>> {
-    serde_json::to_vec(&Body {
-        model: req.model,
-        messages: Messages {
-            system: req.system,
-            items: req.messages,
+    let mut buf = Vec::with_capacity(req.estimated_bytes());
+    serde_json::to_writer(
+        &mut buf,
+        &Body {
+            model: req.model,
+            messages: Messages {
+                system: req.system,
+                items: req.messages,
+            },
+            tools: Tools(req.tools),
+            max_tokens: req.max_tokens,
+            temperature: req.temperature,
+            stream: true,
+            stream_options: StreamOptions {
+                include_usage: true,
+            },
         },
-        tools: Tools(req.tools),
-        max_tokens: req.max_tokens,
-        temperature: req.temperature,
-        stream: true,
-        stream_options: StreamOptions {
-            include_usage: true,
-        },
-    })
+    )?;
+    Ok(buf)
 }
 
 #[derive(Serialize)]

@@ -168,3 +168,93 @@ fn stop_reason(reason: &str) -> StopReason {
         other => StopReason::Other(other.to_owned()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ToolCall;
+
+    fn decode(events: &[&str]) -> Result<Vec<ModelEvent>, ModelError> {
+        let mut d = Decoder::default();
+        crate::model::stream::decode_all(events, |data, out| d.event(data, out))
+    }
+
+    fn complete(events: &[ModelEvent]) -> Vec<ToolCall> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                ModelEvent::ToolCallComplete { call, .. } => Some(call.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn whole_calls_without_index_or_id_as_some_local_servers_send() {
+        let events = decode(&[
+            r#"{"choices":[{"delta":{"tool_calls":[{"function":{"name":"a","arguments":"{\"x\":1}"}},{"id":"c2","function":{"name":"b","arguments":{}}}]}}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#,
+            "[DONE]",
+        ]);
+        // Arguments as an object, not a string, is a protocol error.
+        assert!(matches!(events, Err(ModelError::Protocol(_))), "{events:?}");
+        let events = decode(&[
+            r#"{"choices":[{"delta":{"tool_calls":[{"function":{"name":"a","arguments":"{\"x\":1}"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"id":"c2","function":{"name":"b","arguments":""}}]}}]}"#,
+            r#"{"choices":[{"delta":{"content":null},"finish_reason":"tool_calls"}],"usage":null}"#,
+            "[DONE]",
+        ])
+        .unwrap();
+        let calls = complete(&events);
+        assert_eq!(calls.len(), 2, "{events:?}");
+        assert_eq!(
+            (calls[0].id.as_str(), calls[0].arguments.as_str()),
+            ("call_0", r#"{"x":1}"#)
+        );
+        assert_eq!(
+            (calls[1].id.as_str(), calls[1].arguments.as_str()),
+            ("c2", "{}")
+        );
+    }
+
+    #[test]
+    fn a_name_repeated_on_every_piece_is_kept_once() {
+        let events = decode(&[
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c","function":{"name":"read","arguments":"{\"p\""}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"read","arguments":":1}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+            "[DONE]",
+        ])
+        .unwrap();
+        let calls = complete(&events);
+        assert_eq!(calls[0].name, "read");
+        assert_eq!(calls[0].arguments, r#"{"p":1}"#);
+    }
+
+    #[test]
+    fn done_without_finish_reason_infers_the_stop() {
+        let events = decode(&[r#"{"choices":[{"delta":{"content":"hi"}}]}"#, "[DONE]"]).unwrap();
+        assert_eq!(
+            events,
+            vec![
+                ModelEvent::TextDelta("hi".into()),
+                ModelEvent::Stop(StopReason::EndTurn),
+                ModelEvent::Done
+            ]
+        );
+    }
+
+    #[test]
+    fn a_wild_index_is_refused_without_allocating_for_it() {
+        let events = decode(&[
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":4000000000,"id":"c","function":{"name":"a"}}]}}]}"#,
+        ]);
+        assert!(matches!(events, Err(ModelError::Protocol(m)) if m.contains("4000000000")));
+    }
+
+    #[test]
+    fn garbage_is_a_protocol_error_naming_the_format() {
+        let err = decode(&["not json"]).unwrap_err();
+        assert!(err.to_string().contains("chat.completion.chunk"), "{err}");
+    }
+}

@@ -1,7 +1,7 @@
 //! `bulkhead-bench`: bulkhead's benchmarks, each against a baseline measured
 //! in the same run (see BENCHMARKS.md; `scripts/bench` builds and runs it).
 //!
-//! Usage: `bulkhead-bench [all | overhead | sandbox | mcp | ipc | rss | kill | search | tui]…`
+//! Usage: `bulkhead-bench [all | overhead | sandbox | mcp | ipc | rss | kill | search | store | model | agent | tui]…`
 //!
 //! Every result is printed twice on stdout: as a markdown table row
 //! (`| … |`) and as one JSON object per line (`{"bench": …}`), so
@@ -14,13 +14,16 @@
 //! with a message: a benchmark that cannot measure what it claims must not
 //! print a figure.
 
+mod agent;
 mod ipc;
 mod kill;
 mod mcp;
+mod model;
 mod overhead;
 mod rss;
 mod sandbox;
 mod search;
+mod store;
 mod tui;
 
 use std::path::{Path, PathBuf};
@@ -28,8 +31,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// The benchmarks, in the order `all` runs them.
-const BENCHES: [&str; 8] = [
-    "overhead", "sandbox", "mcp", "ipc", "rss", "kill", "search", "tui",
+const BENCHES: [&str; 11] = [
+    "overhead", "sandbox", "mcp", "ipc", "rss", "kill", "search", "store", "model", "agent", "tui",
 ];
 
 /// The header of the results table; every row has these seven cells.
@@ -69,6 +72,9 @@ fn main() -> ExitCode {
             "kill" => kill::run(),
             "search" => search::run(),
             "tui" => tui::run(),
+            "store" => store::run(),
+            "model" => model::run(),
+            "agent" => agent::run(),
             _ => unreachable!("names were checked against BENCHES"),
         }
     }

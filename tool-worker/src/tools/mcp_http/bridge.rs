@@ -100,8 +100,12 @@ impl Inbox {
 }
 
 pub(super) fn events() -> std::io::Result<(Outbox, Inbox)> {
-    let (rx_fd, tx_fd) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
+    // The portable close-on-exec pipe (macOS has no pipe2), then
+    // non-blocking ends: the relay polls the read end, and a full pipe
+    // already holds a wake-up, so a writer never has to wait.
+    let (rx_fd, tx_fd) = bulkhead_ipc::transport::cloexec_pipe()?;
+    crate::input::set_nonblocking(&rx_fd)?;
+    crate::input::set_nonblocking(&tx_fd)?;
     let (tx, rx) = mpsc::channel(EVENT_QUEUE);
     Ok((
         Outbox {

@@ -1,0 +1,67 @@
+//! An endless answer costs the client bounded memory: the worst case,
+//! tool-call arguments that never end (they accumulate until the call is
+//! complete), stops at the whole-response cap with the peak RSS growth
+//! well under a ceiling derived from it.
+
+use bulkhead_host::model::{CapKind, Message, ModelError, ProviderKind};
+use bulkhead_tests::model_server::{
+    ModelServer, Reply, client, plain_request, sse_event, test_limits,
+};
+use tokio_util::sync::CancellationToken;
+
+/// The default whole-response cap is 32 MiB; arguments are most of it, and
+/// their `String` may hold up to twice that in capacity. 96 MiB leaves room
+/// for the runtime, hyper's buffers and the in-process server.
+const CEILING: u64 = 96 << 20;
+
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} not in /proc/self/status"))
+}
+
+#[tokio::test]
+async fn endless_tool_call_arguments_stop_at_the_response_cap() {
+    let server = ModelServer::start().await;
+    let start = serde_json::json!({"choices": [{"index": 0, "delta": {"tool_calls": [
+        {"index": 0, "id": "call_1", "type": "function", "function": {"name": "write", "arguments": ""}}]}}]});
+    let piece = serde_json::json!({"choices": [{"index": 0, "delta": {"tool_calls": [
+        {"index": 0, "function": {"arguments": "a".repeat(1000)}}]}}]});
+    server.push(Reply::Endless {
+        head: vec![sse_event(None, &start.to_string())],
+        chunk: sse_event(None, &piece.to_string()),
+    });
+
+    let c = client(&server, ProviderKind::OpenAi, test_limits());
+    let limit = c.limits().max_response_bytes;
+    // Reset the peak so VmHWM measures this test only (Linux ≥ 4.0).
+    std::fs::write("/proc/self/clear_refs", "5").expect("reset VmHWM");
+    let before = status_kib("VmRSS:") << 10;
+    let messages = [Message::User {
+        text: "write".into(),
+    }];
+    let mut stream = c
+        .stream(&plain_request(&messages), &CancellationToken::new())
+        .await
+        .expect("200");
+    let mut events = 0u64;
+    let err = loop {
+        match stream.next().await {
+            Some(Ok(_)) => events += 1,
+            Some(Err(e)) => break e,
+            None => panic!("an endless stream ended"),
+        }
+    };
+    let peak = status_kib("VmHWM:") << 10;
+    assert!(
+        matches!(err, ModelError::CapExceeded { kind: CapKind::Response, limit: l } if l == limit),
+        "{err:?}"
+    );
+    assert!(events > 1, "the call started and its arguments streamed");
+    let growth = peak.saturating_sub(before);
+    eprintln!("peak RSS growth {} MiB over {events} events", growth >> 20);
+    assert!(growth < CEILING, "peak RSS grew by {} MiB", growth >> 20);
+}

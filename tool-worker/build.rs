@@ -1,0 +1,7 @@
+//! Records the git commit and target for `bulkhead-worker --version`.
+
+include!("../packaging/build_commit.rs");
+
+fn main() {
+    emit_build_info();
+}
