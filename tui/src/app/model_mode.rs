@@ -1,7 +1,6 @@
 //! Model mode: the agent loop (`bulkhead_host::agent`) behind the
-//! conversation. The loop runs on its own thread and runtime: its store
-//! writes are synchronous SQLite commits, which must never run on the UI
-//! task. What it shows reaches the UI the same way call figures do: the
+//! conversation. The loop runs on its own thread and runtime, so its model
+//! stream and tool dispatch never share the UI's thread. What it shows reaches the UI the same way call figures do: the
 //! streaming answer in a shared slot (bounded, latest wins, one wake per
 //! frame at most), tool starts and ends as small messages.
 
