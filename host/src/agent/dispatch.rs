@@ -7,13 +7,14 @@
 //! the host holds at most one chunk per running call, whatever the tools
 //! print, and the store holds the capped result exactly once.
 
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::model::ToolCall;
 use crate::report::CallEvent;
 use crate::store::{ItemId, ResultEnd, ResultWriter, SessionId};
-use crate::{CallRequest, ToolHost};
+use crate::{CallLimits, CallRequest, LiveStatus, ToolHost};
 
 use super::mcp_tools;
 use super::store_call::{StoreCallError, StoreRun};
@@ -34,10 +35,32 @@ pub struct Dispatched {
     pub bytes_seen: u64,
 }
 
+/// A call whose worker was started: its live figures (the host's watch
+/// channel, latest wins) and the limits it runs under.
+#[derive(Debug)]
+pub struct LiveCall {
+    /// The call's position in the model's answer.
+    pub index: usize,
+    pub live: watch::Receiver<LiveStatus>,
+    pub limits: CallLimits,
+}
+
+/// What the dispatcher reports while its calls run.
+#[derive(Debug)]
+pub enum DispatchEvent {
+    /// A worker call started (MCP calls and refusals have none).
+    Live(LiveCall),
+    Ended(Result<Dispatched, StoreCallError>),
+}
+
 /// Runs `calls` at once (the host's worker limit queues the excess) and
 /// returns as each ends, in the order they end.
 pub struct Dispatch {
     set: JoinSet<Result<Dispatched, StoreCallError>>,
+    /// One message per worker call at most, so its capacity (the number of
+    /// calls) means a send never waits.
+    live: mpsc::Receiver<LiveCall>,
+    live_open: bool,
 }
 
 impl Dispatch {
@@ -49,10 +72,12 @@ impl Dispatch {
         cancel: &CancellationToken,
     ) -> Self {
         let mut set = JoinSet::new();
+        let (live_tx, live) = mpsc::channel(calls.len().max(1));
         for (index, call, prepared) in calls {
             let store = store.clone();
             let host = host.clone();
             let cancel = cancel.clone();
+            let live_tx = live_tx.clone();
             set.spawn(async move {
                 let one = One {
                     session,
@@ -60,23 +85,38 @@ impl Dispatch {
                     call: &call,
                 };
                 match prepared {
-                    Prepared::Run(req) => run_one(&host, &store, one, *req, &cancel).await,
+                    Prepared::Run(req) => {
+                        run_one(&host, &store, one, *req, &cancel, &live_tx).await
+                    }
                     Prepared::Mcp(mcp) => mcp_tools::run(&store, one, *mcp, &cancel).await,
                     Prepared::Refused(text) => refuse(&store, one, text).await,
                 }
             });
         }
-        Self { set }
+        Self {
+            set,
+            live,
+            live_open: true,
+        }
     }
 
-    /// The next call to end; `None` when all have.
-    pub async fn next(&mut self) -> Option<Result<Dispatched, StoreCallError>> {
+    /// The next call to start its worker or to end; `None` when all have
+    /// ended.
+    pub async fn next(&mut self) -> Option<DispatchEvent> {
         loop {
-            match self.set.join_next().await? {
-                Ok(r) => return Some(r),
-                // A task that panicked is a bug; its call's worker died
-                // with its handle. Keep collecting the others.
-                Err(e) => tracing::error!(error = %e, "a tool-call task failed"),
+            tokio::select! {
+                biased;
+                started = self.live.recv(), if self.live_open => match started {
+                    Some(call) => return Some(DispatchEvent::Live(call)),
+                    // Every task has ended or dropped its sender.
+                    None => self.live_open = false,
+                },
+                joined = self.set.join_next() => match joined? {
+                    Ok(r) => return Some(DispatchEvent::Ended(r)),
+                    // A task that panicked is a bug; its call's worker died
+                    // with its handle. Keep collecting the others.
+                    Err(e) => tracing::error!(error = %e, "a tool-call task failed"),
+                },
             }
         }
     }
@@ -113,10 +153,18 @@ async fn run_one(
     one: One<'_>,
     req: CallRequest,
     cancel: &CancellationToken,
+    live_tx: &mpsc::Sender<LiveCall>,
 ) -> Result<Dispatched, StoreCallError> {
     let mut writer = one.begin(store).await?;
     let index = one.index;
+    let limits = req.limits.clone();
     let mut handle = host.call(req);
+    // Room for one per call: never full. Nobody listening is fine too.
+    let _ = live_tx.try_send(LiveCall {
+        index,
+        live: handle.live(),
+        limits: limits.clone(),
+    });
     let mut cancelled = false;
     loop {
         let event = tokio::select! {

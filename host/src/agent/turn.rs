@@ -8,7 +8,7 @@ use crate::model::{ModelClient, ModelError, ModelEvent, ToolCall};
 use crate::store::{ItemKind, NewItem, SessionId, Store, StoreError};
 
 use super::config::{AgentSpec, ModelSpec};
-use super::dispatch::{Dispatch, Dispatched};
+use super::dispatch::{Dispatch, DispatchEvent, Dispatched, LiveCall};
 use super::history::{self, AssistantMeta, Budget};
 use super::store_call::{StoreCallError, StoreRun};
 use super::tools::ToolSet;
@@ -31,6 +31,11 @@ pub trait Observer {
     /// A request went out.
     fn request(&mut self, _turn: u32, _body_bytes: usize, _items: usize, _omitted: u64) {}
     fn tool_started(&mut self, call: &ToolCall);
+    /// A tool call's worker started: `live.live` carries its figures
+    /// (RSS, CPU, bytes, elapsed; latest wins) until it ends, and
+    /// `live.limits` are what it runs under. MCP calls and refused calls
+    /// have no worker and no such event. The default ignores it.
+    fn tool_live(&mut self, _call: &ToolCall, _live: LiveCall) {}
     fn tool_finished(&mut self, call: &ToolCall, done: &Dispatched);
     /// Something the loop decided (a stop at `max_turns`).
     fn notice(&mut self, text: &str);
@@ -330,9 +335,14 @@ impl Agent {
             prepared,
             &self.cancel,
         );
-        while let Some(done) = running.next().await {
-            let done = done?;
-            observer.tool_finished(&calls[done.index], &done);
+        while let Some(event) = running.next().await {
+            match event {
+                DispatchEvent::Live(live) => observer.tool_live(&calls[live.index], live),
+                DispatchEvent::Ended(done) => {
+                    let done = done?;
+                    observer.tool_finished(&calls[done.index], &done);
+                }
+            }
         }
         Ok(())
     }

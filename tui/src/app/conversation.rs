@@ -64,6 +64,20 @@ pub fn agent_event(app: &mut App, ctx: &Ctx, event: AgentEvent) {
             app.push(Entry::Card(Box::new(card)));
             app.selected = Some(id);
         }
+        AgentEvent::ToolLive {
+            index,
+            limits,
+            figures,
+        } => {
+            let Some(&id) = app.agent_cards.get(index) else {
+                return;
+            };
+            if let Some(card) = app.card_mut(id) {
+                card.limits = limits;
+                app.agent_figures.insert(id, figures);
+                refresh_agent_figures(app);
+            }
+        }
         AgentEvent::ToolFinished {
             index,
             item,
@@ -72,6 +86,7 @@ pub fn agent_event(app: &mut App, ctx: &Ctx, event: AgentEvent) {
             let Some(&id) = app.agent_cards.get(index) else {
                 return;
             };
+            app.agent_figures.remove(&id);
             let stored = ctx
                 .store
                 .as_ref()
@@ -102,10 +117,29 @@ pub fn agent_event(app: &mut App, ctx: &Ctx, event: AgentEvent) {
         }
         AgentEvent::Ended(end) => {
             app.turn_running = false;
+            app.agent_figures.clear();
             finish_streaming(app);
             match end {
                 Ok(how) => tracing::info!(how, "turn ended"),
                 Err(e) => app.note(&format!("**the turn failed**: {e}")),
+            }
+        }
+    }
+}
+
+/// Copies the newest figures of the agent's running calls into their
+/// cards (a card that scrolled out of memory lets its figures go).
+pub fn refresh_agent_figures(app: &mut App) {
+    let ids: Vec<u64> = app.agent_figures.keys().copied().collect();
+    for id in ids {
+        let figures = app
+            .agent_figures
+            .get(&id)
+            .and_then(|f| f.lock().ok().map(|f| f.clone()));
+        match (figures, app.card_mut(id)) {
+            (Some(figures), Some(card)) if card.running() => card.live = figures,
+            _ => {
+                app.agent_figures.remove(&id);
             }
         }
     }

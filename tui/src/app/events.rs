@@ -43,6 +43,8 @@ pub enum UiMsg {
     Note(String),
     /// The streaming answer changed.
     Answer,
+    /// An agent tool call's figures changed (its slot has them).
+    AgentFigures,
     /// Something from the agent loop.
     Agent(super::model_mode::AgentEvent),
     /// The enforcement summary, once the sandbox probe answered.
@@ -124,6 +126,7 @@ pub async fn run_loop<B: Backend>(
             () = sleep_until(next_tick.into()), if app.has_running() || app.turn_running => {
                 app.tick = app.tick.wrapping_add(1);
                 app.refresh_running();
+                super::conversation::refresh_agent_figures(app);
                 next_tick = Instant::now() + TICK;
                 dirty = true;
             }
@@ -154,6 +157,7 @@ fn apply(app: &mut App, ctx: &Ctx, msg: UiMsg) {
     match msg {
         UiMsg::Answer => super::conversation::refresh_answer(app, ctx),
         UiMsg::Agent(e) => super::conversation::agent_event(app, ctx, e),
+        UiMsg::AgentFigures => super::conversation::refresh_agent_figures(app),
         UiMsg::Call(id) => app.refresh_call(id),
         UiMsg::Note(text) => app.note(&text),
         UiMsg::Enforcement(e) => app.status.enforcement = e,

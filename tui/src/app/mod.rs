@@ -37,6 +37,8 @@ pub mod session_view;
 pub mod sessions;
 #[cfg(test)]
 mod snapshots;
+#[cfg(test)]
+mod snapshots_resize;
 pub mod state;
 pub mod status;
 pub mod store_io;

@@ -7,10 +7,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bulkhead_host::agent::dispatch::Dispatched;
+use bulkhead_host::agent::dispatch::{Dispatched, LiveCall};
 use bulkhead_host::agent::{Agent, Approval, CancellationToken, Observer, RunEnd};
 use bulkhead_host::model::ToolCall;
-use tokio::sync::{mpsc, oneshot};
+use bulkhead_host::{CallLimits, LiveStatus};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::events::UiMsg;
 
@@ -37,6 +38,14 @@ pub enum AgentEvent {
         index: usize,
         name: String,
         args: String,
+    },
+    /// A call's worker started: its card shows the figures `figures`
+    /// holds (a task on the agent's runtime keeps them current) against
+    /// `limits`.
+    ToolLive {
+        index: usize,
+        limits: CallLimits,
+        figures: Arc<Mutex<LiveStatus>>,
     },
     ToolFinished {
         index: usize,
@@ -187,6 +196,22 @@ impl Observer for UiObserver {
         });
     }
 
+    fn tool_live(&mut self, _call: &ToolCall, live: LiveCall) {
+        let figures = Arc::new(Mutex::new(live.live.borrow().clone()));
+        // The observer runs inside the agent runtime's `block_on`, which
+        // also drives the tasks it spawns.
+        tokio::spawn(follow_figures(
+            live.live,
+            figures.clone(),
+            self.wake.clone(),
+        ));
+        self.event(AgentEvent::ToolLive {
+            index: live.index,
+            limits: live.limits,
+            figures,
+        });
+    }
+
     fn tool_finished(&mut self, _call: &ToolCall, done: &Dispatched) {
         self.event(AgentEvent::ToolFinished {
             index: done.index,
@@ -225,5 +250,27 @@ impl Observer for UiObserver {
     fn request(&mut self, _turn: u32, _body_bytes: usize, _items: usize, _omitted: u64) {
         // A new request: the next answer's tool calls count from 0.
         self.started = 0;
+    }
+}
+
+/// Copies a call's newest figures into `figures` until its worker ends,
+/// waking the UI at most once per frame. A full channel drops the wake:
+/// the slot holds the latest figures, and the queued wake (or the next
+/// tick) shows them.
+async fn follow_figures(
+    mut live: watch::Receiver<LiveStatus>,
+    figures: Arc<Mutex<LiveStatus>>,
+    wake: mpsc::Sender<UiMsg>,
+) {
+    let mut last_wake = Instant::now() - WAKE_INTERVAL;
+    while live.changed().await.is_ok() {
+        let newest = live.borrow_and_update().clone();
+        if let Ok(mut f) = figures.lock() {
+            *f = newest;
+        }
+        if last_wake.elapsed() >= WAKE_INTERVAL {
+            last_wake = Instant::now();
+            let _ = wake.try_send(UiMsg::AgentFigures);
+        }
     }
 }

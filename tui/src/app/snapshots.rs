@@ -24,7 +24,12 @@ fn app() -> App {
 }
 
 fn frame(app: &mut App) -> String {
-    let mut terminal = match Terminal::new(TestBackend::new(80, 24)) {
+    frame_at(app, 80, 24)
+}
+
+/// A frame of `app` drawn at `width`×`height`.
+pub(super) fn frame_at(app: &mut App, width: u16, height: u16) -> String {
+    let mut terminal = match Terminal::new(TestBackend::new(width, height)) {
         Ok(t) => t,
         Err(e) => panic!("test backend: {e}"),
     };
@@ -53,8 +58,8 @@ fn empty_state() {
     insta::assert_snapshot!(frame(&mut app()));
 }
 
-#[test]
-fn running_card() {
+/// `!yes` running: a selected card with figures and a preview.
+pub(super) fn running_state() -> App {
     let mut app = app();
     app.push(Entry::User("!yes".into()));
     let mut c = card(1, "shell", "yes");
@@ -62,6 +67,12 @@ fn running_card() {
     app.push(Entry::Card(Box::new(c)));
     app.selected = Some(1);
     app.status.running = 1;
+    app
+}
+
+#[test]
+fn running_card() {
+    let mut app = running_state();
     insta::assert_snapshot!(frame(&mut app));
 }
 

@@ -95,6 +95,8 @@ pub struct App {
     pub turn_running: bool,
     /// Card ids of the current answer's tool calls, by their place in it.
     pub agent_cards: Vec<u64>,
+    /// The live figures of the agent's running worker calls, by card id.
+    pub agent_figures: HashMap<u64, Arc<std::sync::Mutex<bulkhead_host::LiveStatus>>>,
     /// Tools the user allowed for the rest of the session.
     pub approved_tools: std::collections::HashSet<String>,
 }
@@ -121,6 +123,7 @@ impl App {
             session: None,
             turn_running: false,
             agent_cards: Vec::new(),
+            agent_figures: HashMap::new(),
             approved_tools: std::collections::HashSet::new(),
         }
     }
