@@ -197,7 +197,7 @@ async fn run_one(
                 }
             }
             CallEvent::Finished(report) => {
-                let end = view::result_end(&report);
+                let end = view::result_end(&report).with_limits(&limits);
                 let line = view::outcome_line(&report);
                 let item = store.run(move |s| writer.finish(s, &end)).await?;
                 return Ok(Dispatched {

@@ -59,6 +59,7 @@ mod items;
 mod liveness;
 mod path;
 mod payload;
+mod result_meta;
 mod retention;
 mod schema;
 mod sessions;
@@ -75,6 +76,7 @@ pub use error::{Result, StoreError};
 pub use items::{Item, ItemKind, ItemPage, NewItem};
 pub use path::{STORE_ENV, default_store_path};
 pub use payload::{PayloadSlice, ResultEnd, ResultInfo, ResultState, ResultView, ResultWriter};
+pub use result_meta::RecordedLimits;
 pub use retention::{
     DEFAULT_MAX_SESSION_BYTES, DEFAULT_MAX_STORE_BYTES, LargePayload, PruneReport, Retention,
     StoreStats,

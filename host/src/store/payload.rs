@@ -117,9 +117,17 @@ pub struct ResultEnd {
     pub enforcement_json: Option<String>,
     pub bytes_seen: u64,
     pub lines_seen: u64,
+    /// Written to the result item's meta (see [`super::RecordedLimits`]).
+    pub meta_json: Option<String>,
 }
 
 impl ResultEnd {
+    /// Records the limits the call ran under in the item's meta.
+    pub fn with_limits(mut self, limits: &crate::CallLimits) -> ResultEnd {
+        self.meta_json = Some(super::RecordedLimits::of(limits).to_meta());
+        self
+    }
+
     /// The end of a call as the host reported it.
     pub fn from_report(report: &crate::CallReport) -> ResultEnd {
         let outcome = serde_json::json!({
@@ -135,6 +143,7 @@ impl ResultEnd {
             enforcement_json: serde_json::to_string(&report.enforcement).ok(),
             bytes_seen: report.usage.bytes_produced,
             lines_seen: report.lines_seen,
+            meta_json: None,
         }
     }
 }
@@ -426,7 +435,8 @@ impl ResultWriter {
             end.status.len()
                 + end.outcome_json.as_deref().map_or(0, str::len)
                 + end.usage_json.as_deref().map_or(0, str::len)
-                + end.enforcement_json.as_deref().map_or(0, str::len),
+                + end.enforcement_json.as_deref().map_or(0, str::len)
+                + end.meta_json.as_deref().map_or(0, str::len),
         )?;
         let (item, dropped) = (self.item.0, self.dropped as i64);
         store.write(|tx| {
@@ -448,6 +458,12 @@ impl ResultWriter {
             )?;
             if n == 0 {
                 return Err(StoreError::Finished(self.item).into());
+            }
+            if let Some(meta) = &end.meta_json {
+                tx.execute(
+                    "UPDATE items SET meta_json = ?2 WHERE id = ?1",
+                    params![item, meta],
+                )?;
             }
             Ok(())
         })?;

@@ -225,7 +225,7 @@ fn submit(app: &mut App, ctx: &Ctx, line: &str) {
 fn start_call(app: &mut App, ctx: &Ctx, tool: &str, args: serde_json::Value, short: &str) {
     let req = ctx.request(tool, &args, &app.limits);
     let limits = req.limits.clone();
-    let recorder = ctx.recorder(app.session.as_ref(), tool, &args);
+    let recorder = ctx.recorder(app.session.as_ref(), tool, &args, &limits);
     let slot = super::calls::start(ctx, req, recorder);
     let id = slot.call_id;
     app.slots.insert(id, slot);

@@ -42,6 +42,8 @@ mod snapshots_resize;
 pub mod state;
 pub mod status;
 pub mod store_io;
+#[cfg(test)]
+mod stored_limits_tests;
 pub mod terminal;
 pub mod theme;
 pub mod wrap;
@@ -109,9 +111,10 @@ impl Ctx {
         session: Option<&Arc<LazySession>>,
         tool: &str,
         args: &serde_json::Value,
+        limits: &bulkhead_host::CallLimits,
     ) -> Option<store_io::Recorder> {
         let store = self.store.as_ref()?;
-        Some(store.recorder(session?, tool, &args.to_string()))
+        Some(store.recorder(session?, tool, &args.to_string(), limits))
     }
 
     pub fn mcp_markdown(&self) -> String {

@@ -3,7 +3,7 @@
 //! metadata; outputs stay in the store and the pager reads them there).
 
 use bulkhead_host::KillReason;
-use bulkhead_host::store::{Item, ItemKind, SessionId, SessionSummary};
+use bulkhead_host::store::{Item, ItemKind, RecordedLimits, SessionId, SessionSummary};
 
 use super::card::{Card, CardOutcome};
 use super::sessions::SessionRow;
@@ -120,7 +120,7 @@ fn stored_card(store: &StoreIo, item: &Item) -> Option<Card> {
         STORED_CARD_BIT | item.id.0 as u64,
         &r.tool,
         &short,
-        bulkhead_host::CallLimits::default(),
+        recorded_limits(item),
     );
     let outcome: serde_json::Value = r
         .outcome_json
@@ -162,6 +162,20 @@ fn stored_card(store: &StoreIo, item: &Item) -> Option<Card> {
         card.output = Some(store.source(item.id, item.payload_bytes));
     }
     Some(card)
+}
+
+/// The limits the call ran under, as its meta recorded them; the
+/// defaults for results recorded before meta carried them.
+fn recorded_limits(item: &Item) -> bulkhead_host::CallLimits {
+    let base = bulkhead_host::CallLimits::default();
+    match item
+        .meta_json
+        .as_deref()
+        .and_then(RecordedLimits::from_meta)
+    {
+        Some(recorded) => recorded.over(base),
+        None => base,
+    }
 }
 
 fn kill_reason(text: &str) -> KillReason {

@@ -9,10 +9,10 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use bulkhead_host::CallReport;
 use bulkhead_host::store::{
     ItemId, ItemKind, NewItem, NewSession, ResultEnd, ResultWriter, SessionId, Store, StoreOptions,
 };
+use bulkhead_host::{CallLimits, CallReport};
 use bulkhead_ipc::StreamId;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
@@ -146,7 +146,13 @@ impl StoreIo {
     }
 
     /// A recorder for one call's output into `session`.
-    pub fn recorder(&self, session: &Arc<LazySession>, tool: &str, args_json: &str) -> Recorder {
+    pub fn recorder(
+        &self,
+        session: &Arc<LazySession>,
+        tool: &str,
+        args_json: &str,
+        limits: &CallLimits,
+    ) -> Recorder {
         let key = NEXT_KEY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let io = self.clone();
         let begin = Job::Begin {
@@ -159,6 +165,7 @@ impl StoreIo {
             io,
             key,
             begin: Some(begin),
+            limits: limits.clone(),
         }
     }
 
@@ -177,6 +184,8 @@ pub struct Recorder {
     io: StoreIo,
     key: u64,
     begin: Option<Job>,
+    /// Recorded in the result's meta when it ends.
+    limits: CallLimits,
 }
 
 impl Recorder {
@@ -205,7 +214,7 @@ impl Recorder {
         self.io
             .send(Job::Finish {
                 key: self.key,
-                end: ResultEnd::from_report(report),
+                end: ResultEnd::from_report(report).with_limits(&self.limits),
                 reply,
             })
             .await;
