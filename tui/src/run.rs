@@ -59,6 +59,7 @@ pub async fn run(
         )?),
         None => None,
     };
+    let limits = chosen.limits.clone();
     let config = HostConfig {
         memory_mechanism: args.sandbox.memory_mechanism,
         worker_from_config: chosen.worker.clone(),
@@ -82,7 +83,7 @@ pub async fn run(
         stream_text(&mut call, recorder.as_mut()).await?
     };
     if let Some(r) = recorder {
-        r.finish(&report, args.json);
+        r.finish(&report, args.json, &limits);
     }
     let code = exit_code(&report.outcome);
     if args.json {

@@ -478,12 +478,14 @@ impl ResultWriter {
     /// Writes what the host's report adds to the output streamed so far,
     /// and finishes the result with the report's outcome: the head (when
     /// `head_in_report`: the output was not streamed through
-    /// [`write`](ResultWriter::write)), the cut, the tail.
+    /// [`write`](ResultWriter::write)), the cut, the tail; `limits`, when
+    /// given, go in the item's meta.
     pub fn finish_report(
         mut self,
         store: &Store,
         report: &crate::CallReport,
         head_in_report: bool,
+        limits: Option<&crate::CallLimits>,
     ) -> Result<ItemId> {
         if head_in_report {
             for seg in report.output.head() {
@@ -496,7 +498,12 @@ impl ResultWriter {
         for seg in report.output.tail() {
             self.write(store, seg.stream, &seg.data)?;
         }
-        self.finish(store, &ResultEnd::from_report(report))
+        let end = ResultEnd::from_report(report);
+        let end = match limits {
+            Some(l) => end.with_limits(l),
+            None => end,
+        };
+        self.finish(store, &end)
     }
 
     /// Ends the result as `interrupted` (its call never reported an end,

@@ -8,10 +8,10 @@
 
 use std::path::Path;
 
-use bulkhead_host::CallReport;
 use bulkhead_host::store::{
     ItemKind, NewItem, NewSession, ResultEnd, ResultWriter, SessionId, Store, StoreError,
 };
+use bulkhead_host::{CallLimits, CallReport};
 use bulkhead_ipc::StreamId;
 
 use crate::cli::SessionChoice;
@@ -73,15 +73,19 @@ impl Recorder {
 
     /// Records the rest of the output and the outcome. `head_in_report`:
     /// the report holds the head (it was not streamed through `output`).
-    pub fn finish(mut self, report: &CallReport, head_in_report: bool) {
+    /// Ends the result; `limits` (what the call ran under) go in its meta.
+    pub fn finish(mut self, report: &CallReport, head_in_report: bool, limits: &CallLimits) {
         let Some(w) = self.writer.take() else { return };
         let session = self.session;
         let item = w.item();
         let finished = if self.failed {
             // The output is already incomplete; record at least the end.
-            w.finish(&self.store, &ResultEnd::from_report(report))
+            w.finish(
+                &self.store,
+                &ResultEnd::from_report(report).with_limits(limits),
+            )
         } else {
-            w.finish_report(&self.store, report, head_in_report)
+            w.finish_report(&self.store, report, head_in_report, Some(limits))
         };
         match finished {
             Ok(_) if !self.failed => {
