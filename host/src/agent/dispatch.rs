@@ -36,13 +36,16 @@ pub struct Dispatched {
 }
 
 /// A call whose worker was started: its live figures (the host's watch
-/// channel, latest wins) and the limits it runs under.
+/// channel, latest wins), the limits it runs under, and its own cancel.
 #[derive(Debug)]
 pub struct LiveCall {
     /// The call's position in the model's answer.
     pub index: usize,
     pub live: watch::Receiver<LiveStatus>,
     pub limits: CallLimits,
+    /// Kills this call alone: it ends `killed: cancelled` and the turn goes
+    /// on. A child of the turn's token, so Ctrl-C still reaches it.
+    pub cancel: CancellationToken,
 }
 
 /// What the dispatcher reports while its calls run.
@@ -144,7 +147,8 @@ impl One<'_> {
     }
 }
 
-/// Runs one call to its report. When `cancel` fires (Ctrl-C), the call is
+/// Runs one call to its report. When `cancel` fires (Ctrl-C), or the
+/// call's own child token handed out in its `LiveCall`, the call is
 /// cancelled, its worker killed, and its result stored as `killed:
 /// cancelled` with the output it had produced.
 async fn run_one(
@@ -159,11 +163,13 @@ async fn run_one(
     let index = one.index;
     let limits = req.limits.clone();
     let mut handle = host.call(req);
+    let cancel = cancel.child_token();
     // Room for one per call: never full. Nobody listening is fine too.
     let _ = live_tx.try_send(LiveCall {
         index,
         live: handle.live(),
         limits: limits.clone(),
+        cancel: cancel.clone(),
     });
     let mut cancelled = false;
     loop {

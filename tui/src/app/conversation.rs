@@ -6,7 +6,7 @@ use bulkhead_host::store::ItemId;
 use super::Ctx;
 use super::card::Card;
 use super::model_mode::AgentEvent;
-use super::state::{App, ApprovalPrompt, Entry, Overlay};
+use super::state::{AgentCall, App, ApprovalPrompt, Entry, Overlay};
 use bulkhead_host::agent::Approval;
 
 /// Agent cards get ids apart from the host's call ids and stored cards'.
@@ -68,13 +68,14 @@ pub fn agent_event(app: &mut App, ctx: &Ctx, event: AgentEvent) {
             index,
             limits,
             figures,
+            cancel,
         } => {
             let Some(&id) = app.agent_cards.get(index) else {
                 return;
             };
             if let Some(card) = app.card_mut(id) {
                 card.limits = limits;
-                app.agent_figures.insert(id, figures);
+                app.agent_calls.insert(id, AgentCall { figures, cancel });
                 refresh_agent_figures(app);
             }
         }
@@ -86,7 +87,7 @@ pub fn agent_event(app: &mut App, ctx: &Ctx, event: AgentEvent) {
             let Some(&id) = app.agent_cards.get(index) else {
                 return;
             };
-            app.agent_figures.remove(&id);
+            app.agent_calls.remove(&id);
             let stored = ctx
                 .store
                 .as_ref()
@@ -117,7 +118,7 @@ pub fn agent_event(app: &mut App, ctx: &Ctx, event: AgentEvent) {
         }
         AgentEvent::Ended(end) => {
             app.turn_running = false;
-            app.agent_figures.clear();
+            app.agent_calls.clear();
             finish_streaming(app);
             match end {
                 Ok(how) => tracing::info!(how, "turn ended"),
@@ -130,16 +131,16 @@ pub fn agent_event(app: &mut App, ctx: &Ctx, event: AgentEvent) {
 /// Copies the newest figures of the agent's running calls into their
 /// cards (a card that scrolled out of memory lets its figures go).
 pub fn refresh_agent_figures(app: &mut App) {
-    let ids: Vec<u64> = app.agent_figures.keys().copied().collect();
+    let ids: Vec<u64> = app.agent_calls.keys().copied().collect();
     for id in ids {
         let figures = app
-            .agent_figures
+            .agent_calls
             .get(&id)
-            .and_then(|f| f.lock().ok().map(|f| f.clone()));
+            .and_then(|c| c.figures.lock().ok().map(|f| f.clone()));
         match (figures, app.card_mut(id)) {
             (Some(figures), Some(card)) if card.running() => card.live = figures,
             _ => {
-                app.agent_figures.remove(&id);
+                app.agent_calls.remove(&id);
             }
         }
     }

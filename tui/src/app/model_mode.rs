@@ -41,11 +41,12 @@ pub enum AgentEvent {
     },
     /// A call's worker started: its card shows the figures `figures`
     /// holds (a task on the agent's runtime keeps them current) against
-    /// `limits`.
+    /// `limits`, and the kill key fires `cancel` (this call alone).
     ToolLive {
         index: usize,
         limits: CallLimits,
         figures: Arc<Mutex<LiveStatus>>,
+        cancel: CancellationToken,
     },
     ToolFinished {
         index: usize,
@@ -209,6 +210,7 @@ impl Observer for UiObserver {
             index: live.index,
             limits: live.limits,
             figures,
+            cancel: live.cancel,
         });
     }
 

@@ -95,10 +95,18 @@ pub struct App {
     pub turn_running: bool,
     /// Card ids of the current answer's tool calls, by their place in it.
     pub agent_cards: Vec<u64>,
-    /// The live figures of the agent's running worker calls, by card id.
-    pub agent_figures: HashMap<u64, Arc<std::sync::Mutex<bulkhead_host::LiveStatus>>>,
+    /// The agent's running worker calls (figures and cancel), by card id.
+    pub agent_calls: HashMap<u64, AgentCall>,
     /// Tools the user allowed for the rest of the session.
     pub approved_tools: std::collections::HashSet<String>,
+}
+
+/// One of the agent's running worker calls, as the TUI holds it.
+pub struct AgentCall {
+    /// The newest figures (a task on the agent's runtime keeps them).
+    pub figures: Arc<std::sync::Mutex<bulkhead_host::LiveStatus>>,
+    /// Kills this call alone (the kill key); the turn goes on.
+    pub cancel: bulkhead_host::agent::CancellationToken,
 }
 
 impl App {
@@ -123,7 +131,7 @@ impl App {
             session: None,
             turn_running: false,
             agent_cards: Vec::new(),
-            agent_figures: HashMap::new(),
+            agent_calls: HashMap::new(),
             approved_tools: std::collections::HashSet::new(),
         }
     }
@@ -233,11 +241,16 @@ impl App {
         ids.len()
     }
 
+    /// Kills one running call: a direct-mode call through its slot, an
+    /// agent tool call through its own cancel (the turn goes on).
     pub fn kill(&mut self, call_id: u64) -> bool {
-        let Some(slot) = self.slots.get(&call_id) else {
+        if let Some(slot) = self.slots.get(&call_id) {
+            slot.kill();
+        } else if let Some(call) = self.agent_calls.get(&call_id) {
+            call.cancel.cancel();
+        } else {
             return false;
-        };
-        slot.kill();
+        }
         if let Some(c) = self.card_mut(call_id) {
             c.kill_requested = true;
         }
