@@ -254,6 +254,20 @@ pub fn assert_same_answers(direct: &[String], wrapped: &[String]) {
     }
 }
 
+/// A `kB` field of `/proc/PID/status` (e.g. `VmHWM:`), in bytes.
+pub fn proc_status_bytes(pid: i32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|k| k * 1024)
+}
+
+/// This process's own peak RSS (`VmHWM`), in bytes; 0 if it cannot be read.
+pub fn own_peak_rss_bytes() -> u64 {
+    proc_status_bytes(std::process::id() as i32, "VmHWM:").unwrap_or(0)
+}
+
 pub mod agent_chat;
 pub mod model_server;
 /// Runs `cmd` to its end and returns its exit code and its peak RSS in

@@ -189,15 +189,6 @@ impl Drop for Tmux {
     }
 }
 
-/// A `kB` field of `/proc/PID/status` (e.g. `VmHWM:`), in bytes.
-pub fn proc_status_bytes(pid: i32, field: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|k| k * 1024)
-}
-
 /// The environment of a `bulkhead` TUI on a scratch HOME and store.
 pub fn tui_env(dir: &Path) -> Vec<(&'static str, String)> {
     let home = dir.join("home");

@@ -14,12 +14,9 @@ use tokio_util::sync::CancellationToken;
 /// for the runtime, hyper's buffers and the in-process server.
 const CEILING: u64 = 96 << 20;
 
-fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+/// A field of this process's `/proc/self/status`, in bytes.
+fn own_status_bytes(field: &str) -> u64 {
+    bulkhead_tests::proc_status_bytes(std::process::id() as i32, field)
         .unwrap_or_else(|| panic!("{field} not in /proc/self/status"))
 }
 
@@ -39,7 +36,7 @@ async fn endless_tool_call_arguments_stop_at_the_response_cap() {
     let limit = c.limits().max_response_bytes;
     // Reset the peak so VmHWM measures this test only (Linux ≥ 4.0).
     std::fs::write("/proc/self/clear_refs", "5").expect("reset VmHWM");
-    let before = status_kib("VmRSS:") << 10;
+    let before = own_status_bytes("VmRSS:");
     let messages = [Message::User {
         text: "write".into(),
     }];
@@ -55,7 +52,7 @@ async fn endless_tool_call_arguments_stop_at_the_response_cap() {
             None => panic!("an endless stream ended"),
         }
     };
-    let peak = status_kib("VmHWM:") << 10;
+    let peak = own_status_bytes("VmHWM:");
     assert!(
         matches!(err, ModelError::CapExceeded { kind: CapKind::Response, limit: l } if l == limit),
         "{err:?}"

@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use bulkhead_tests::bin;
-use bulkhead_tests::tmux::{Tmux, proc_status_bytes, tui_env};
+use bulkhead_tests::proc_status_bytes;
+use bulkhead_tests::tmux::{Tmux, tui_env};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 

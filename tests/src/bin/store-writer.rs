@@ -238,20 +238,8 @@ fn window(path: &str, session: u64, items: u64, budget: u64) -> Res {
             "pinned": w.pinned.len(),
             "used_bytes": w.used_bytes,
             "build_us": started.elapsed().as_micros() as u64,
-            "peak_rss_bytes": vm_hwm(),
+            "peak_rss_bytes": bulkhead_tests::own_peak_rss_bytes(),
         })
     ));
     Ok(())
-}
-
-/// This process's peak RSS (`VmHWM`), in bytes.
-fn vm_hwm() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
 }

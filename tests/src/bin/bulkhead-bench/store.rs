@@ -189,18 +189,6 @@ fn fixture(path: &Path, sessions: u64, items: u64, payload: u64) -> (String, Dur
     (v["largest"].to_string(), started.elapsed())
 }
 
-/// This process's own peak RSS: the floor of every wait4 figure.
-fn own_peak() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
 fn big_store(dir: &Path) {
     let path = dir.join("report-size.db");
     eprintln!("   building 1,200 sessions / 52,000 items / 700 MB (a few minutes)");
@@ -226,7 +214,8 @@ fn big_store(dir: &Path) {
     };
     let (list, list_peak) = measure(&["sessions", "list"]);
     let (export, export_peak) = measure(&["sessions", "export", &largest]);
-    let floor = own_peak();
+    // This process's own peak: the floor of every wait4 figure.
+    let floor = bulkhead_tests::own_peak_rss_bytes();
     for (what, stats, peak, limit) in [
         ("sessions list", list, list_peak, 40 * MIB),
         (
