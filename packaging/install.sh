@@ -58,8 +58,8 @@ if [ "$build" = 1 ]; then
   command -v cargo >/dev/null 2>&1 || die "cargo is not on PATH. Install Rust first \
 (https://rustup.rs: curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh), \
 then run this script again from a shell where 'cargo --version' works."
-  echo "building a release of bulkhead and bulkhead-worker (cargo build --release; a few minutes the first time)"
-  (cd "$repo" && cargo build --release --locked -p bulkhead -p bulkhead-worker --bins)
+  echo "building a release of bulkhead and bulkhead-worker (scripts/build-release; a few minutes the first time)"
+  "$repo/scripts/build-release"
 fi
 for b in bulkhead bulkhead-worker; do
   [ -x "$bin_src/$b" ] || die "$bin_src/$b is missing; build first (or drop --no-build)"

@@ -21,8 +21,8 @@ target_dir="${CARGO_TARGET_DIR:-$repo/target}"
 case "$target_dir" in /*) ;; *) target_dir="$repo/$target_dir" ;; esac
 rel="$target_dir/release"
 
-echo "-- building both binaries (release)"
-cargo build --release --locked -p bulkhead -p bulkhead-worker --bins
+echo "-- building both binaries (release, scripts/build-release)"
+scripts/build-release
 packaging/gen-assets.sh "$rel" "$rel/bulkhead-assets"
 
 scratch="$(mktemp -d)"

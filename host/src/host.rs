@@ -103,6 +103,10 @@ pub(crate) struct Inner {
     pub env: Vec<(String, String)>,
     /// `HostConfig::worker_env`, added under every allowlist.
     pub extra_env: Vec<(String, String)>,
+    /// Calls this host has spawned a worker for. From the second on, the
+    /// host builds the next call's cage ahead (see `enforce::spare`): a
+    /// host that made one call, like `bulkhead run`, builds none.
+    pub spawned: AtomicU64,
 }
 
 impl Inner {
@@ -167,6 +171,7 @@ impl ToolHost {
                 worker,
                 env,
                 extra_env,
+                spawned: AtomicU64::new(0),
             }),
             max_workers,
         })

@@ -18,7 +18,7 @@ use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
-use crate::enforce::SpawnCgroups;
+use crate::enforce::{Carried, SpawnCgroups, own_cgroups};
 
 /// Environment variables a worker receives by default. No secrets: API keys
 /// and tokens of the host never reach a worker unless configured.
@@ -130,8 +130,15 @@ impl Spawner {
             .name("bulkhead-spawner".into())
             .spawn(move || {
                 let _guard = handle.enter();
+                let home = own_cgroups();
                 for (req, reply) in rx {
-                    let _ = reply.send(spawn_one(req));
+                    let (spawned, carried) = spawn_one(req, &home);
+                    let _ = reply.send(spawned);
+                    // After the hand-over: the caller need not wait for it
+                    // (see `enforce::carry`).
+                    if let Some(carried) = carried {
+                        carried.leave();
+                    }
                 }
             })?;
         Ok(Self { tx })
@@ -147,7 +154,9 @@ impl Spawner {
     }
 }
 
-fn spawn_one(req: SpawnRequest) -> std::io::Result<Spawned> {
+/// Spawns one worker; also returns the call cgroups the thread is still
+/// in, to leave once the worker is handed over.
+fn spawn_one(req: SpawnRequest, home: &str) -> (std::io::Result<Spawned>, Option<Carried>) {
     let mut cmd = tokio::process::Command::new(&req.program);
     cmd.env_clear()
         .envs(req.env)
@@ -163,11 +172,7 @@ fn spawn_one(req: SpawnRequest) -> std::io::Result<Spawned> {
     }
     // Everything is built before entering: the thread spends as little as
     // possible inside the call's cgroups.
-    let carried = req.cgroups.enter();
-    let child = cmd.spawn();
+    let carried = req.cgroups.enter(home);
     let born_inside = carried.is_some();
-    if let Some(carried) = carried {
-        carried.leave();
-    }
-    Ok((child?, born_inside))
+    (cmd.spawn().map(|child| (child, born_inside)), carried)
 }

@@ -140,12 +140,20 @@ fn trailing_bytes<T: DeserializeOwned>(body: &[u8]) -> usize {
     }
 }
 
+/// Makes `buf` exactly `len` bytes long for the next body, which the caller
+/// then reads in whole (or fails the frame). Only growth is zeroed: the
+/// bytes a shorter or equal frame reuses are overwritten by the read before
+/// anything decodes them, and zeroing 64 KiB again for every chunk was a
+/// pass over each output byte as costly as the copy itself.
 fn prepare_body(buf: &mut Vec<u8>, len: usize) {
     if buf.capacity() > RETAINED_BUFFER_BYTES && len <= RETAINED_BUFFER_BYTES {
         *buf = Vec::new();
     }
-    buf.clear();
-    buf.resize(len, 0);
+    if buf.len() < len {
+        buf.resize(len, 0);
+    } else {
+        buf.truncate(len);
+    }
 }
 
 /// Blocking frame reader.
@@ -162,6 +170,12 @@ impl<R: Read> FrameReader<R> {
             max,
             body: Vec::new(),
         }
+    }
+
+    /// The stream read from. It is read exactly a frame at a time, never
+    /// ahead, so a caller may poll it for readiness between frames.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
     }
 
     /// Reads the next message. `Ok(None)` is a clean end of stream on a
@@ -320,6 +334,11 @@ pub struct AsyncFrameReader<R> {
     max: usize,
     body: Vec<u8>,
     body_timeout: Option<std::time::Duration>,
+    /// The start of the next frame's header, read together with the body
+    /// before it: each body read asks for the next header as well, so a
+    /// stream of frames costs one `read` per frame, not two.
+    next_header: [u8; HEADER_BYTES],
+    next_header_len: usize,
 }
 
 impl<R: AsyncRead + Unpin> AsyncFrameReader<R> {
@@ -329,6 +348,8 @@ impl<R: AsyncRead + Unpin> AsyncFrameReader<R> {
             max,
             body: Vec::new(),
             body_timeout: None,
+            next_header: [0; HEADER_BYTES],
+            next_header_len: 0,
         }
     }
 
@@ -345,8 +366,16 @@ impl<R: AsyncRead + Unpin> AsyncFrameReader<R> {
     /// Cancel safety: not cancel safe. A frame half read when the future is
     /// dropped is lost, so callers keep one read in flight and finish it.
     pub async fn read<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
-        let mut header = [0; HEADER_BYTES];
-        let got = read_full_async(&mut self.inner, &mut header).await?;
+        let mut header = self.next_header;
+        let mut got = std::mem::take(&mut self.next_header_len);
+        while got < HEADER_BYTES {
+            match self.inner.read(&mut header[got..]).await {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         if got == 0 {
             return Ok(None);
         }
@@ -357,44 +386,44 @@ impl<R: AsyncRead + Unpin> AsyncFrameReader<R> {
             });
         }
         let len = check_header(header, self.max)?;
-        prepare_body(&mut self.body, len);
+        // Room for the body and the next frame's header (see
+        // `next_header`); the cap was checked on `len` above.
+        prepare_body(&mut self.body, len + HEADER_BYTES);
+        let mut filled = 0;
+        let read = read_at_least(&mut self.inner, &mut self.body, len, &mut filled);
         let got = match self.body_timeout {
-            None => read_full_async(&mut self.inner, &mut self.body).await?,
-            Some(timeout) => {
-                let mut filled = 0;
-                let read = read_counting(&mut self.inner, &mut self.body, &mut filled);
-                match tokio::time::timeout(timeout, read).await {
-                    Ok(r) => r?,
-                    Err(_) => {
-                        return Err(FrameError::Stalled {
-                            expected: len,
-                            got: filled,
-                            timeout_ms: timeout.as_millis() as u64,
-                        });
-                    }
+            None => read.await?,
+            Some(timeout) => match tokio::time::timeout(timeout, read).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    return Err(FrameError::Stalled {
+                        expected: len,
+                        got: filled.min(len),
+                        timeout_ms: timeout.as_millis() as u64,
+                    });
                 }
-            }
+            },
         };
         if got < len {
             return Err(FrameError::Truncated { expected: len, got });
         }
-        decode_body(&self.body).map(Some)
+        let extra = got - len;
+        self.next_header[..extra].copy_from_slice(&self.body[len..got]);
+        self.next_header_len = extra;
+        decode_body(&self.body[..len]).map(Some)
     }
 }
 
-async fn read_full_async(r: &mut (impl AsyncRead + Unpin), buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    read_counting(r, buf, &mut filled).await
-}
-
-/// Like `read_full_async`, but keeps the count in `filled` so a caller that
-/// gives up (timeout) can still say how far it got.
-async fn read_counting(
+/// Reads into `buf` until at least `min` bytes are in it (or EOF), taking
+/// whatever more the stream has ready up to `buf`'s end. Keeps the count in
+/// `filled`, so a caller that gives up (timeout) can say how far it got.
+async fn read_at_least(
     r: &mut (impl AsyncRead + Unpin),
     buf: &mut [u8],
+    min: usize,
     filled: &mut usize,
 ) -> io::Result<usize> {
-    while *filled < buf.len() {
+    while *filled < min {
         match r.read(&mut buf[*filled..]).await {
             Ok(0) => break,
             Ok(n) => *filled += n,

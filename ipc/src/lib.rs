@@ -11,13 +11,17 @@
 //!  │── Hello{protocol, version} ───────────▶│
 //!  │◀────────── Hello{protocol, version, pid}│
 //!  │── Invoke{tool, args, limits} ─────────▶│
-//!  │── Credit{chunks} ─────────────────────▶│   (repeated as chunks are consumed)
+//!  │── Credit{chunks} ─────────────────────▶│   (at once, then as chunks are consumed)
 //!  │◀──── Chunk{stream, seq, data} ×N ───────│   (at most one per credit)
 //!  │◀──── Progress / Usage ──────────────────│   (any time)
 //!  │── Cancel ─────────────────────────────▶│   (optional)
 //!  │◀──── Done{exit, bytes_seen, …} | Error ─│
 //!  │                                   (EOF) │
 //! ```
+//!
+//! The opening is exactly `Hello`, `Invoke`, `Credit`, written by the host
+//! without waiting for the worker: the worker reads all three before it
+//! starts the tool, so its first chunk needs no other thread.
 //!
 //! **Architecture invariant:** a frame's length is checked against the
 //! reader's cap *before* its body is allocated ([`frame`]), and a decoded

@@ -7,6 +7,7 @@
 //! blocks in `write(2)`: back-pressure reaches the tool's own pipe and
 //! nothing buffers without bound.
 
+use std::os::fd::AsFd;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ use bulkhead_ipc::{
 };
 
 use crate::input::InputQueue;
+use crate::termination::Watch;
 use crate::tools::OutputSink;
 use crate::tree;
 
@@ -45,6 +47,14 @@ impl Shared {
         self.0.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// State holding `chunks` of credit: the opening's, read by the main
+    /// thread before the reader thread exists.
+    pub fn with_credit(chunks: u32) -> Self {
+        let shared = Shared::default();
+        shared.lock().credit = u64::from(chunks);
+        shared
+    }
+
     pub fn cancelled(&self) -> bool {
         let s = self.lock();
         s.cancelled || s.host_gone
@@ -56,8 +66,12 @@ impl Shared {
 /// On `Cancel` it kills the tool's processes at once, so a tool blocked in a
 /// read of its child's pipe sees EOF. On EOF or error (the host died or
 /// broke the protocol) it tears the whole call down and exits the process.
+///
+/// It also takes the termination signals, through `watch` (see
+/// `termination`).
 pub fn spawn_reader(
     mut reader: FrameReader<interprocess::unnamed_pipe::Recver>,
+    watch: Watch,
     shared: Shared,
     input: Arc<InputQueue>,
 ) -> std::io::Result<()> {
@@ -65,6 +79,7 @@ pub fn spawn_reader(
         .name("host-reader".into())
         .spawn(move || {
             loop {
+                watch.wait_frame(reader.get_ref().as_fd());
                 match reader.read::<HostMessage>() {
                     Ok(Some(HostMessage::Credit { chunks })) => {
                         shared.lock().credit += u64::from(chunks);
@@ -193,7 +208,7 @@ impl OutputSink for IpcSink {
         self.bytes_seen += data.len() as u64;
         // memchr counts with SIMD; a byte loop here cost a tenth of the
         // worker's CPU on output-heavy calls.
-        self.lines_seen += memchr::memchr_iter(b'\n', data).count() as u64;
+        self.lines_seen += count_newlines(data) as u64;
         if self.last_usage.elapsed() >= USAGE_INTERVAL {
             self.last_usage = Instant::now();
             let usage = WorkerMessage::Usage(self.usage());
@@ -282,3 +297,16 @@ pub fn max_rss_bytes() -> u64 {
 
 /// The cap the host's frame reader uses; the worker writes with the same.
 pub const FRAME_CAP: usize = DEFAULT_MAX_FRAME_BYTES;
+
+/// Counts newlines with SIMD but without runtime CPU detection. memchr's
+/// dispatching functions ask `std_detect` on first use, which executes
+/// CPUID a dozen times: 57 µs of VM exits per process on the benchmark VM,
+/// paid by every call since every call is a new worker. SSE2 is part of
+/// x86_64's baseline, so memchr's SSE2 kernel needs no check.
+fn count_newlines(data: &[u8]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(sse2) = memchr::arch::x86_64::sse2::memchr::One::new(b'\n') {
+        return sse2.count(data);
+    }
+    memchr::memchr_iter(b'\n', data).count()
+}

@@ -31,7 +31,7 @@ fn main() {
             );
         }
         Some("--version") => println!(
-            "bulkhead-worker {} (commit {}; target {}; features: {})",
+            "bulkhead-worker {} (commit {}; target {}; features: {}; linked: {})",
             serve::WORKER_VERSION,
             env!("BULKHEAD_GIT_COMMIT"),
             env!("BULKHEAD_TARGET"),
@@ -39,6 +39,14 @@ fn main() {
                 "remote"
             } else {
                 "none"
+            },
+            // `scripts/build-release` links the worker statically (see
+            // ARCHITECTURE.md, "The worker's linking"); a plain cargo build
+            // does not.
+            if cfg!(target_feature = "crt-static") {
+                "static"
+            } else {
+                "dynamic"
             }
         ),
         None => {

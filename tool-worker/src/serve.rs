@@ -8,11 +8,11 @@ use bulkhead_ipc::{
 };
 
 use crate::channel::{self, FRAME_CAP, IpcSink, Shared};
-use nix::sys::signal::{SigSet, Signal};
 
 use crate::confine;
 use crate::input::InputQueue;
 use crate::sandbox;
+use crate::termination::Termination;
 use crate::tools::{self, OutputSink, ToolContext};
 
 /// The worker's version, sent in `Hello`; the host refuses a mismatch.
@@ -22,10 +22,10 @@ pub const WORKER_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// the caller just exits non-zero.
 pub fn serve(expected_parent: Option<i32>) -> io::Result<()> {
     let (from_host, to_host, mut applied) = confine::confine_process(expected_parent)?;
-    // Blocked now, taken by a thread only once the sandbox is built: the
-    // kernel refuses a user namespace to a multi-threaded process. A signal
-    // that comes meanwhile waits, pending.
-    let termination = block_termination_signals()?;
+    // Blocked now, taken (by the reader thread, see `termination`) only
+    // once the sandbox is built: the kernel refuses a user namespace to a
+    // multi-threaded process. A signal that comes meanwhile waits, pending.
+    let termination = Termination::block()?;
     let channel = bulkhead_ipc::transport::WorkerChannel::from_fds(from_host, to_host);
     let mut reader = FrameReader::new(channel.from_host, FRAME_CAP);
     let mut writer = FrameWriter::new(channel.to_host, FRAME_CAP);
@@ -57,6 +57,13 @@ pub fn serve(expected_parent: Option<i32>) -> io::Result<()> {
         HostMessage::Invoke(invoke) => invoke,
         other => return Err(protocol_error("Invoke", &other)),
     };
+    // The opening's last frame. Read here rather than by the reader
+    // thread, so the tool's first chunk does not wait for that thread to
+    // start (~0.05–0.1 ms).
+    let opening_credit = match read(&mut reader)? {
+        HostMessage::Credit { chunks } => chunks,
+        other => return Err(protocol_error("Credit", &other)),
+    };
     if let Err(e) = confine::apply_limits(&invoke.limits, &mut applied) {
         return fail(
             &mut writer,
@@ -77,10 +84,10 @@ pub fn serve(expected_parent: Option<i32>) -> io::Result<()> {
     // The sandbox is built in two steps around the start of our threads:
     // see `sandbox` for why.
     let pending = invoke.sandbox.as_ref().map(sandbox::begin);
-    wait_for_termination(termination)?;
-    let shared = Shared::default();
+    let watch = termination.start()?;
+    let shared = Shared::with_credit(opening_credit);
     let input = std::sync::Arc::new(InputQueue::new()?);
-    channel::spawn_reader(reader, shared.clone(), input.clone())?;
+    channel::spawn_reader(reader, watch, shared.clone(), input.clone())?;
     let sandbox = match pending.map(|p| p.finish(tool.spawns_processes())) {
         None => Vec::new(),
         Some(Ok(states)) => states,
@@ -114,6 +121,7 @@ pub fn serve(expected_parent: Option<i32>) -> io::Result<()> {
         input: &input,
     };
     let result = tool.run_json(&invoke.args_json, &mut sink, &ctx);
+    crate::hold_if_tearing_down();
     // Nothing of the call outlives it, whatever the tool did.
     crate::tree::kill_descendants();
     let msg = match result {
@@ -138,30 +146,6 @@ pub fn serve(expected_parent: Option<i32>) -> io::Result<()> {
         }),
     };
     sink.send(&msg)
-}
-
-/// SIGTERM (our parent-death signal), SIGHUP and SIGINT are blocked in every
-/// thread and taken by one thread that tears the call down: the worker must
-/// kill its descendants before it goes, which a default SIGTERM would not do.
-fn block_termination_signals() -> io::Result<SigSet> {
-    let mut set = SigSet::empty();
-    for sig in [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGINT] {
-        set.add(sig);
-    }
-    set.thread_block().map_err(io::Error::from)?;
-    Ok(set)
-}
-
-/// Starts the thread that takes the blocked termination signals.
-fn wait_for_termination(set: SigSet) -> io::Result<()> {
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            if set.wait().is_ok() {
-                crate::teardown_and_exit(crate::EXIT_HOST_GONE);
-            }
-        })?;
-    Ok(())
 }
 
 fn write(

@@ -6,6 +6,7 @@
 //! [`Supervisor::finish`], which is where that happens.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bulkhead_ipc::{
@@ -162,6 +163,12 @@ async fn drive(
             return sup.finish_early_with(Outcome::Failed { error });
         }
     };
+    // The worker takes about a millisecond to start, during which the host
+    // only waits: build the next call's cage then (see `enforce::spare`).
+    if inner.spawned.fetch_add(1, Ordering::Relaxed) > 0 {
+        let ahead = Arc::clone(inner);
+        tokio::task::spawn_blocking(move || ahead.enforcer.prepare_spare(&cage_limits));
+    }
     let mut cage = cage;
     let pid = child.id().unwrap_or(0);
     // The worker waits for our Hello before it runs anything, so attaching
@@ -197,14 +204,21 @@ async fn drive(
                 .for_worker(inner.enforcer.rlimit_data_backstop(&cage_limits)),
             sandbox,
         })),
+        HostMessage::Credit {
+            chunks: CREDIT_WINDOW as u32,
+        },
     ];
     let (to_worker, extra) = mpsc::unbounded_channel();
-    worker_io::spawn_writer(channel.to_worker, opening, granted_rx, extra);
+    worker_io::spawn_writer(channel.to_worker, opening, CREDIT_WINDOW, granted_rx, extra);
     sup.validator.grant(CREDIT_WINDOW as u32);
     let mut input_open = true;
 
     let deadline = tokio::time::Instant::from_std(sup.started + req.limits.timeout);
-    let mut ticks = tokio::time::interval(inner.enforcer.sample_interval());
+    // The first sample one interval in: at the start there is only a
+    // worker that has just been exec'd (and in watchdog mode a sample is a
+    // process-table walk). A shorter call is sampled once, at its end.
+    let period = inner.enforcer.sample_interval();
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let cpu_limit_ms = req.limits.cpu.map(|d| d.as_millis() as u64);
 
@@ -288,12 +302,18 @@ async fn drive(
     // may outlive its report.
     // If the kill panicked, the cage went down with it, and its Drop has
     // killed again; there is nothing left to remove.
-    let cage = tokio::task::spawn_blocking(move || {
-        cage.kill_all();
-        cage
-    })
-    .await
-    .ok();
+    // A cage known empty (the usual end: the worker exited after its
+    // report, and its own teardown killed what it started) skips the hop.
+    let cage = if cage.known_empty() {
+        Some(cage)
+    } else {
+        tokio::task::spawn_blocking(move || {
+            cage.kill_all();
+            cage
+        })
+        .await
+        .ok()
+    };
     let _ = child.start_kill();
     let status = match status {
         Some(s) => Some(s),

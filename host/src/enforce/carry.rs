@@ -19,11 +19,22 @@
 //! move across domains; the hybrid layout's cgroup2 cgroup, used only for
 //! `cgroup.kill`, is attached after the spawn (see `Cage::attach_spawned`).
 //!
+//! The spawner thread leaves right after it has handed the worker over,
+//! off the call's critical path. The worker cannot fork before it has
+//! exec'd, started and read its `Invoke` (about a millisecond here), while
+//! leaving takes two writes (tens of microseconds).
+//!
 //! # Caveats
+//! - The spawner thread's home is read once, when it starts. A host moved
+//!   to another cgroup afterwards (by systemd, say) has its spawner thread
+//!   go back to the old one after each spawn.
 //! - While the spawner thread is inside, kernel memory it allocates is
 //!   charged to the call's memory cgroup (user pages follow the host's
 //!   `mm` owner, not the thread), and it counts as one task in the call's
-//!   pids cgroup. That is why a pids cap below 2 is not carried.
+//!   pids cgroup. That is why a pids cap below 2 is not carried; and a
+//!   spawner thread descheduled for a millisecond between the hand-over
+//!   and its leaving could make the tool's first fork fail at a cap of
+//!   exactly 2 (an error of the call, never a process outside its caps).
 //! - If the way back fails, the thread stays in the call's cgroups until
 //!   the next spawn moves it again; the call cgroup's removal then fails
 //!   with `EBUSY` and is retried by the graveyard. It is logged.
@@ -77,14 +88,17 @@ impl SpawnCgroups {
     /// Moves the calling thread into every cgroup. `None` if nothing is to
     /// be carried or a step failed (the thread is then back home, and the
     /// caller attaches the usual way).
-    pub fn enter(&self) -> Option<Carried> {
+    ///
+    /// `home` is the thread's own `/proc/thread-self/cgroup` text, where
+    /// [`Carried::leave`] takes it back; the spawner thread reads it once
+    /// (see [`own_cgroups`]).
+    pub fn enter(&self, home: &str) -> Option<Carried> {
         if self.entries.is_empty() {
             return None;
         }
-        let own = std::fs::read_to_string("/proc/thread-self/cgroup").ok()?;
         let mut carried = Carried { homes: Vec::new() };
         for entry in &self.entries {
-            let Some(home) = home_of(&own, entry.controller) else {
+            let Some(home) = home_of(home, entry.controller) else {
                 carried.leave();
                 return None;
             };
@@ -109,6 +123,12 @@ impl Carried {
             }
         }
     }
+}
+
+/// The calling thread's cgroups, as `/proc/thread-self/cgroup` lists them;
+/// empty if it cannot be read (nothing is carried then).
+pub fn own_cgroups() -> String {
+    std::fs::read_to_string("/proc/thread-self/cgroup").unwrap_or_default()
 }
 
 /// The path of the v1 hierarchy holding `controller` in `/proc/…/cgroup`

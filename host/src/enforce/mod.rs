@@ -79,6 +79,7 @@ pub mod cgroup_v2;
 mod detect;
 mod proctable;
 mod proctree;
+mod spare;
 mod stale;
 mod treewalk;
 pub mod watchdog;
@@ -90,7 +91,8 @@ use std::time::Duration;
 
 pub use cage_cgroup::DeferredAttach;
 use cage_cgroup::{CgroupCage, Flavor};
-pub use carry::{Carried, SpawnCgroups};
+pub use carry::{Carried, SpawnCgroups, own_cgroups};
+use spare::SpareSlot;
 use stale::Graveyard;
 use watchdog::WatchdogCage;
 
@@ -250,6 +252,8 @@ pub struct Enforcer {
     host_pid: u32,
     host_start: u64,
     graveyard: Graveyard,
+    /// The next call's cage, built ahead (see `spare`).
+    spare: SpareSlot,
 }
 
 impl Enforcer {
@@ -306,6 +310,7 @@ impl Enforcer {
             host_pid: std::process::id(),
             host_start: proctree::self_start_time(),
             graveyard: Graveyard::default(),
+            spare: SpareSlot::default(),
         })
     }
 
@@ -396,9 +401,39 @@ impl Enforcer {
 
     /// Creates the container of one call: cgroups in cgroup modes, nothing
     /// on disk in watchdog mode.
+    /// Takes the spare built by [`Enforcer::prepare_spare`] if its limits
+    /// are `limits`.
     pub fn cage(&self, call_id: u64, limits: &CageLimits) -> Result<Cage, EnforceError> {
         self.graveyard.retry();
-        let name = self.cgroup_name(call_id);
+        if let Some(mut cage) = self.spare.take(limits) {
+            cage.call_id = call_id;
+            return Ok(cage);
+        }
+        self.build(self.cgroup_name(call_id), call_id, limits)
+    }
+
+    /// Builds a cage for a call to come, with `limits`, unless one is ready
+    /// (see `spare` for when this pays and what it does not change). Blocks
+    /// for the cgroup writes: call it off the async threads. Failures are
+    /// only logged: the call that would have taken the spare builds its
+    /// own cage and reports the error then.
+    pub fn prepare_spare(&self, limits: &CageLimits) {
+        if self.mechanism == MemoryMechanism::Watchdog || self.spare.holds(limits) {
+            return;
+        }
+        let name = format!(
+            "h{}-{}-s{}",
+            self.host_pid,
+            self.host_start,
+            self.spare.next_seq()
+        );
+        match self.build(name, 0, limits) {
+            Ok(cage) => drop(self.spare.offer(*limits, cage)),
+            Err(e) => tracing::debug!(error = %e, "cannot build a spare cage"),
+        }
+    }
+
+    fn build(&self, name: String, call_id: u64, limits: &CageLimits) -> Result<Cage, EnforceError> {
         let unavailable = |m: MemoryMechanism, why: &String| EnforceError::Unavailable {
             mechanism: m,
             why: why.clone(),
@@ -524,6 +559,18 @@ impl Cage {
         match &self.inner {
             Inner::Cgroup(c) => c.memory_limit_hit(),
             Inner::Watchdog(w) => w.memory_limit_hit(),
+        }
+    }
+
+    /// True if no process of the call is alive, known without waiting:
+    /// the cgroups list no live member (cgroup modes), or the latest
+    /// process-table walk found none (watchdog; no new walk is made, so
+    /// `false` may only mean "not known"). Then [`Cage::kill_all`] has
+    /// nothing to do.
+    pub fn known_empty(&mut self) -> bool {
+        match &mut self.inner {
+            Inner::Cgroup(c) => c.is_empty(),
+            Inner::Watchdog(w) => w.known_empty(),
         }
     }
 

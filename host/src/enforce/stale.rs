@@ -1,6 +1,7 @@
 //! Cleaning up cgroups left by dead hosts, and retrying our own removals.
 //!
-//! A call cgroup is named `h<host pid>-<host start time>-c<call id>`. It is
+//! A call cgroup is named `h<host pid>-<host start time>-c<call id>` (a
+//! spare one, built ahead, `…-s<n>`). It is
 //! stale when no process with that pid and start time is alive: the host
 //! died (or was SIGKILLed) before its cages were dropped. The start time
 //! makes a recycled host pid harmless: a different process with the same
@@ -16,11 +17,12 @@ use super::KILL_PATIENCE;
 use super::cgfs::{self, CgDir};
 use super::proctree::{self, Signalled};
 
-/// Parses `h<pid>-<start>-c<call>`.
+/// Parses `h<pid>-<start>-c<call>`, or `h<pid>-<start>-s<n>` for a spare
+/// cage (built ahead for a call to come, see `spare`).
 pub(crate) fn parse_name(name: &str) -> Option<(i32, u64, u64)> {
     let rest = name.strip_prefix('h')?;
     let (pid, rest) = rest.split_once('-')?;
-    let (start, call) = rest.split_once("-c")?;
+    let (start, call) = rest.split_once("-c").or_else(|| rest.split_once("-s"))?;
     Some((pid.parse().ok()?, start.parse().ok()?, call.parse().ok()?))
 }
 
@@ -168,5 +170,19 @@ impl Graveyard {
             }
         });
         before - g.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_name;
+
+    #[test]
+    fn names_of_call_and_spare_cgroups_parse() {
+        assert_eq!(parse_name("h123-456-c7"), Some((123, 456, 7)));
+        assert_eq!(parse_name("h123-456-s8"), Some((123, 456, 8)));
+        assert_eq!(parse_name("h123-456-x8"), None);
+        assert_eq!(parse_name("user.slice"), None);
+        assert_eq!(parse_name("h123-456-c"), None);
     }
 }

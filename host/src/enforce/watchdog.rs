@@ -58,6 +58,11 @@ pub(crate) struct WatchdogCage {
     cap: Option<u64>,
     exceeded: bool,
     tracker: Tracker,
+    /// Live members found by the latest walk (`None` before the first).
+    /// Zero means the call is over for good: a call with no live process
+    /// has nobody left to fork, so `kill_all` and the drop need no further
+    /// walk (each costs ~0.35 ms with 70 processes on the machine).
+    last_alive: Option<usize>,
 }
 
 impl WatchdogCage {
@@ -68,6 +73,7 @@ impl WatchdogCage {
             cap,
             exceeded: false,
             tracker: Tracker::default(),
+            last_alive: None,
         }
     }
 
@@ -94,7 +100,13 @@ impl WatchdogCage {
             .filter(|p| !p.is_dead())
             .map(|p| (p.pid, p.start))
             .collect();
+        self.last_alive = Some(self.known.len());
         members
+    }
+
+    /// True if the latest walk found no live member (see `last_alive`).
+    pub fn known_empty(&self) -> bool {
+        self.last_alive == Some(0)
     }
 
     fn alive(&mut self) -> Vec<ProcStat> {
@@ -182,7 +194,11 @@ impl WatchdogCage {
                 thread::yield_now();
             }
             if stopped.is_empty() {
-                break;
+                // The walk just made found nobody alive: nothing survives.
+                return KillReport {
+                    killed: killed.len(),
+                    survivors: 0,
+                };
             }
             for (key, p) in &stopped {
                 if self.signal(p, libc::SIGKILL) == Signalled::Sent {
@@ -212,7 +228,7 @@ impl WatchdogCage {
 
 impl Drop for WatchdogCage {
     fn drop(&mut self) {
-        if !self.roots.is_empty() && !self.is_empty() {
+        if !self.roots.is_empty() && !self.known_empty() && !self.is_empty() {
             self.kill_all();
         }
     }

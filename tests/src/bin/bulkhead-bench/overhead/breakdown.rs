@@ -44,7 +44,7 @@ const FIRST_CAGE_ID: u64 = 1_000_000;
 pub fn run(
     rt: &tokio::runtime::Runtime,
     worker: &Path,
-    dir: &Path,
+    file: &Path,
     baseline: &Stats,
     calls: &[(MemoryMechanism, Stats)],
 ) {
@@ -78,7 +78,7 @@ pub fn run(
         "proc-walk",
     );
 
-    let args = super::list_request(dir).args_json;
+    let args = super::trivial_request(file).args_json;
     let mut call_id = 0;
     let direct = Stats::of(&repeat(|| {
         call_id += 1;
@@ -210,7 +210,7 @@ fn cage_cycle(enforcer: &Enforcer, call_id: u64) -> [Duration; 5] {
     [create, attach, sampled, kill, t.elapsed()]
 }
 
-/// One `list_directory` call spoken to a worker directly: spawn, Hello,
+/// One trivial call spoken to a worker directly: spawn, Hello,
 /// Invoke, Credit, frames to `Done`, wait.
 async fn direct_call(worker: &Path, args_json: &str, call_id: u64) -> Duration {
     let started = Instant::now();
@@ -232,7 +232,7 @@ async fn direct_call(worker: &Path, args_json: &str, call_id: u64) -> Duration {
         },
         HostMessage::Invoke(Box::new(Invoke {
             call_id,
-            tool: "list_directory".into(),
+            tool: super::TRIVIAL_TOOL.into(),
             args_json: args_json.to_owned(),
             // No RLIMIT_DATA backstop: cgroup modes set none either.
             limits: CallLimits::default().for_worker(None),
