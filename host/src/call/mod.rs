@@ -20,14 +20,16 @@ use tokio_util::sync::CancellationToken;
 use crate::enforce::{Cage, CageLimits};
 use crate::handle::InputMsg;
 use crate::host::{CallRequest, Inner};
-use crate::outcome::{KillReason, Outcome, Usage};
+use crate::outcome::{KillReason, Outcome};
 use crate::output::CapturedOutput;
 use crate::policy::CallPolicy;
 use crate::private_tmp::PrivateTmp;
-use crate::report::{CallEvent, CallReport, CallState, Enforcement, LiveStatus};
+use crate::report::{CallEvent, CallReport, CallState, LiveStatus};
 use crate::spawn::SpawnRequest;
 use crate::worker_io;
 
+mod off_thread;
+mod outcome;
 mod stream;
 
 pub(crate) use stream::CallIo;
@@ -63,7 +65,7 @@ pub(crate) async fn run(
     // runtime shutting down waits for it, and a host that dies first leaves
     // it to the next host's stale sweep.
     if leftovers.cage.is_some() || leftovers.tmp.is_some() {
-        tokio::task::spawn_blocking(move || drop(leftovers));
+        off_thread::detach("bulkhead-cleanup", move || drop(leftovers));
     }
 }
 
@@ -301,18 +303,18 @@ async fn drive(
     // on a blocking thread; it is awaited, because no process of the call
     // may outlive its report.
     // If the kill panicked, the cage went down with it, and its Drop has
-    // killed again; there is nothing left to remove.
+    // killed again; there is nothing left to remove. It runs on a thread of
+    // its own even where tokio's pool could not get one (see `off_thread`).
     // A cage known empty (the usual end: the worker exited after its
     // report, and its own teardown killed what it started) skips the hop.
     let cage = if cage.known_empty() {
         Some(cage)
     } else {
-        tokio::task::spawn_blocking(move || {
+        off_thread::run("bulkhead-kill", move || {
             cage.kill_all();
             cage
         })
         .await
-        .ok()
     };
     let _ = child.start_kill();
     let status = match status {
@@ -498,110 +500,5 @@ impl<'a> Supervisor<'a> {
 
     fn bytes_seen(&self) -> u64 {
         (self.output.bytes_seen() + self.streamed_bytes).max(self.worker_bytes_seen)
-    }
-
-    /// The outcome when the host did not decide it.
-    fn outcome_from_worker(
-        &self,
-        status: Option<std::process::ExitStatus>,
-        memory_hit: bool,
-    ) -> Outcome {
-        use std::os::unix::process::ExitStatusExt;
-        let killed_by = |sig: i32| {
-            if sig == SIGXCPU {
-                KillReason::Cpu
-            } else {
-                KillReason::Signal(sig)
-            }
-        };
-        if let Some(error) = &self.worker_error {
-            return Outcome::Failed {
-                error: error.clone(),
-            };
-        }
-        // The kernel's OOM killer fired inside the cage: whatever the tool
-        // then reported (a shell says "Killed", exit 137), the call was
-        // killed for memory.
-        if memory_hit {
-            return Outcome::Killed {
-                reason: KillReason::Memory,
-            };
-        }
-        if let Some(exit) = self.exit {
-            return match exit {
-                ToolExit::Signal(SIGXCPU) => Outcome::Killed {
-                    reason: KillReason::Cpu,
-                },
-                _ if self.bytes_seen() > self.limits.max_output_bytes => Outcome::Truncated {
-                    limit: self.limits.max_output_bytes,
-                    bytes_seen: self.bytes_seen(),
-                },
-                _ => Outcome::Completed,
-            };
-        }
-        match status {
-            Some(s) if s.signal().is_some() => Outcome::Killed {
-                reason: killed_by(s.signal().unwrap_or(0)),
-            },
-            Some(s) => Outcome::Failed {
-                error: format!("worker exited ({s}) before reporting an outcome"),
-            },
-            None => Outcome::Failed {
-                error: "worker vanished before reporting an outcome".into(),
-            },
-        }
-    }
-
-    fn enforcement(&self) -> Enforcement {
-        Enforcement::new(&self.inner.enforcer, &self.policy, self.confinement.clone())
-    }
-
-    /// Ends a call that never had a worker running (or had one that was
-    /// reaped on the spot): nothing to kill, no cage to keep.
-    fn finish_early_with(mut self, outcome: Outcome) -> (CallReport, Leftovers) {
-        let tmp = self.tmp.take();
-        (
-            self.report(outcome, String::new()),
-            Leftovers { cage: None, tmp },
-        )
-    }
-
-    fn finish(self, outcome: Outcome, worker_stderr: String) -> CallReport {
-        let outcome = match outcome {
-            // A worker that failed without saying why: show its stderr.
-            Outcome::Failed { error }
-                if !worker_stderr.trim().is_empty() && self.worker_error.is_none() =>
-            {
-                Outcome::Failed {
-                    error: format!("{error}; worker stderr: {}", worker_stderr.trim()),
-                }
-            }
-            o => o,
-        };
-        self.report(outcome, worker_stderr)
-    }
-
-    fn report(self, outcome: Outcome, worker_stderr: String) -> CallReport {
-        let usage = Usage {
-            peak_rss_bytes: self.peak_rss,
-            cpu_ms: self.cpu_ms,
-            wall_ms: self.started.elapsed().as_millis() as u64,
-            bytes_produced: self.bytes_seen(),
-        };
-        let enforcement = self.enforcement();
-        let lines_seen = self.output.lines_seen().max(self.worker_lines_seen);
-        CallReport {
-            call_id: self.call_id,
-            tool: self.tool,
-            outcome,
-            usage,
-            output: self.output,
-            exit: self.exit,
-            summary: self.summary,
-            enforcement,
-            worker_stderr,
-            lines_seen,
-            streamed_bytes: self.streamed_bytes,
-        }
     }
 }

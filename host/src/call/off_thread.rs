@@ -1,0 +1,103 @@
+//! Blocking work of the supervisor, on a thread of its own, or on the
+//! calling thread when the OS has no thread to give.
+//!
+//! tokio's `spawn_blocking` panics when its pool has no idle thread and the
+//! OS refuses a new one (EAGAIN). That is the state a fork bomb leaves the
+//! machine in under the watchdog, which has no pids cap for root: the
+//! supervisor panicked before it killed the bomb, the call ended as
+//! "stopped without a report", and its processes lived on. Here a refused
+//! thread means the work runs on the calling thread instead: the other tasks
+//! of a current-thread runtime wait for it, but it is done.
+//!
+//! Only for the work that keeps invariant 4 (killing the call's processes)
+//! and the cleanup after it. The cgroup-only steps (`DeferredAttach`, the
+//! spare cage) stay on tokio's pool: on those paths the call's pids cgroup
+//! keeps a fork bomb from taking the host's threads.
+
+use std::sync::{Arc, Mutex};
+use std::thread::Builder;
+
+use tokio::sync::oneshot;
+
+/// Runs `f` on a new thread named `name` and waits for its result; runs it
+/// here if no thread can be had. `None` only if `f` panicked.
+pub(crate) async fn run<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = oneshot::channel();
+    if let Some(job) = spawn_or_return(named(name), move || {
+        let _ = tx.send(f());
+    }) {
+        job();
+    }
+    rx.await.ok()
+}
+
+/// Like [`run`] without waiting: the result is not wanted.
+pub(crate) fn detach(name: &str, f: impl FnOnce() + Send + 'static) {
+    if let Some(job) = spawn_or_return(named(name), f) {
+        job();
+    }
+}
+
+/// Starts `f` on a new thread, or gives it back if the OS refused one (the
+/// closure handed to `spawn` only takes the job from a shared slot, so a
+/// failed spawn leaves it there).
+fn spawn_or_return<F: FnOnce() + Send + 'static>(builder: Builder, f: F) -> Option<F> {
+    let name = builder_name(&builder);
+    let slot = Arc::new(Mutex::new(Some(f)));
+    let theirs = Arc::clone(&slot);
+    let spawned = builder.spawn(move || {
+        let job = theirs.lock().ok().and_then(|mut s| s.take());
+        if let Some(job) = job {
+            job();
+        }
+    });
+    match spawned {
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, thread = %name, "no thread to be had; running the work on the supervisor's thread");
+            slot.lock().ok().and_then(|mut s| s.take())
+        }
+    }
+}
+
+fn named(name: &str) -> Builder {
+    Builder::new().name(name.to_owned())
+}
+
+/// For the log line: `Builder` does not give its name back.
+fn builder_name(builder: &Builder) -> String {
+    format!("{builder:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_work_runs_on_its_own_thread_and_comes_back() {
+        let here = std::thread::current().id();
+        let there = run("test-off-thread", move || std::thread::current().id())
+            .await
+            .expect("a result");
+        assert_ne!(here, there);
+    }
+
+    #[test]
+    fn a_refused_thread_hands_the_work_back() {
+        // A stack no machine can map: the spawn fails as it does when the
+        // OS has no thread left.
+        let refused = Builder::new().stack_size(usize::MAX / 2);
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&ran);
+        let job = spawn_or_return(refused, move || flag.store(true, Ordering::SeqCst))
+            .expect("the job comes back when no thread can be had");
+        assert!(!ran.load(Ordering::SeqCst));
+        job();
+        assert!(ran.load(Ordering::SeqCst));
+    }
+}
