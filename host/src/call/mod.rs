@@ -65,7 +65,7 @@ pub(crate) async fn run(
     // runtime shutting down waits for it, and a host that dies first leaves
     // it to the next host's stale sweep.
     if leftovers.cage.is_some() || leftovers.tmp.is_some() {
-        off_thread::detach("bulkhead-cleanup", move || drop(leftovers));
+        off_thread::detach(move || drop(leftovers));
     }
 }
 

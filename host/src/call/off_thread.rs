@@ -1,5 +1,5 @@
-//! Blocking work of the supervisor, on a thread of its own, or on the
-//! calling thread when the OS has no thread to give.
+//! Blocking work of the supervisor, off its async thread, or on it when
+//! the OS has no thread to give.
 //!
 //! tokio's `spawn_blocking` panics when its pool has no idle thread and the
 //! OS refuses a new one (EAGAIN). That is the state a fork bomb leaves the
@@ -9,8 +9,10 @@
 //! thread means the work runs on the calling thread instead: the other tasks
 //! of a current-thread runtime wait for it, but it is done.
 //!
-//! Only for the work that keeps invariant 4 (killing the call's processes)
-//! and the cleanup after it. The cgroup-only steps (`DeferredAttach`, the
+//! Only for the work that keeps invariant 4 (killing the call's processes,
+//! [`run`], on a thread of its own since it is awaited) and the cleanup
+//! after it ([`detach`], on tokio's pool, so that a runtime shutting down
+//! still waits for the call's cgroups and temp dir to be removed). The cgroup-only steps (`DeferredAttach`, the
 //! spare cage) stay on tokio's pool: on those paths the call's pids cgroup
 //! keeps a fork bomb from taking the host's threads.
 
@@ -34,10 +36,27 @@ pub(crate) async fn run<T: Send + 'static>(
     rx.await.ok()
 }
 
-/// Like [`run`] without waiting: the result is not wanted.
-pub(crate) fn detach(name: &str, f: impl FnOnce() + Send + 'static) {
-    if let Some(job) = spawn_or_return(named(name), f) {
-        job();
+/// Like [`run`] without waiting: the result is not wanted. On tokio's
+/// blocking pool, so a runtime that shuts down (the CLI's, at exit) still
+/// waits for it; only if that pool cannot get a thread does it run here.
+/// tokio signals that by panicking (after it queued the task), so the panic
+/// is caught, and the job is taken from a slot shared with the queued task,
+/// which then finds it gone if it ever runs.
+pub(crate) fn detach(f: impl FnOnce() + Send + 'static) {
+    let slot = Arc::new(Mutex::new(Some(f)));
+    let theirs = Arc::clone(&slot);
+    let queued = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tokio::task::spawn_blocking(move || {
+            if let Some(job) = theirs.lock().ok().and_then(|mut s| s.take()) {
+                job();
+            }
+        })
+    }));
+    if queued.is_err() {
+        tracing::warn!("no blocking thread to be had; cleaning up on the supervisor's thread");
+        if let Some(job) = slot.lock().ok().and_then(|mut s| s.take()) {
+            job();
+        }
     }
 }
 
@@ -85,6 +104,26 @@ mod tests {
             .await
             .expect("a result");
         assert_ne!(here, there);
+    }
+
+    #[test]
+    fn detached_work_runs_and_the_runtime_waits_for_it() {
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&ran);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            detach(move || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                flag.store(true, Ordering::SeqCst);
+            })
+        });
+        drop(rt);
+        assert!(
+            ran.load(Ordering::SeqCst),
+            "shutdown did not wait for the cleanup"
+        );
     }
 
     #[test]
