@@ -45,15 +45,15 @@ pub fn spawn_reader(
     rx
 }
 
-/// Sends the opening messages (whose `Credit` grants `opening_credit`
-/// chunks), then a `Credit` each time the granted total rises past what
-/// was sent, and whatever else the supervisor queues (input). Credit is
-/// cumulative in a `watch`, so grants made while a write is blocked
-/// coalesce into one message instead of queueing.
+/// Sends the opening messages, then at once a `Credit` for the window
+/// granted so far (the worker reads it as the opening's last frame, see
+/// `bulkhead_ipc`), then a `Credit` each time the granted total rises, and
+/// whatever else the supervisor queues (input). Credit is cumulative in a
+/// `watch`, so grants made while a write is blocked coalesce into one
+/// message instead of queueing.
 pub fn spawn_writer(
     send: interprocess::unnamed_pipe::tokio::Sender,
     opening: Vec<HostMessage>,
-    opening_credit: u64,
     mut granted: watch::Receiver<u64>,
     mut extra: mpsc::UnboundedReceiver<HostMessage>,
 ) {
@@ -64,7 +64,7 @@ pub fn spawn_writer(
                 return;
             }
         }
-        let mut sent = opening_credit;
+        let mut sent = 0u64;
         loop {
             let total = *granted.borrow_and_update();
             if total > sent {

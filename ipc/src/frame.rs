@@ -368,14 +368,7 @@ impl<R: AsyncRead + Unpin> AsyncFrameReader<R> {
     pub async fn read<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
         let mut header = self.next_header;
         let mut got = std::mem::take(&mut self.next_header_len);
-        while got < HEADER_BYTES {
-            match self.inner.read(&mut header[got..]).await {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        read_at_least(&mut self.inner, &mut header, HEADER_BYTES, &mut got).await?;
         if got == 0 {
             return Ok(None);
         }

@@ -206,12 +206,9 @@ async fn drive(
                 .for_worker(inner.enforcer.rlimit_data_backstop(&cage_limits)),
             sandbox,
         })),
-        HostMessage::Credit {
-            chunks: CREDIT_WINDOW as u32,
-        },
     ];
     let (to_worker, extra) = mpsc::unbounded_channel();
-    worker_io::spawn_writer(channel.to_worker, opening, CREDIT_WINDOW, granted_rx, extra);
+    worker_io::spawn_writer(channel.to_worker, opening, granted_rx, extra);
     sup.validator.grant(CREDIT_WINDOW as u32);
     let mut input_open = true;
 

@@ -12,9 +12,14 @@
 //! Only for the work that keeps invariant 4 (killing the call's processes,
 //! [`run`], on a thread of its own since it is awaited) and the cleanup
 //! after it ([`detach`], on tokio's pool, so that a runtime shutting down
-//! still waits for the call's cgroups and temp dir to be removed). The cgroup-only steps (`DeferredAttach`, the
-//! spare cage) stay on tokio's pool: on those paths the call's pids cgroup
-//! keeps a fork bomb from taking the host's threads.
+//! still waits for the call's cgroups and temp dir to be removed). The
+//! cgroup-only steps (`DeferredAttach`, the spare cage) stay on tokio's
+//! pool: on those paths the call's pids cgroup keeps a fork bomb from
+//! taking the host's threads.
+//!
+//! Both hand the job over through a [`Slot`] shared with the thread or task
+//! that should run it: when no thread comes, the job is still in the slot,
+//! and taking it there means it runs exactly once.
 
 use std::sync::{Arc, Mutex};
 use std::thread::Builder;
@@ -28,9 +33,10 @@ pub(crate) async fn run<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
     let (tx, rx) = oneshot::channel();
-    if let Some(job) = spawn_or_return(named(name), move || {
+    let job = move || {
         let _ = tx.send(f());
-    }) {
+    };
+    if let Some(job) = spawn_or_return(Builder::new().name(name.to_owned()), job) {
         job();
     }
     rx.await.ok()
@@ -43,52 +49,55 @@ pub(crate) async fn run<T: Send + 'static>(
 /// is caught, and the job is taken from a slot shared with the queued task,
 /// which then finds it gone if it ever runs.
 pub(crate) fn detach(f: impl FnOnce() + Send + 'static) {
-    let slot = Arc::new(Mutex::new(Some(f)));
-    let theirs = Arc::clone(&slot);
+    let slot = Slot::new(f);
+    let theirs = slot.clone();
     let queued = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        tokio::task::spawn_blocking(move || {
-            if let Some(job) = theirs.lock().ok().and_then(|mut s| s.take()) {
-                job();
-            }
-        })
+        tokio::task::spawn_blocking(move || theirs.run())
     }));
     if queued.is_err() {
         tracing::warn!("no blocking thread to be had; cleaning up on the supervisor's thread");
-        if let Some(job) = slot.lock().ok().and_then(|mut s| s.take()) {
-            job();
-        }
+        slot.run();
     }
 }
 
-/// Starts `f` on a new thread, or gives it back if the OS refused one (the
-/// closure handed to `spawn` only takes the job from a shared slot, so a
-/// failed spawn leaves it there).
+/// Starts `f` on a thread from `builder`, or gives it back if the OS
+/// refused one.
 fn spawn_or_return<F: FnOnce() + Send + 'static>(builder: Builder, f: F) -> Option<F> {
-    let name = builder_name(&builder);
-    let slot = Arc::new(Mutex::new(Some(f)));
-    let theirs = Arc::clone(&slot);
-    let spawned = builder.spawn(move || {
-        let job = theirs.lock().ok().and_then(|mut s| s.take());
-        if let Some(job) = job {
-            job();
-        }
-    });
-    match spawned {
+    let slot = Slot::new(f);
+    let theirs = slot.clone();
+    match builder.spawn(move || theirs.run()) {
         Ok(_) => None,
         Err(e) => {
-            tracing::warn!(error = %e, thread = %name, "no thread to be had; running the work on the supervisor's thread");
-            slot.lock().ok().and_then(|mut s| s.take())
+            tracing::warn!(error = %e, "no thread to be had; running the work on the supervisor's thread");
+            slot.take()
         }
     }
 }
 
-fn named(name: &str) -> Builder {
-    Builder::new().name(name.to_owned())
+/// A job that whoever takes it first runs: the thread or task it was handed
+/// to, or, when that never came to be, the caller.
+struct Slot<F>(Arc<Mutex<Option<F>>>);
+
+impl<F> Clone for Slot<F> {
+    fn clone(&self) -> Self {
+        Slot(Arc::clone(&self.0))
+    }
 }
 
-/// For the log line: `Builder` does not give its name back.
-fn builder_name(builder: &Builder) -> String {
-    format!("{builder:?}")
+impl<F: FnOnce()> Slot<F> {
+    fn new(f: F) -> Self {
+        Slot(Arc::new(Mutex::new(Some(f))))
+    }
+
+    fn take(&self) -> Option<F> {
+        self.0.lock().ok().and_then(|mut job| job.take())
+    }
+
+    fn run(&self) {
+        if let Some(job) = self.take() {
+            job();
+        }
+    }
 }
 
 #[cfg(test)]

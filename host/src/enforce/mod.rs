@@ -425,7 +425,7 @@ impl Enforcer {
             "h{}-{}-s{}",
             self.host_pid,
             self.host_start,
-            self.spare.next_seq()
+            spare::next_seq()
         );
         match self.build(name, 0, limits) {
             Ok(cage) => drop(self.spare.offer(*limits, cage)),

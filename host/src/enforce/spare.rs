@@ -33,6 +33,11 @@ use super::{Cage, CageLimits};
 /// the process (tests and embedders run several).
 static NEXT_SPARE: AtomicU64 = AtomicU64::new(1);
 
+/// A number for the next spare's name.
+pub(crate) fn next_seq() -> u64 {
+    NEXT_SPARE.fetch_add(1, Ordering::Relaxed)
+}
+
 /// The one spare of an [`super::Enforcer`].
 #[derive(Debug, Default)]
 pub(crate) struct SpareSlot {
@@ -54,10 +59,6 @@ impl SpareSlot {
         self.slot
             .lock()
             .is_ok_and(|s| s.as_ref().is_some_and(|(l, _)| l == limits))
-    }
-
-    pub fn next_seq(&self) -> u64 {
-        NEXT_SPARE.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Stores `cage` as the spare. A spare already there with the same
