@@ -16,7 +16,7 @@ const READ_AHEAD_FRAMES: usize = 4;
 
 /// How long a frame's body may take to arrive once its header has. A
 /// worker writes each frame with one `write_all` of at most 1 MiB into a
-/// pipe the host is draining, so this is generous by orders of magnitude;
+/// socket the host is draining, so this is generous by orders of magnitude;
 /// past it the worker is broken, and the call must not wait for its timeout.
 const FRAME_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -27,9 +27,7 @@ pub const STDERR_TAIL_BYTES: usize = 8 << 10;
 pub type FrameResult = Result<Option<WorkerMessage>, FrameError>;
 
 /// Forwards frames until EOF or the first error (both are forwarded).
-pub fn spawn_reader(
-    recv: interprocess::unnamed_pipe::tokio::Recver,
-) -> mpsc::Receiver<FrameResult> {
+pub fn spawn_reader(recv: bulkhead_ipc::transport::HostReadHalf) -> mpsc::Receiver<FrameResult> {
     let (tx, rx) = mpsc::channel(READ_AHEAD_FRAMES);
     tokio::spawn(async move {
         let mut reader = AsyncFrameReader::new(recv, DEFAULT_MAX_FRAME_BYTES)
@@ -52,7 +50,7 @@ pub fn spawn_reader(
 /// `watch`, so grants made while a write is blocked coalesce into one
 /// message instead of queueing.
 pub fn spawn_writer(
-    send: interprocess::unnamed_pipe::tokio::Sender,
+    send: bulkhead_ipc::transport::HostWriteHalf,
     opening: Vec<HostMessage>,
     mut granted: watch::Receiver<u64>,
     mut extra: mpsc::UnboundedReceiver<HostMessage>,

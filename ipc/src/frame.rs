@@ -202,6 +202,16 @@ impl<R: Read> FrameReader<R> {
     }
 }
 
+/// A reset stream is a closed one. Linux reports the close of an
+/// `AF_UNIX` stream socket as `ECONNRESET` instead of end of stream when
+/// the closing end left bytes unread (a worker that dies before reading
+/// its last credit, a host that dies mid-stream); everything the peer sent
+/// before closing has been read by then, so it ends the stream like EOF:
+/// cleanly on a frame boundary, as a truncated frame inside one.
+fn peer_closed(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::ConnectionReset
+}
+
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
@@ -209,6 +219,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if peer_closed(&e) => break,
             Err(e) => return Err(e),
         }
     }
@@ -313,7 +324,7 @@ fn push_bin_len(out: &mut Vec<u8>, len: usize) -> Result<(), FrameError> {
 }
 
 /// `write_all` of `head` then `tail`, with as few `writev` calls as the
-/// pipe allows.
+/// channel allows.
 fn write_all_vectored(w: &mut impl Write, head: &[u8], tail: &[u8]) -> io::Result<()> {
     let mut bufs = [IoSlice::new(head), IoSlice::new(tail)];
     let mut bufs = &mut bufs[..];
@@ -421,6 +432,7 @@ async fn read_at_least(
             Ok(0) => break,
             Ok(n) => *filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if peer_closed(&e) => break,
             Err(e) => return Err(e),
         }
     }

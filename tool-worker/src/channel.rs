@@ -70,7 +70,7 @@ impl Shared {
 /// It also takes the termination signals, through `watch` (see
 /// `termination`).
 pub fn spawn_reader(
-    mut reader: FrameReader<interprocess::unnamed_pipe::Recver>,
+    mut reader: FrameReader<bulkhead_ipc::transport::WorkerStream>,
     watch: Watch,
     shared: Shared,
     input: Arc<InputQueue>,
@@ -112,7 +112,7 @@ pub fn spawn_reader(
 /// The sink tools write to. Counts bytes against the output cap and sends
 /// chunks as credit allows.
 pub struct IpcSink {
-    writer: FrameWriter<interprocess::unnamed_pipe::Sender>,
+    writer: FrameWriter<bulkhead_ipc::transport::WorkerStream>,
     shared: Shared,
     seq: u64,
     max_output: u64,
@@ -126,7 +126,7 @@ pub struct IpcSink {
 
 impl IpcSink {
     pub fn new(
-        writer: FrameWriter<interprocess::unnamed_pipe::Sender>,
+        writer: FrameWriter<bulkhead_ipc::transport::WorkerStream>,
         shared: Shared,
         max_output: u64,
         stop_at_cap: bool,

@@ -29,7 +29,7 @@ const FIRST_PRIVATE_FD: i32 = 3;
 
 /// Applies everything that does not depend on the call: a new session,
 /// no-new-privs, parent-death signal, child-subreaper, closed fds, and stdio
-/// moved off the IPC pipes. Returns the IPC fds `(from_host, to_host)` and
+/// moved off the IPC socket. Returns the IPC fds `(from_host, to_host)` and
 /// the list of what was applied, for the `Confined` report.
 pub fn confine_process(expected_parent: Option<i32>) -> io::Result<(OwnedFd, OwnedFd, Applied)> {
     let mut applied = Applied::default();

@@ -149,13 +149,13 @@ pub fn serve(expected_parent: Option<i32>) -> io::Result<()> {
 }
 
 fn write(
-    w: &mut FrameWriter<interprocess::unnamed_pipe::Sender>,
+    w: &mut FrameWriter<bulkhead_ipc::transport::WorkerStream>,
     msg: &WorkerMessage,
 ) -> io::Result<()> {
     w.write(msg).map_err(io::Error::other)
 }
 
-fn read(r: &mut FrameReader<interprocess::unnamed_pipe::Recver>) -> io::Result<HostMessage> {
+fn read(r: &mut FrameReader<bulkhead_ipc::transport::WorkerStream>) -> io::Result<HostMessage> {
     match r.read() {
         Ok(Some(m)) => Ok(m),
         Ok(None) => Err(io::Error::new(
@@ -171,7 +171,7 @@ fn protocol_error(expected: &str, got: &HostMessage) -> io::Error {
 }
 
 fn fail(
-    w: &mut FrameWriter<interprocess::unnamed_pipe::Sender>,
+    w: &mut FrameWriter<bulkhead_ipc::transport::WorkerStream>,
     kind: ToolErrorKind,
     message: String,
 ) -> io::Result<()> {

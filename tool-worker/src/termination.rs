@@ -4,7 +4,7 @@
 //! one place that tears the call down.
 //!
 //! On Linux that place is the host-reader thread, which already waits on
-//! the host's pipe: it waits on a `signalfd` of the three as well
+//! the host's socket: it waits on a `signalfd` of the three as well
 //! ([`Termination::wait_frame`]). Elsewhere a thread of its own waits in
 //! `sigwait`. One thread fewer is measurable here: creating a thread and
 //! having `exit_group` stop it cost ~0.07 ms of a ~1.3 ms call (see
@@ -18,7 +18,7 @@
 //! - A signal is noticed between frames. A frame is read whole once its
 //!   first byte is there, and the host writes frames whole, so the wait
 //!   is at most one frame's transfer; a host that stalls mid-frame is gone
-//!   anyway (its pipe then reaches EOF and the call is torn down too).
+//!   anyway (its socket then reaches end of stream and the call is torn down too).
 
 use std::io;
 
@@ -29,7 +29,7 @@ pub struct Termination {
     set: SigSet,
 }
 
-/// What the host-reader thread polls besides the host's pipe: the
+/// What the host-reader thread polls besides the host's socket: the
 /// termination signalfd on Linux, nothing elsewhere.
 pub struct Watch {
     #[cfg(target_os = "linux")]

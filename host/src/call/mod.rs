@@ -36,7 +36,7 @@ pub(crate) use stream::CallIo;
 use stream::MAX_INPUT_CREDIT;
 
 /// Chunks a worker may have in flight. 16 × 64 KiB = 1 MiB: enough to keep
-/// the pipe busy while the host works, and a hard bound on what the channel
+/// the channel busy while the host works, and a hard bound on what the channel
 /// holds for one call.
 const CREDIT_WINDOW: u64 = 16;
 

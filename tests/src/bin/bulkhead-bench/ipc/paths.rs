@@ -43,12 +43,9 @@ fn set_pipe_size(fd: &impl AsRawFd, bytes: i32) {
 
 /// `Chunk` frames: `FrameWriter` on the worker's end of a real
 /// `bulkhead_ipc::transport` channel, `AsyncFrameReader` on the host's.
-pub fn frames(rt: &tokio::runtime::Runtime, pipe_bytes: Option<i32>) -> Duration {
+pub fn frames(rt: &tokio::runtime::Runtime) -> Duration {
     let _guard = rt.enter();
     let host = HostChannel::new().expect("cannot create the ipc channel");
-    if let Some(bytes) = pipe_bytes {
-        set_pipe_size(&host.worker_stdout, bytes);
-    }
     let worker = WorkerChannel::from_fds(host.worker_stdin, host.worker_stdout);
     // Only the worker → host direction is measured.
     drop((host.to_worker, worker.from_host));
