@@ -1,6 +1,7 @@
 //! Watchdog mode (forced here): sampling flags a memory eater over the cap,
-//! `kill_all` kills it, and processes orphaned after a sample are still
-//! killed.
+//! `kill_all` kills it, processes orphaned after a sample are still
+//! killed, and a cage whose known processes are all dead is known empty
+//! (the end of most calls, answered without walking the process table).
 
 mod enforce_common;
 
@@ -135,4 +136,44 @@ fn cpu_time_is_cumulative() {
     assert_eq!(s.processes, 1);
     cage.kill_all();
     p.wait_timeout(Duration::from_secs(5)).expect("reaped");
+}
+
+#[test]
+fn a_cage_whose_known_processes_are_dead_is_known_empty() {
+    let e = watchdog();
+    let mut cage = e.cage(call_id(), &CageLimits::default()).expect("cage");
+    assert!(
+        !cage.known_empty(),
+        "nothing attached: not known to be empty"
+    );
+    let mut p = Proc::gated("exit 0");
+    cage.attach(p.pid()).expect("attach");
+    assert!(!cage.known_empty(), "the root is alive");
+    p.release();
+    p.0.wait().expect("reap sh");
+    // Never sampled, root gone: no walk could find anything.
+    assert!(cage.known_empty());
+    let s = cage.sample();
+    assert_eq!(s.processes, 0, "{s:?}");
+    let r = cage.kill_all();
+    assert_eq!((r.killed, r.survivors), (0, 0), "{r:?}");
+}
+
+#[test]
+fn a_dead_root_with_a_sampled_live_child_is_not_known_empty() {
+    let e = watchdog();
+    let mut cage = e.cage(call_id(), &CageLimits::default()).expect("cage");
+    let mut p = Proc::gated("sleep 100 & wait");
+    cage.attach(p.pid()).expect("attach");
+    p.release();
+    let kids = wait_descendants(p.pid(), 1);
+    assert_eq!(cage.sample().processes, 2);
+    p.0.kill().expect("kill sh");
+    p.0.wait().expect("reap sh");
+    assert!(!cage.known_empty(), "the orphaned sleep is alive and known");
+    let r = cage.kill_all();
+    assert_eq!((r.killed, r.survivors), (1, 0), "{r:?}");
+    for k in kids {
+        assert!(is_dead(k), "orphan {k} killed");
+    }
 }

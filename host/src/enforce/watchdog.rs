@@ -48,6 +48,13 @@ fn is_settled(p: &ProcStat) -> bool {
     matches!(p.state, b'T' | b't' | b'D')
 }
 
+/// Up to this many known processes, [`WatchdogCage::known_empty`] checks
+/// each with one `stat` instead of walking the whole table. A walk reads
+/// every process on the machine (~5 µs each); past a few dozen known ones
+/// the checks would cost as much, and a call that large is not ending in
+/// a hurry anyway.
+const MAX_KNOWN_FOR_STAT_CHECK: usize = 32;
+
 #[derive(Debug)]
 pub(crate) struct WatchdogCage {
     /// Attached processes: pid, start time, and a pidfd that keeps naming
@@ -85,6 +92,9 @@ impl WatchdogCage {
             .ok_or(EnforceError::NoSuchProcess { pid })?;
         self.roots.push((pid_i, stat.start, pidfd));
         self.known.insert(pid_i, stat.start);
+        // A live process joined: whatever an earlier walk found, the cage
+        // is not empty now.
+        self.last_alive = None;
         Ok(())
     }
 
@@ -104,9 +114,33 @@ impl WatchdogCage {
         members
     }
 
-    /// True if the latest walk found no live member (see `last_alive`).
-    pub fn known_empty(&self) -> bool {
-        self.last_alive == Some(0)
+    /// True if no walk could find a live member: the latest walk found
+    /// none (see `last_alive`), or every process known is dead.
+    ///
+    /// The second case is what ends most calls: a call that finishes
+    /// before its first sample knows only its worker, and once the worker
+    /// has exited a walk cannot find anything. A walk starts from the known
+    /// processes still alive, and a dead one has no children left to lead
+    /// anywhere (the kernel reparents them when it exits, before it is
+    /// reaped). So a `stat` per known process (~10 µs) answers what a
+    /// whole-table walk (~0.4 ms with 70 processes) would, with the same
+    /// result; the processes that walk could not reach (orphaned after the
+    /// last sample) are the gap the module's caveats already name.
+    pub fn known_empty(&mut self) -> bool {
+        if self.last_alive == Some(0) {
+            return true;
+        }
+        // Nothing known yet (not attached): not known to be empty.
+        let all_dead = !self.known.is_empty()
+            && self.known.len() <= MAX_KNOWN_FOR_STAT_CHECK
+            && self
+                .known
+                .iter()
+                .all(|(pid, start)| !proctree::is_alive(*pid, Some(*start)));
+        if all_dead {
+            self.last_alive = Some(0);
+        }
+        all_dead
     }
 
     fn alive(&mut self) -> Vec<ProcStat> {
@@ -116,7 +150,13 @@ impl WatchdogCage {
     }
 
     pub fn sample(&mut self) -> Sample {
-        let members = self.walk();
+        // The call's last sample, once its worker has exited, usually
+        // finds nobody: then it costs a `stat`, not a walk.
+        let members = if self.known_empty() {
+            Vec::new()
+        } else {
+            self.walk()
+        };
         let obs = self.tracker.observe(&members);
         if self.cap.is_some_and(|cap| obs.rss_bytes > cap) {
             self.exceeded = true;
