@@ -13,8 +13,10 @@
 //! file). Runs alternate between the two; medians of 5 are reported, with
 //! the CPU time (user + sys of the process and everything it reaped).
 //!
-//! An informational row times `bulkhead run list_directory` on an empty
-//! directory: the fixed cost of one CLI call, which a search pays too.
+//! Informational rows time each search again under `--policy trusted`
+//! (limits only, no sandbox; interleaved with the others), and `bulkhead
+//! run list_directory` on an empty directory: the fixed cost of one CLI
+//! call, which a search pays too.
 
 mod tree;
 
@@ -126,13 +128,23 @@ pub fn run() {
                 "rg and bulkhead printed different output for {pattern}"
             );
         }
-        let (mut ours_t, mut theirs_t) = (Vec::new(), Vec::new());
+        // The same call without the sandbox: what the default policy's
+        // fixed cost adds (the sandbox rows measure it per call).
+        let trusted = || {
+            let mut c = ours();
+            c.args(["--policy", "trusted"]);
+            c
+        };
+        timed(trusted()); // warm-up
+        let (mut ours_t, mut theirs_t, mut trusted_t) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..RUNS {
             ours_t.push(timed(ours()));
             if rg.is_some() {
                 theirs_t.push(timed(theirs()));
             }
+            trusted_t.push(timed(trusted()));
         }
+        let trusted_s = Timings::of(&trusted_t);
         let ours_s = Timings::of(&ours_t);
         let name = format!("search: `{pattern}` ({label}), {out_lines} lines out");
         let mut data = serde_json::json!({
@@ -155,6 +167,8 @@ pub fn run() {
         };
         let theirs_s = Timings::of(&theirs_t);
         let ratio = ours_s.wall.median.as_secs_f64() / theirs_s.wall.median.as_secs_f64();
+        let trusted_ratio =
+            trusted_s.wall.median.as_secs_f64() / theirs_s.wall.median.as_secs_f64();
         let cpu_ratio =
             ours_s.cpu.median.as_secs_f64() / theirs_s.cpu.median.as_secs_f64().max(1e-6);
         data["rg"] = theirs_s.json();
@@ -173,6 +187,25 @@ pub fn run() {
             target: format!("≤ {TARGET_RATIO}×"),
             met: Some(ratio <= TARGET_RATIO),
             data,
+        }
+        .emit();
+        Row {
+            bench: BENCH,
+            name: format!(
+                "search (info): `{pattern}` under `--policy trusted` (limits, no sandbox)"
+            ),
+            measured: trusted_s.text(),
+            baseline: format!("{version}: {}", theirs_s.text()),
+            figure: format!(
+                "{trusted_ratio:.2}× wall; the default policy's sandbox adds {}",
+                ms(ours_s.wall.median.saturating_sub(trusted_s.wall.median))
+            ),
+            target: "—".into(),
+            met: None,
+            data: serde_json::json!({
+                "pattern": pattern, "policy": "trusted", "bulkhead": trusted_s.json(),
+                "rg": theirs_s.json(), "ratio": trusted_ratio,
+            }),
         }
         .emit();
     }
