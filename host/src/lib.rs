@@ -6,12 +6,12 @@
 //! [`ToolHost::call`] queues a call behind a concurrency limit. Its
 //! supervisor task creates a cage ([`enforce`]: a cgroup, or an RSS
 //! watchdog), spawns `bulkhead-worker` from one long-lived thread
-//! ([`spawn`]), puts it in the cage, and talks to it over two pipes
-//! ([`bulkhead_ipc`]). Output comes back in chunks the host grants credit
-//! for, into a [`CapturedOutput`] that never holds more than the cap plus
-//! one chunk. The call ends on the worker's report, a limit, a protocol
-//! violation or a cancel; then the whole cage is killed and the worker
-//! reaped ([`call`]).
+//! ([`spawn`]), puts it in the cage, and talks to it over an unnamed
+//! socket pair ([`bulkhead_ipc`]). Output comes back in chunks the host
+//! grants credit for, into a [`CapturedOutput`] that never holds more than
+//! the cap plus one chunk. The call ends on the worker's report, a limit,
+//! a protocol violation or a cancel; then the whole cage is killed and the
+//! worker reaped ([`call`]).
 //!
 //! **API boundary:** this crate holds no tool code, and it never runs a
 //! tool in its own process. It learns the tool catalogue by asking the
