@@ -18,7 +18,8 @@
 //! - A signal is noticed between frames. A frame is read whole once its
 //!   first byte is there, and the host writes frames whole, so the wait
 //!   is at most one frame's transfer; a host that stalls mid-frame is gone
-//!   anyway (its socket then reaches end of stream and the call is torn down too).
+//!   anyway (its socket then reaches end of stream, and the call is torn
+//!   down too).
 
 use std::io;
 

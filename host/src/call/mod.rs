@@ -36,8 +36,8 @@ pub(crate) use stream::CallIo;
 use stream::MAX_INPUT_CREDIT;
 
 /// Chunks a worker may have in flight. 16 × 64 KiB = 1 MiB: enough to keep
-/// the channel busy while the host works, and a hard bound on what the channel
-/// holds for one call.
+/// the channel busy while the host works, and a hard bound on what the
+/// channel holds for one call.
 const CREDIT_WINDOW: u64 = 16;
 
 /// How long a worker may take to exit after its final report before it is

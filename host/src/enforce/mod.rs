@@ -563,10 +563,11 @@ impl Cage {
     }
 
     /// True if no process of the call is alive, known without waiting:
-    /// the cgroups list no live member (cgroup modes), or the latest
-    /// process-table walk found none (watchdog; no new walk is made, so
-    /// `false` may only mean "not known"). Then [`Cage::kill_all`] has
-    /// nothing to do.
+    /// the cgroups list no live member (cgroup modes), or, in watchdog
+    /// mode, the latest process-table walk found none or every process the
+    /// cage knows is dead (a `stat` each; no new walk is made, so `false`
+    /// may only mean "not known"). Then [`Cage::kill_all`] has nothing to
+    /// do.
     pub fn known_empty(&mut self) -> bool {
         match &mut self.inner {
             Inner::Cgroup(c) => c.is_empty(),

@@ -205,9 +205,9 @@ impl Shared {
     /// A batch buffer from the pool, or a new one of a full batch's size.
     fn buffer(&self) -> Vec<u8> {
         let spare = self.spare.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        // Allocated at its full size once: grown by doubling it would pass
-        // malloc's mmap threshold, and every batch would then cost an mmap,
-        // page faults and an munmap.
+        // Allocated at its full size once, then reused from the pool: grown
+        // by doubling, every batch would reallocate, and past malloc's mmap
+        // threshold each of those costs an mmap, page faults and an munmap.
         spare.unwrap_or_else(|| Vec::with_capacity(BATCH_BYTES))
     }
 
