@@ -2,6 +2,7 @@
 //! one itself; the tools live in `bulkhead-worker`, which this binary does
 //! not link (a test checks its dependency tree).
 
+mod allocator;
 mod chat;
 mod cli;
 mod doctor;
@@ -30,6 +31,7 @@ use cli::{Cli, Command};
 const EXIT_INTERNAL: u8 = 1;
 
 fn main() -> ExitCode {
+    allocator::tune();
     let cli = match parse() {
         Ok(cli) => cli,
         Err(e) => {
