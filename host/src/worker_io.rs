@@ -33,7 +33,7 @@ pub fn spawn_reader(recv: bulkhead_ipc::transport::HostReadHalf) -> mpsc::Receiv
         let mut reader = AsyncFrameReader::new(recv, DEFAULT_MAX_FRAME_BYTES)
             .with_body_timeout(FRAME_BODY_TIMEOUT);
         loop {
-            let frame = reader.read::<WorkerMessage>().await;
+            let frame = reader.read_worker_message().await;
             let last = !matches!(frame, Ok(Some(_)));
             if tx.send(frame).await.is_err() || last {
                 break;

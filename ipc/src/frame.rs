@@ -21,9 +21,13 @@ use std::io::{self, IoSlice, Read, Write};
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::message::{ChunkRef, StreamId};
+
+mod async_reader;
+
+pub use async_reader::AsyncFrameReader;
 
 /// Size of the length prefix.
 pub const HEADER_BYTES: usize = 4;
@@ -126,6 +130,23 @@ pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
             Ok(msg)
         }
         _ => Err(FrameError::TrailingBytes(trailing_bytes::<T>(body))),
+    }
+}
+
+/// [`decode_body`] for a message that borrows from `body`; `None` for
+/// anything `decode_body` would refuse. The host's reader uses it only to
+/// see whether a frame takes its fast path.
+fn decode_body_borrowed<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Option<T> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(body);
+    de.set_max_depth(MAX_DECODE_DEPTH);
+    let msg = T::deserialize(&mut de).ok()?;
+    match serde::de::IgnoredAny::deserialize(&mut de) {
+        Err(rmp_serde::decode::Error::InvalidMarkerRead(e))
+            if e.kind() == io::ErrorKind::UnexpectedEof =>
+        {
+            Some(msg)
+        }
+        _ => None,
     }
 }
 
@@ -266,21 +287,7 @@ impl<W: Write> FrameWriter<W> {
         data: &[u8],
     ) -> Result<(), FrameError> {
         self.scratch.clear();
-        let empty = ChunkRef::Chunk {
-            stream,
-            seq,
-            data: &[],
-        };
-        encode_frame(&empty, &mut self.scratch, self.max)?;
-        // `data` is the message's last field, so the frame is this head with
-        // the empty `bin` (marker, length 0) swapped for `data`'s.
-        if !self.scratch.ends_with(&EMPTY_BIN) {
-            return Err(FrameError::Malformed(
-                "a chunk does not end with its data".into(),
-            ));
-        }
-        self.scratch.truncate(self.scratch.len() - EMPTY_BIN.len());
-        push_bin_len(&mut self.scratch, data.len())?;
+        encode_chunk_head(stream, seq, data.len(), &mut self.scratch)?;
         let body = self.scratch.len() - HEADER_BYTES + data.len();
         if body > self.max {
             return Err(FrameError::Oversized {
@@ -303,6 +310,35 @@ impl<W: Write> FrameWriter<W> {
 /// MessagePack's `bin 8` of length zero: how an empty `serde_bytes` slice
 /// encodes.
 const EMPTY_BIN: [u8; 2] = [0xc4, 0x00];
+
+/// Appends a chunk frame up to its data: a length prefix (zero; the caller
+/// fills it in) and the body of `ChunkRef::Chunk { stream, seq, data }` up
+/// to and including `data`'s `bin` header, for `data_len` bytes of data.
+/// The writer sends this and then the data; the host's reader compares a
+/// chunk frame's head with it, so it accepts exactly what this writes.
+pub(crate) fn encode_chunk_head(
+    stream: StreamId,
+    seq: u64,
+    data_len: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), FrameError> {
+    let start = out.len();
+    let empty = ChunkRef::Chunk {
+        stream,
+        seq,
+        data: &[],
+    };
+    encode_frame(&empty, out, usize::MAX)?;
+    // `data` is the message's last field, so the frame is this head with
+    // the empty `bin` (marker, length 0) swapped for `data`'s.
+    if !out[start..].ends_with(&EMPTY_BIN) {
+        return Err(FrameError::Malformed(
+            "a chunk does not end with its data".into(),
+        ));
+    }
+    out.truncate(out.len() - EMPTY_BIN.len());
+    push_bin_len(out, data_len)
+}
 
 /// Appends the MessagePack `bin` header for `len` bytes, in the smallest
 /// form, as `rmp` writes it.
@@ -337,106 +373,6 @@ fn write_all_vectored(w: &mut impl Write, head: &[u8], tail: &[u8]) -> io::Resul
         }
     }
     Ok(())
-}
-
-/// Async frame reader for the host.
-pub struct AsyncFrameReader<R> {
-    inner: R,
-    max: usize,
-    body: Vec<u8>,
-    body_timeout: Option<std::time::Duration>,
-    /// The start of the next frame's header, read together with the body
-    /// before it: each body read asks for the next header as well, so a
-    /// stream of frames costs one `read` per frame, not two.
-    next_header: [u8; HEADER_BYTES],
-    next_header_len: usize,
-}
-
-impl<R: AsyncRead + Unpin> AsyncFrameReader<R> {
-    pub fn new(inner: R, max: usize) -> Self {
-        Self {
-            inner,
-            max,
-            body: Vec::new(),
-            body_timeout: None,
-            next_header: [0; HEADER_BYTES],
-            next_header_len: 0,
-        }
-    }
-
-    /// Once a header has arrived, its body must follow within `timeout`.
-    /// A peer writes whole frames at once, so a body that stalls means a
-    /// broken or hostile peer, and waiting for it would hold the call open.
-    pub fn with_body_timeout(mut self, timeout: std::time::Duration) -> Self {
-        self.body_timeout = Some(timeout);
-        self
-    }
-
-    /// Reads the next message; `Ok(None)` is a clean end of stream.
-    ///
-    /// Cancel safety: not cancel safe. A frame half read when the future is
-    /// dropped is lost, so callers keep one read in flight and finish it.
-    pub async fn read<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
-        let mut header = self.next_header;
-        let mut got = std::mem::take(&mut self.next_header_len);
-        read_at_least(&mut self.inner, &mut header, HEADER_BYTES, &mut got).await?;
-        if got == 0 {
-            return Ok(None);
-        }
-        if got < HEADER_BYTES {
-            return Err(FrameError::Truncated {
-                expected: HEADER_BYTES,
-                got,
-            });
-        }
-        let len = check_header(header, self.max)?;
-        // Room for the body and the next frame's header (see
-        // `next_header`); the cap was checked on `len` above.
-        prepare_body(&mut self.body, len + HEADER_BYTES);
-        let mut filled = 0;
-        let read = read_at_least(&mut self.inner, &mut self.body, len, &mut filled);
-        let got = match self.body_timeout {
-            None => read.await?,
-            Some(timeout) => match tokio::time::timeout(timeout, read).await {
-                Ok(r) => r?,
-                Err(_) => {
-                    return Err(FrameError::Stalled {
-                        expected: len,
-                        got: filled.min(len),
-                        timeout_ms: timeout.as_millis() as u64,
-                    });
-                }
-            },
-        };
-        if got < len {
-            return Err(FrameError::Truncated { expected: len, got });
-        }
-        let extra = got - len;
-        self.next_header[..extra].copy_from_slice(&self.body[len..got]);
-        self.next_header_len = extra;
-        decode_body(&self.body[..len]).map(Some)
-    }
-}
-
-/// Reads into `buf` until at least `min` bytes are in it (or EOF), taking
-/// whatever more the stream has ready up to `buf`'s end. Keeps the count in
-/// `filled`, so a caller that gives up (timeout) can say how far it got.
-async fn read_at_least(
-    r: &mut (impl AsyncRead + Unpin),
-    buf: &mut [u8],
-    min: usize,
-    filled: &mut usize,
-) -> io::Result<usize> {
-    while *filled < min {
-        match r.read(&mut buf[*filled..]).await {
-            Ok(0) => break,
-            Ok(n) => *filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if peer_closed(&e) => break,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(*filled)
 }
 
 /// Async frame writer for the host.
@@ -496,7 +432,7 @@ mod tests {
             let owned = WorkerMessage::Chunk(Chunk {
                 stream: StreamId::Stderr,
                 seq: 1 << 40,
-                data: data.clone(),
+                data: data.clone().into(),
             });
             let mut expected = Vec::new();
             encode_frame(&owned, &mut expected, usize::MAX).unwrap();

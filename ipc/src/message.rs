@@ -108,19 +108,25 @@ pub struct Chunk {
     pub stream: StreamId,
     /// 0, 1, 2, … across all streams of the call, with no gaps.
     pub seq: u64,
-    #[serde(with = "serde_bytes")]
-    pub data: Vec<u8>,
+    /// `Bytes`, so the host's reader can hand out the chunk as a slice of
+    /// the frame it arrived in instead of a copy
+    /// ([`AsyncFrameReader::read_worker_message`](crate::AsyncFrameReader::read_worker_message)).
+    /// On the wire it is a MessagePack `bin`, as `serde_bytes` writes it.
+    pub data: bytes::Bytes,
 }
 
 /// A `WorkerMessage::Chunk` that borrows its bytes, for the worker's hot
 /// path: it encodes to exactly the same frame as the owned message (a test
 /// checks), without copying each 64 KiB piece into a fresh `Vec`.
-#[derive(Debug, Serialize)]
+///
+/// The host decodes it too, borrowing `data` from the frame's body, to find
+/// where a chunk's bytes lie in the frame without copying them.
+#[derive(Debug, Serialize, Deserialize)]
 pub enum ChunkRef<'a> {
     Chunk {
         stream: StreamId,
         seq: u64,
-        #[serde(with = "serde_bytes")]
+        #[serde(with = "serde_bytes", borrow)]
         data: &'a [u8],
     },
 }

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use bulkhead_ipc::frame::RETAINED_BUFFER_BYTES;
 use bulkhead_ipc::{
-    Chunk, DEFAULT_MAX_FRAME_BYTES, FrameError, FrameReader, HostMessage, StreamId, WorkerMessage,
+    AsyncFrameReader, Chunk, DEFAULT_MAX_FRAME_BYTES, FrameError, FrameReader, HostMessage,
+    StreamId, WorkerMessage,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -95,6 +96,15 @@ fn read_peak<T: serde::de::DeserializeOwned>(
     peak_during(|| FrameReader::new(bytes, CAP).read::<T>())
 }
 
+/// Peak allocation of the host's reader, `read_worker_message`, on the
+/// first frame of `bytes`. The runtime is built outside the measurement.
+fn host_read_peak(bytes: &[u8]) -> (Result<Option<WorkerMessage>, FrameError>, usize) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    peak_during(|| rt.block_on(AsyncFrameReader::new(bytes, CAP).read_worker_message()))
+}
+
 fn with_pad(prefix: &[u8], pad: &[u8]) -> Vec<u8> {
     let mut body = prefix.to_vec();
     body.extend_from_slice(pad);
@@ -148,6 +158,12 @@ fn reading_a_frame_allocates_a_bounded_amount() {
     let (r, peak) = read_peak::<WorkerMessage>(&over);
     assert!(matches!(r, Err(FrameError::Oversized { .. })), "{r:?}");
     assert!(peak < 64 * KIB, "cap+1 header allocated {peak} bytes");
+    let (r, peak) = host_read_peak(&over);
+    assert!(matches!(r, Err(FrameError::Oversized { .. })), "{r:?}");
+    assert!(
+        peak < 64 * KIB,
+        "cap+1 header allocated {peak} bytes by the host's reader"
+    );
 
     // --- Lengths claimed inside a small frame are not allocated.
     let pad = [0u8; 64];
@@ -191,19 +207,32 @@ fn reading_a_frame_allocates_a_bounded_amount() {
         peak <= CAP + 64 * KIB,
         "truncated cap-sized frame allocated {peak}"
     );
+    let (r, peak) = host_read_peak(&u32::try_from(CAP).unwrap().to_le_bytes());
+    assert!(matches!(r, Err(FrameError::Truncated { .. })), "{r:?}");
+    assert!(
+        peak <= CAP + 64 * KIB,
+        "truncated cap-sized frame allocated {peak} in the host's reader"
+    );
 
     // --- The largest legitimate-looking frame: a chunk filling the cap.
     // Body buffer + the decoder's copy + the message's own data.
     let big = WorkerMessage::Chunk(Chunk {
         stream: StreamId::Stdout,
         seq: 1,
-        data: vec![7; CAP - 32],
+        data: vec![7; CAP - 32].into(),
     });
     let mut frame = Vec::new();
     bulkhead_ipc::frame::encode_frame(&big, &mut frame, CAP).unwrap();
     let (r, peak) = read_peak::<WorkerMessage>(&frame);
     assert_eq!(r.unwrap().as_ref(), Some(&big));
     assert!(peak < 4 * CAP, "cap-sized chunk allocated {peak}");
+    // The host's reader keeps the frame as the chunk: about one cap.
+    let (r, peak) = host_read_peak(&frame);
+    assert_eq!(r.unwrap().as_ref(), Some(&big));
+    assert!(
+        peak < CAP + 64 * KIB,
+        "cap-sized chunk allocated {peak} in the host's reader"
+    );
     drop(big);
 
     // --- A reader gives back a big frame's buffer once a small one follows.
@@ -239,7 +268,8 @@ fn reading_a_frame_allocates_a_bounded_amount() {
             let bytes = framed(&body);
             let (_, peak_w) = read_peak::<WorkerMessage>(&bytes);
             let (_, peak_h) = read_peak::<HostMessage>(&bytes);
-            let peak = peak_w.max(peak_h);
+            let (_, peak_host) = host_read_peak(&bytes);
+            let peak = peak_w.max(peak_h).max(peak_host);
             worst.set(worst.get().max(peak));
             prop_assert!(
                 peak < 4 * CAP,

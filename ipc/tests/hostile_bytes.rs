@@ -69,7 +69,7 @@ fn seeds() -> Vec<Vec<u8>> {
         WorkerMessage::Chunk(Chunk {
             stream: StreamId::Stderr,
             seq: 300,
-            data: (0..=255).collect(),
+            data: (0..=255).collect::<Vec<u8>>().into(),
         }),
         WorkerMessage::Progress(Progress {
             message: "files".into(),

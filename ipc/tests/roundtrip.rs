@@ -141,7 +141,7 @@ fn chunk() -> impl Strategy<Value = Chunk> {
     (stream_id(), any::<u64>(), chunk_data()).prop_map(|(stream, seq, data)| Chunk {
         stream,
         seq,
-        data,
+        data: data.into(),
     })
 }
 
@@ -275,6 +275,41 @@ where
     })
 }
 
+/// Writes `msgs` as the worker does (chunks through `write_chunk`), sends
+/// them through a duplex with a small buffer, and reads them with the
+/// host's `read_worker_message`, whose chunks are slices of their frames.
+fn host_path_roundtrip(msgs: &[WorkerMessage], duplex_buf: usize) -> Vec<WorkerMessage> {
+    let mut bytes = Vec::new();
+    let mut writer = FrameWriter::new(&mut bytes, MAX);
+    for msg in msgs {
+        match msg {
+            WorkerMessage::Chunk(c) => writer.write_chunk(c.stream, c.seq, &c.data),
+            other => writer.write(other),
+        }
+        .expect("write");
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (mut a, b) = tokio::io::duplex(duplex_buf);
+        let write = async move {
+            tokio::io::AsyncWriteExt::write_all(&mut a, &bytes)
+                .await
+                .expect("duplex write");
+        };
+        let read = async move {
+            let mut reader = AsyncFrameReader::new(b, MAX);
+            let mut out = Vec::new();
+            while let Some(msg) = reader.read_worker_message().await.expect("async read") {
+                out.push(msg);
+            }
+            out
+        };
+        tokio::join!(write, read).1
+    })
+}
+
 // --------------------------------------------------------------------- tests
 
 proptest! {
@@ -324,6 +359,11 @@ proptest! {
     #[test]
     fn worker_messages_async(msgs in vec(worker_message(), 1..8), buf in 1usize..(128 << 10)) {
         prop_assert_eq!(async_roundtrip(&msgs, buf), msgs);
+    }
+
+    #[test]
+    fn worker_messages_by_the_host_path(msgs in vec(worker_message(), 1..8), buf in 1usize..(128 << 10)) {
+        prop_assert_eq!(host_path_roundtrip(&msgs, buf), msgs);
     }
 }
 
@@ -384,7 +424,7 @@ fn every_variant_once_sync_and_async() {
         WorkerMessage::Chunk(Chunk {
             stream: StreamId::Stderr,
             seq: 0,
-            data: vec![0xc1; MAX_CHUNK_BYTES],
+            data: vec![0xc1; MAX_CHUNK_BYTES].into(),
         }),
         WorkerMessage::Progress(Progress {
             message: "searched 1200 files".into(),
@@ -430,7 +470,7 @@ fn encode_respects_cap() {
     let big = WorkerMessage::Chunk(Chunk {
         stream: StreamId::Stdout,
         seq: 0,
-        data: vec![1; MAX_CHUNK_BYTES],
+        data: vec![1; MAX_CHUNK_BYTES].into(),
     });
     let mut out = vec![0xaa];
     encode_frame(&big, &mut out, MAX).unwrap();
@@ -463,7 +503,7 @@ fn borrowed_chunk_encodes_like_the_owned_one() {
     let owned = WorkerMessage::Chunk(Chunk {
         stream: StreamId::Stderr,
         seq: 42,
-        data: data.clone(),
+        data: data.clone().into(),
     });
     let borrowed = ChunkRef::Chunk {
         stream: StreamId::Stderr,

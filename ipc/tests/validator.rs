@@ -19,7 +19,7 @@ fn chunk(seq: u64, len: usize) -> WorkerMessage {
         // Alternate streams: seq is shared by both.
         stream: [StreamId::Stdout, StreamId::Stderr][(seq % 2) as usize],
         seq,
-        data: vec![b'x'; len],
+        data: vec![b'x'; len].into(),
     })
 }
 

@@ -13,7 +13,6 @@ use bulkhead_ipc::{
     Confinement, HostMessage, Invoke, PROTOCOL_VERSION, ToolExit, WorkerMessage,
     WorkerStreamValidator,
 };
-use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -431,7 +430,7 @@ impl<'a> Supervisor<'a> {
                 self.streamed_bytes += chunk.data.len() as u64;
                 let _ = events.send(CallEvent::Output {
                     stream: chunk.stream,
-                    data: Bytes::from(chunk.data),
+                    data: chunk.data,
                 });
                 let seen = self.streamed_bytes;
                 self.live.send_modify(|l| l.bytes_seen = seen);
@@ -446,7 +445,7 @@ impl<'a> Supervisor<'a> {
                         reason: KillReason::Output,
                     });
                 }
-                let data = Bytes::from(chunk.data);
+                let data = chunk.data;
                 if let Some(kept) = self.output.push(chunk.stream, data) {
                     // The receiver may be gone (a caller that only awaits
                     // the report); the bytes are in `output` either way.

@@ -24,7 +24,7 @@ fn chunk(seq: u64, len: usize) -> Vec<u8> {
     frame(&WorkerMessage::Chunk(Chunk {
         stream: StreamId::Stdout,
         seq,
-        data: vec![b'x'; len],
+        data: vec![b'x'; len].into(),
     }))
 }
 

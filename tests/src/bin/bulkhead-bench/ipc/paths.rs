@@ -69,7 +69,7 @@ pub fn frames(rt: &tokio::runtime::Runtime) -> Duration {
             .with_body_timeout(BODY_TIMEOUT);
         let (mut bytes, mut next) = (0u64, 0u64);
         while let Some(msg) = reader
-            .read::<WorkerMessage>()
+            .read_worker_message()
             .await
             .expect("cannot read a frame")
         {

@@ -246,7 +246,7 @@ async fn direct_call(worker: &Path, args_json: &str, call_id: u64) -> Duration {
     let mut reader = AsyncFrameReader::new(channel.from_worker, DEFAULT_MAX_FRAME_BYTES);
     loop {
         match reader
-            .read::<WorkerMessage>()
+            .read_worker_message()
             .await
             .expect("bad frame from the worker")
         {
