@@ -48,9 +48,16 @@ fn a_run_removes_its_cgroups_and_temp_dir_before_it_exits() {
                 parent.display()
             );
         }
-        let tmp_prefix = format!("bulkhead-tmp-{pid}-");
-        let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
-            .expect("temp dir")
+        // Calls' temp dirs are `<host pid>-<call id>` in `bulkhead-<uid>`.
+        let tmp_prefix = format!("{pid}-");
+        let uid = nix::unistd::geteuid().as_raw();
+        let parent = std::env::temp_dir().join(format!("bulkhead-{uid}"));
+        // Absent until a sandboxed call has run (`trusted` makes none).
+        let entries = match std::fs::read_dir(&parent) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && policy == "trusted" => continue,
+            r => r.expect("the calls' temp dir parent"),
+        };
+        let left: Vec<_> = entries
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| n.starts_with(&tmp_prefix))
