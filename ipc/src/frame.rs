@@ -9,6 +9,8 @@
 //! - A reader keeps one body buffer. It grows to the largest frame read so
 //!   far (never past the cap) and shrinks back after a frame larger than
 //!   [`RETAINED_BUFFER_BYTES`], so an idle connection holds little.
+//!   [`AsyncFrameReader::read_worker_message`] keeps none: each frame gets a
+//!   buffer of its own, which a chunk then holds as its data.
 //! - Decoding a body allocates while building the message. Byte buffers and
 //!   strings never exceed the body (`rmp_serde` borrows them from the body,
 //!   failing when a length overruns it, and serde copies what it borrowed), but serde

@@ -22,11 +22,10 @@ pub struct AsyncFrameReader<R> {
     /// zeroed first.
     body: Vec<u8>,
     body_timeout: Option<std::time::Duration>,
-    /// The start of the next frame's header, read together with the body
-    /// before it: each body read asks for the next header as well, so a
-    /// stream of frames costs one `read` per frame, not two.
-    next_header: [u8; HEADER_BYTES],
-    next_header_len: usize,
+    /// The next frame's header, or the start of it: each body read asks for
+    /// the next header as well, so a stream of frames costs one `read` per
+    /// frame, not two. At most [`HEADER_BYTES`], its whole capacity.
+    header: Vec<u8>,
 }
 
 impl<R: AsyncRead + Unpin> AsyncFrameReader<R> {
@@ -36,8 +35,7 @@ impl<R: AsyncRead + Unpin> AsyncFrameReader<R> {
             max,
             body: Vec::new(),
             body_timeout: None,
-            next_header: [0; HEADER_BYTES],
-            next_header_len: 0,
+            header: Vec::with_capacity(HEADER_BYTES),
         }
     }
 
@@ -99,18 +97,24 @@ impl<R: AsyncRead + Unpin> AsyncFrameReader<R> {
     /// Reads one frame's body into `body` (empty on entry; it ends holding
     /// exactly the body). `Ok(false)` is a clean end of stream.
     async fn read_body(&mut self, body: &mut Vec<u8>) -> Result<bool, FrameError> {
-        let mut header = self.next_header;
-        let mut got = std::mem::take(&mut self.next_header_len);
-        read_at_least(&mut self.inner, &mut header, HEADER_BYTES, &mut got).await?;
-        if got == 0 {
-            return Ok(false);
-        }
-        if got < HEADER_BYTES {
-            return Err(FrameError::Truncated {
-                expected: HEADER_BYTES,
-                got,
-            });
-        }
+        read_into_spare(
+            &mut self.inner,
+            &mut self.header,
+            HEADER_BYTES,
+            HEADER_BYTES,
+        )
+        .await?;
+        let header: [u8; HEADER_BYTES] = match self.header[..].try_into() {
+            Ok(header) => header,
+            Err(_) if self.header.is_empty() => return Ok(false),
+            Err(_) => {
+                return Err(FrameError::Truncated {
+                    expected: HEADER_BYTES,
+                    got: self.header.len(),
+                });
+            }
+        };
+        self.header.clear();
         let len = check_header(header, self.max)?;
         // Room for the body and the next frame's header (see
         // `next_header`); the cap was checked on `len` above.
@@ -133,9 +137,7 @@ impl<R: AsyncRead + Unpin> AsyncFrameReader<R> {
         if got < len {
             return Err(FrameError::Truncated { expected: len, got });
         }
-        let extra = got - len;
-        self.next_header[..extra].copy_from_slice(&body[len..]);
-        self.next_header_len = extra;
+        self.header.extend_from_slice(&body[len..]);
         body.truncate(len);
         Ok(true)
     }
@@ -156,27 +158,6 @@ fn chunk_in_place(body: &[u8]) -> Option<(crate::StreamId, u64, usize)> {
     let mut head = Vec::with_capacity(HEADER_BYTES + at);
     encode_chunk_head(stream, seq, data.len(), &mut head).ok()?;
     (head[HEADER_BYTES..] == body[..at]).then_some((stream, seq, at))
-}
-
-/// Reads into `buf` until at least `min` bytes are in it (or EOF), taking
-/// whatever more the stream has ready up to `buf`'s end. Keeps the count in
-/// `filled`, so a caller that gives up (timeout) can say how far it got.
-async fn read_at_least(
-    r: &mut (impl AsyncRead + Unpin),
-    buf: &mut [u8],
-    min: usize,
-    filled: &mut usize,
-) -> io::Result<usize> {
-    while *filled < min {
-        match r.read(&mut buf[*filled..]).await {
-            Ok(0) => break,
-            Ok(n) => *filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if peer_closed(&e) => break,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(*filled)
 }
 
 /// Appends to `buf` until it holds at least `min` bytes (or EOF), taking
