@@ -81,13 +81,13 @@ fn a_hostile_mcp_server_is_stopped_like_a_hostile_tool() {
         (
             vec!["tcp_connect", "--addr", &tcp],
             Check::Barrier(
-                &["net_ns", "landlock_tcp", "seccomp_inet"],
+                &["net_ns", "landlock_tcp", "seccomp_net"],
                 &["ENETUNREACH", "EACCES", "EPERM"],
             ),
         ),
         (
             vec!["dns", "--server", &dns, "--name", "example.test"],
-            Check::Barrier(&["net_ns", "seccomp_inet"], &["ENETUNREACH", "EPERM"]),
+            Check::Barrier(&["net_ns", "seccomp_net"], &["ENETUNREACH", "EPERM"]),
         ),
         (
             vec!["signal_host", "--pid", &host],

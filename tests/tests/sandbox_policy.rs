@@ -87,9 +87,15 @@ fn reports_say_which_policy_and_mechanisms_guarded_the_call() {
         .iter()
         .map(|m| m["mechanism"].as_str().unwrap())
         .collect();
-    for wanted in ["net_ns", "pid_ns", "capabilities", "landlock_fs", "seccomp"] {
+    for wanted in ["pid_ns", "capabilities", "landlock_fs", "seccomp"] {
         assert!(names.contains(&wanted), "{wanted} missing from {names:?}");
     }
+    // Network `none`: the socket allowlist where Landlock can scope
+    // abstract sockets, a namespace elsewhere; either way it is on record.
+    assert!(
+        names.contains(&"seccomp_net") || names.contains(&"net_ns"),
+        "no network mechanism in {names:?}"
+    );
     // Whatever this machine lacks is listed, never dropped.
     let missing: Vec<&str> = e["sandbox"]
         .as_array()

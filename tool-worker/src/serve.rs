@@ -83,12 +83,16 @@ pub fn serve(expected_parent: Option<i32>) -> io::Result<()> {
 
     // The sandbox is built in two steps around the start of our threads:
     // see `sandbox` for why.
-    let pending = invoke.sandbox.as_ref().map(sandbox::begin);
+    let spawns_processes = tool.spawns_processes();
+    let pending = invoke
+        .sandbox
+        .as_ref()
+        .map(|spec| sandbox::begin(spec, spawns_processes));
     let watch = termination.start()?;
     let shared = Shared::with_credit(opening_credit);
     let input = std::sync::Arc::new(InputQueue::new()?);
     channel::spawn_reader(reader, watch, shared.clone(), input.clone())?;
-    let sandbox = match pending.map(|p| p.finish(tool.spawns_processes())) {
+    let sandbox = match pending.map(sandbox::Pending::finish) {
         None => Vec::new(),
         Some(Ok(states)) => states,
         Some(Err(refused)) => {

@@ -99,14 +99,19 @@ pub fn resolve(policy: &Policy, ctx: &ResolveContext) -> Result<CallPolicy, Poli
                 denied.extend(HOME_SECRETS.iter().map(|s| tilde(s, home)));
             }
             denied.extend(expand_all(deny, ctx, "denied path")?);
-            let scanned = ctx
+            // The workspace is usually a write root too: list it once.
+            let mut scanned: Vec<&Path> = Vec::new();
+            let candidates = ctx
                 .home
                 .iter()
                 .chain(ctx.workspace.iter())
                 .chain(read_roots.iter())
                 .chain(write_roots.iter());
-            for dir in scanned {
-                denied.extend(env_files(dir));
+            for dir in candidates {
+                if !scanned.contains(&dir.as_path()) {
+                    scanned.push(dir);
+                    denied.extend(env_files(dir));
+                }
             }
             let mut deny: Vec<String> = denied
                 .iter()

@@ -3,16 +3,21 @@
 //!
 //! Order matters, and each step says why it comes where it does.
 //! [`begin`] runs while the worker is single-threaded:
-//! 1. user namespace: the kernel refuses it to a multi-threaded process,
-//!    and the later namespaces need no privilege inside it;
-//! 2. network namespace (`lo` up for `loopback`).
+//! 1. user namespace, when another namespace follows: the kernel refuses
+//!    it to a multi-threaded process, and the later namespaces need no
+//!    privilege inside it;
+//! 2. network namespace, for `loopback` (with `lo` up), and for `none`
+//!    only where the filters of steps 5 and 6 cannot stand in for it (see
+//!    [`none_by_filters`]).
 //!
 //! The worker then starts its two service threads (signals, host reader),
 //! because after step 3 it may start none. [`Pending::finish`] follows:
 //! 3. PID, IPC and UTS namespaces, only for a tool that starts processes;
 //! 4. capabilities dropped: the namespaces were what they were needed for;
-//! 5. Landlock: filesystem rules, TCP for `none`, signal scoping;
-//! 6. seccomp last, on every thread, since it denies `unshare` itself.
+//! 5. Landlock: filesystem rules, TCP for `none`, signal and abstract
+//!    socket scoping;
+//! 6. seccomp last, on every thread, since it denies `unshare` itself; for
+//!    `none`, its socket-family allowlist.
 //!
 //! # Caveats
 //! - Capabilities and Landlock apply to the thread that sets them and to
@@ -48,17 +53,27 @@ pub struct Refused {
 #[derive(Debug)]
 pub struct Pending {
     spec: SandboxSpec,
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    spawns_processes: bool,
     states: Vec<MechanismState>,
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     net_ns: bool,
+    /// Network `none` rests on the filters, by choice rather than as the
+    /// fallback for a missing namespace.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    none_by_filters: bool,
 }
 
 /// Builds the part of the sandbox that needs a single-threaded process.
-pub fn begin(spec: &SandboxSpec) -> Pending {
+/// `spawns_processes`: the tool starts programs (`shell`, an MCP server),
+/// which then get PID, IPC and UTS namespaces.
+pub fn begin(spec: &SandboxSpec, spawns_processes: bool) -> Pending {
     let mut pending = Pending {
+        spawns_processes,
         spec: spec.clone(),
         states: Vec::new(),
         net_ns: false,
+        none_by_filters: false,
     };
     build_first(&mut pending);
     pending
@@ -67,8 +82,8 @@ pub fn begin(spec: &SandboxSpec) -> Pending {
 impl Pending {
     /// Builds the rest. `Ok` carries one state per mechanism; `Err` means
     /// the policy is `require` and something it needs is missing.
-    pub fn finish(mut self, spawns_processes: bool) -> Result<Vec<MechanismState>, Refused> {
-        build_rest(&mut self, spawns_processes);
+    pub fn finish(mut self) -> Result<Vec<MechanismState>, Refused> {
+        build_rest(&mut self);
         verdict(&self.spec, self.states)
     }
 }
@@ -115,7 +130,7 @@ fn state(mechanism: &str, requested: bool, result: Result<String, String>) -> Me
 fn build_first(_: &mut Pending) {}
 
 #[cfg(not(target_os = "linux"))]
-fn build_rest(p: &mut Pending, _spawns_processes: bool) {
+fn build_rest(p: &mut Pending) {
     let why = || Err(format!("not available on {}", std::env::consts::OS));
     let spec = &p.spec;
     p.states = vec![
@@ -126,11 +141,38 @@ fn build_rest(p: &mut Pending, _spawns_processes: bool) {
     ];
 }
 
+/// Landlock ABI that scopes abstract Unix sockets to the sandbox.
+#[cfg(target_os = "linux")]
+const SCOPE_ABI: i32 = 6;
+
+/// Whether network `none` can rest on the filters alone, without a network
+/// namespace: seccomp refuses `socket()` for every family but Unix and
+/// route netlink (so no Internet socket exists to use, loopback included,
+/// which `none` keeps down anyway), Landlock refuses TCP as a second wall,
+/// and Landlock's scoping (ABI 6) keeps the tool from the host's abstract
+/// Unix sockets, the one thing a namespace isolated that the filters would
+/// not. What the namespace added beyond that was its own `/proc/net`, and
+/// without a mount namespace every host process's `/proc/<pid>/net` stays
+/// readable either way. The namespace cost ~0.6 ms of kernel time to build
+/// and as much again to tear down (in a kworker), on every call.
+///
+/// A policy that turns seccomp off keeps the namespace.
+#[cfg(target_os = "linux")]
+fn none_by_filters(spec: &SandboxSpec) -> bool {
+    spec.network == NetworkMode::None
+        && spec.seccomp
+        && fs_rules::kernel_abi().is_ok_and(|abi| abi >= SCOPE_ABI)
+}
+
 #[cfg(target_os = "linux")]
 fn build_first(p: &mut Pending) {
     let spec = &p.spec;
-    let wants_net_ns = spec.network != NetworkMode::Full;
-    if wants_net_ns || spec.isolate_processes {
+    p.none_by_filters = none_by_filters(spec);
+    let wants_net_ns = spec.network != NetworkMode::Full && !p.none_by_filters;
+    // The user namespace is for making the others: a tool that gets none
+    // (an in-process one under `none` by filters) is spared it.
+    let wants_pid_ns = spec.isolate_processes && p.spawns_processes;
+    if wants_net_ns || wants_pid_ns {
         // Without a user namespace root can still unshare; anyone else
         // cannot, and the steps below will say so.
         let note = match namespaces::enter_user_ns() {
@@ -154,8 +196,9 @@ fn build_first(p: &mut Pending) {
 }
 
 #[cfg(target_os = "linux")]
-fn build_rest(p: &mut Pending, spawns_processes: bool) {
+fn build_rest(p: &mut Pending) {
     let spec = &p.spec;
+    let spawns_processes = p.spawns_processes;
     let out = &mut p.states;
     if spec.isolate_processes {
         let r = if spawns_processes {
@@ -179,21 +222,25 @@ fn build_rest(p: &mut Pending, spawns_processes: bool) {
             scope: true,
         },
     );
-    push_landlock(out, spec, &landlock);
+    push_landlock(out, spec, &landlock, p.none_by_filters);
 
-    // Without a network namespace, `none` falls back to refusing Internet
-    // sockets here.
-    let deny_inet = deny_tcp && !p.net_ns;
-    if spec.seccomp || deny_inet {
-        let r = seccomp::install(deny_inet).map(|()| seccomp::describe(deny_inet));
-        if deny_inet {
+    // `none` without a namespace, by choice or because it is missing.
+    let socket_allowlist = deny_tcp && !p.net_ns;
+    if spec.seccomp || socket_allowlist {
+        let r = seccomp::install(socket_allowlist).map(|()| seccomp::describe(socket_allowlist));
+        if socket_allowlist {
+            let why = if p.none_by_filters {
+                "network none without a namespace; Landlock scopes abstract sockets"
+            } else {
+                "the fallback for a missing network namespace"
+            };
             out.push(state(
-                "seccomp_inet",
+                "seccomp_net",
                 true,
                 r.clone().map(|_| {
-                    "socket(AF_INET, AF_INET6, AF_PACKET) refused: the fallback for a missing \
-                     network namespace"
-                        .into()
+                    format!(
+                        "socket() refused for every family but AF_UNIX and route netlink: {why}"
+                    )
                 }),
             ));
             if let Some(n) = out.iter_mut().find(|s| s.mechanism == "net_ns") {
@@ -207,7 +254,12 @@ fn build_rest(p: &mut Pending, spawns_processes: bool) {
 }
 
 #[cfg(target_os = "linux")]
-fn push_landlock(out: &mut Vec<MechanismState>, spec: &SandboxSpec, ll: &fs_rules::LandlockResult) {
+fn push_landlock(
+    out: &mut Vec<MechanismState>,
+    spec: &SandboxSpec,
+    ll: &fs_rules::LandlockResult,
+    scope_required: bool,
+) {
     use landlock::RulesetStatus;
     let in_force = matches!(
         ll.status,
@@ -251,16 +303,17 @@ fn push_landlock(out: &mut Vec<MechanismState>, spec: &SandboxSpec, ll: &fs_rule
         } else {
             Err(why_not())
         };
-        // A second wall behind the network namespace, for TCP only; the
-        // named fallback when the namespace is missing is `seccomp_inet`.
+        // A second wall, for TCP only, behind the namespace or the socket
+        // allowlist (`seccomp_net`).
         out.push(state("landlock_tcp", false, r));
     }
-    let r = if in_force && ll.abi >= 6 {
+    let r = if in_force && ll.abi >= SCOPE_ABI {
         Ok("no signals or abstract Unix sockets to processes outside the sandbox".to_owned())
     } else {
         Err(why_not())
     };
-    out.push(state("landlock_scope", false, r));
+    // An extra wall, unless network `none` rests on it for abstract sockets.
+    out.push(state("landlock_scope", scope_required, r));
 }
 
 #[cfg(test)]

@@ -76,6 +76,7 @@ pub fn run() -> Vec<Probe> {
                     .map(|()| "filters install (EPERM for the denied set)".into())
             }),
         ),
+        row("seccomp_net", in_child(socket_allowlist_holds)),
     ];
     for r in &mut rows {
         r.detail = format!(
@@ -85,6 +86,25 @@ pub fn run() -> Vec<Probe> {
         );
     }
     rows
+}
+
+/// Network `none`'s socket allowlist, installed and then tried: an
+/// Internet socket must be refused, a Unix one must still work.
+fn socket_allowlist_holds() -> Result<String, String> {
+    nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
+    seccomp::install(true)?;
+    let inet = std::net::UdpSocket::bind("127.0.0.1:0");
+    let unix = std::os::unix::net::UnixDatagram::unbound();
+    match (inet, unix) {
+        (Err(e), Ok(_)) if e.raw_os_error() == Some(libc::EPERM) => {
+            Ok("socket() refused for every family but AF_UNIX and route netlink".into())
+        }
+        (inet, unix) => Err(format!(
+            "the allowlist does not hold: AF_INET {}, AF_UNIX {}",
+            inet.map_or_else(|e| e.to_string(), |_| "allowed".into()),
+            unix.map_or_else(|e| e.to_string(), |_| "allowed".into())
+        )),
+    }
 }
 
 fn row(mechanism: &'static str, r: Result<String, String>) -> Probe {

@@ -72,22 +72,32 @@ const NAMESPACE_FLAGS: &[u64] = &[
 #[allow(clippy::unnecessary_cast)]
 const DENIED_IOCTLS: &[u64] = &[libc::TIOCSTI as u64, libc::TIOCLINUX as u64];
 
-/// Socket families refused when the network namespace is missing and the
-/// policy says `none`: the fallback the issue names.
-const DENIED_FAMILIES: &[u64] = &[
-    libc::AF_INET as u64,
-    libc::AF_INET6 as u64,
-    libc::AF_PACKET as u64,
-];
+/// Under network `none`, `socket()` works for these families only: a tool
+/// still gets Unix sockets (its own IPC, `socketpair`, local daemons it may
+/// reach by path) and a route netlink socket, which `getifaddrs` (Node's
+/// `os.networkInterfaces`, glibc's `AI_ADDRCONFIG`) opens to list
+/// interfaces. Reading interfaces and routes shows nothing `/sys/class/net`
+/// does not, and changing them needs `CAP_NET_ADMIN` in the host's network
+/// namespace, which no worker has. Every other family (Internet, packet,
+/// vsock, `AF_ALG` and the rest of the kernel's socket surface) is refused.
+const ALLOWED_FAMILY: u64 = libc::AF_UNIX as u64;
+const NETLINK: u64 = libc::AF_NETLINK as u64;
+const NETLINK_ROUTE: u64 = libc::NETLINK_ROUTE as u64;
 
 /// What the filter covers, for the report.
-pub fn describe(deny_inet: bool) -> String {
+pub fn describe(socket_allowlist: bool) -> String {
     let names: Vec<&str> = DENIED.iter().map(|(n, _)| *n).collect();
     format!(
-        "EPERM for {}; TIOCSTI/TIOCLINUX ioctls; clone with namespace flags{}; clone3 answers ENOSYS so libc falls back to clone",
+        "EPERM for {}; TIOCSTI/TIOCLINUX ioctls; clone with namespace flags{}; clone3 answers \
+         ENOSYS so libc falls back to clone{}",
         names.join(" "),
-        if deny_inet {
-            "; socket(AF_INET, AF_INET6, AF_PACKET)"
+        if socket_allowlist {
+            "; socket() for every family but AF_UNIX and route netlink"
+        } else {
+            ""
+        },
+        if cfg!(target_arch = "x86_64") {
+            "; x32 system calls answer ENOSYS"
         } else {
             ""
         }
@@ -96,9 +106,10 @@ pub fn describe(deny_inet: bool) -> String {
 
 /// Installs the filters on every thread of the worker (TSYNC); processes
 /// started later inherit them. Needs no_new_privs, which `confine` sets.
-pub fn install(deny_inet: bool) -> Result<(), String> {
+/// `socket_allowlist` adds the socket-family allowlist of network `none`.
+pub fn install(socket_allowlist: bool) -> Result<(), String> {
     let arch = target_arch()?;
-    let main = build_main(arch, deny_inet).map_err(|e| format!("seccomp filter: {e}"))?;
+    let main = build_main(arch, socket_allowlist).map_err(|e| format!("seccomp filter: {e}"))?;
     // clone3 passes its flags in memory, out of a filter's reach, so it is
     // refused as if the kernel lacked it; libc then uses clone, whose flags
     // the main filter checks.
@@ -111,10 +122,17 @@ pub fn install(deny_inet: bool) -> Result<(), String> {
     .and_then(BpfProgram::try_from)
     .map_err(|e| format!("seccomp clone3 filter: {e}"))?;
     seccompiler::apply_filter_all_threads(&main).map_err(|e| format!("seccomp: {e}"))?;
-    seccompiler::apply_filter_all_threads(&clone3).map_err(|e| format!("seccomp (clone3): {e}"))
+    seccompiler::apply_filter_all_threads(&clone3).map_err(|e| format!("seccomp (clone3): {e}"))?;
+    #[cfg(target_arch = "x86_64")]
+    seccompiler::apply_filter_all_threads(&x32_guard())
+        .map_err(|e| format!("seccomp (x32): {e}"))?;
+    Ok(())
 }
 
-fn build_main(arch: TargetArch, deny_inet: bool) -> Result<BpfProgram, seccompiler::BackendError> {
+fn build_main(
+    arch: TargetArch,
+    socket_allowlist: bool,
+) -> Result<BpfProgram, seccompiler::BackendError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
         DENIED.iter().map(|(_, nr)| (*nr, Vec::new())).collect();
     let masked = |arg: u8, bit: u64| {
@@ -144,13 +162,28 @@ fn build_main(arch: TargetArch, deny_inet: bool) -> Result<BpfProgram, seccompil
             .map(|&req| equal(1, SeccompCmpArgLen::Dword, req))
             .collect::<Result<_, _>>()?,
     );
-    if deny_inet {
+    if socket_allowlist {
+        // A rule denies when all its conditions hold; the rules of one call
+        // are alternatives. The family and protocol are `int`s.
+        let cond = |arg: u8, op: SeccompCmpOp, value: u64| {
+            SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value)
+        };
+        let other_family = SeccompRule::new(vec![
+            cond(0, SeccompCmpOp::Ne, ALLOWED_FAMILY)?,
+            cond(0, SeccompCmpOp::Ne, NETLINK)?,
+        ])?;
+        let other_netlink = SeccompRule::new(vec![
+            cond(0, SeccompCmpOp::Eq, NETLINK)?,
+            cond(2, SeccompCmpOp::Ne, NETLINK_ROUTE)?,
+        ])?;
+        rules.insert(libc::SYS_socket, vec![other_family, other_netlink]);
         rules.insert(
-            libc::SYS_socket,
-            DENIED_FAMILIES
-                .iter()
-                .map(|&fam| equal(0, SeccompCmpArgLen::Dword, fam))
-                .collect::<Result<_, _>>()?,
+            libc::SYS_socketpair,
+            vec![SeccompRule::new(vec![cond(
+                0,
+                SeccompCmpOp::Ne,
+                ALLOWED_FAMILY,
+            )?])?],
         );
     }
     let filter = SeccompFilter::new(
@@ -173,4 +206,205 @@ fn target_arch() -> Result<TargetArch, String> {
             std::env::consts::ARCH
         )
     })
+}
+
+/// x32 system calls: x86_64's arch value with bit 30 set in the number. The
+/// filters above match numbers exactly, so on a kernel built with x32 a
+/// denied call would get through under its x32 number; this refuses them
+/// all, since nothing bulkhead runs is built for x32. Hand-written because
+/// a number *range* is beyond seccompiler's rules. Other architectures are
+/// left to the main filter, which kills them.
+#[cfg(target_arch = "x86_64")]
+fn x32_guard() -> BpfProgram {
+    use seccompiler::sock_filter;
+    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+    // EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE, from <linux/audit.h>.
+    const AUDIT_ARCH_X86_64: u32 = 62 | 0x8000_0000 | 0x4000_0000;
+    // Offsets in `struct seccomp_data`.
+    const NR: u32 = 0;
+    const ARCH: u32 = 4;
+    let op = |code: u32, jt: u8, jf: u8, k: u32| sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    let load = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let ret = libc::BPF_RET | libc::BPF_K;
+    vec![
+        op(load, 0, 0, ARCH),
+        // Not x86_64: skip to the allow.
+        op(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            0,
+            3,
+            AUDIT_ARCH_X86_64,
+        ),
+        op(load, 0, 0, NR),
+        op(
+            libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K,
+            0,
+            1,
+            X32_SYSCALL_BIT,
+        ),
+        op(ret, 0, 0, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+        op(ret, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `f` in a forked child with the filters installed; its exit code
+    /// is `f`'s answer. The child only makes syscalls before `_exit`, which
+    /// is what makes forking a threaded test process safe.
+    fn filtered(socket_allowlist: bool, f: fn() -> i32) -> i32 {
+        // SAFETY: see above.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let code = match nix::sys::prctl::set_no_new_privs()
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| install(socket_allowlist))
+                {
+                    Ok(()) => f(),
+                    Err(_) => 99,
+                };
+                // SAFETY: leave without running the test harness's handlers.
+                unsafe { libc::_exit(code) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                match nix::sys::wait::waitpid(child, None).unwrap() {
+                    nix::sys::wait::WaitStatus::Exited(_, code) => code,
+                    other => panic!("filtered child ended with {other:?}"),
+                }
+            }
+        }
+    }
+
+    /// 0 if `socket(family, SOCK_STREAM or DGRAM, protocol)` works, else its errno.
+    fn socket_errno(family: i32, ty: i32, protocol: i32) -> i32 {
+        // SAFETY: plain syscalls on an fd we own.
+        unsafe {
+            let fd = libc::socket(family, ty | libc::SOCK_CLOEXEC, protocol);
+            if fd < 0 {
+                return *libc::__errno_location();
+            }
+            libc::close(fd);
+        }
+        0
+    }
+
+    #[test]
+    fn none_allows_unix_and_route_netlink_sockets_only() {
+        let eperm = libc::EPERM;
+        type Attempt = fn() -> i32;
+        let cases: [(&str, Attempt, i32); 6] = [
+            (
+                "AF_INET",
+                || socket_errno(libc::AF_INET, libc::SOCK_STREAM, 0),
+                eperm,
+            ),
+            (
+                "AF_INET6",
+                || socket_errno(libc::AF_INET6, libc::SOCK_DGRAM, 0),
+                eperm,
+            ),
+            (
+                "AF_PACKET",
+                || socket_errno(libc::AF_PACKET, libc::SOCK_DGRAM, 0),
+                eperm,
+            ),
+            (
+                "AF_NETLINK/NETLINK_AUDIT",
+                || socket_errno(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_AUDIT),
+                eperm,
+            ),
+            (
+                "AF_UNIX",
+                || socket_errno(libc::AF_UNIX, libc::SOCK_STREAM, 0),
+                0,
+            ),
+            (
+                "AF_NETLINK/NETLINK_ROUTE",
+                || socket_errno(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE),
+                0,
+            ),
+        ];
+        for (name, f, want) in cases {
+            assert_eq!(filtered(true, f), want, "socket({name})");
+        }
+        // Without the allowlist the filter leaves sockets alone.
+        let inet = || socket_errno(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert_eq!(
+            filtered(false, inet),
+            0,
+            "socket(AF_INET) without the allowlist"
+        );
+    }
+
+    #[test]
+    fn socketpair_is_unix_only_under_none() {
+        fn pair(family: i32) -> i32 {
+            let mut fds = [0; 2];
+            // SAFETY: fds has room for the pair.
+            let rc = unsafe { libc::socketpair(family, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) };
+            if rc < 0 {
+                // SAFETY: reads this thread's errno.
+                return unsafe { *libc::__errno_location() };
+            }
+            0
+        }
+        assert_eq!(filtered(true, || pair(libc::AF_UNIX)), 0);
+        assert_eq!(filtered(true, || pair(libc::AF_INET)), libc::EPERM);
+    }
+
+    /// The guard, run by a small interpreter of the instructions it uses:
+    /// on a kernel without x32, a real x32 call answers ENOSYS with or
+    /// without it, so only the program itself can show its jumps are right.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_x32_guard_refuses_x32_numbers_only() {
+        fn run(prog: &[seccompiler::sock_filter], nr: u32, arch: u32) -> u32 {
+            let (mut pc, mut acc) = (0usize, 0u32);
+            loop {
+                let i = &prog[pc];
+                let code = u32::from(i.code);
+                pc += 1;
+                match code {
+                    c if c == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS => {
+                        acc = if i.k == 0 { nr } else { arch };
+                    }
+                    c if c == libc::BPF_RET | libc::BPF_K => return i.k,
+                    c => {
+                        let taken = if c == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K {
+                            acc == i.k
+                        } else if c == libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K {
+                            acc >= i.k
+                        } else {
+                            panic!("unexpected instruction {code:#x}")
+                        };
+                        pc += usize::from(if taken { i.jt } else { i.jf });
+                    }
+                }
+            }
+        }
+        let prog = x32_guard();
+        let x86_64 = 62 | 0x8000_0000 | 0x4000_0000;
+        let enosys = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+        let getpid = libc::SYS_getpid as u32;
+        assert_eq!(run(&prog, getpid, x86_64), libc::SECCOMP_RET_ALLOW);
+        assert_eq!(run(&prog, 0x4000_0000 | getpid, x86_64), enosys);
+        // i386 (int 0x80) is the main filter's to kill, not this one's.
+        assert_eq!(
+            run(&prog, 0x4000_0000 | getpid, 3 | 0x4000_0000),
+            libc::SECCOMP_RET_ALLOW
+        );
+        // And the kernel takes it.
+        let getpid_works = || {
+            // SAFETY: a syscall without arguments.
+            i32::from(unsafe { libc::syscall(libc::SYS_getpid) } <= 0)
+        };
+        assert_eq!(filtered(false, getpid_works), 0);
+    }
 }

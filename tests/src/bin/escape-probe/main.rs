@@ -17,6 +17,7 @@
 //! symlink_secret --path P --link-dir D          D/link -> P, read through it
 //! write_outside  --path P                       create/append P (removed if created)
 //! tcp_connect    --addr IP:PORT                 connect, 3 s timeout
+//! abstract_connect --name N                     connect to the abstract Unix socket @N
 //! dns            [--server IP:PORT] --name N    UDP A query (default: resolv.conf, port 53)
 //! dns_libc       --name N                       getaddrinfo
 //! signal_host    --pid P                        kill(P, SIGCONT)
@@ -73,6 +74,7 @@ const ATTEMPTS: &[(&str, &[&str], Attempt)] = &[
     ),
     ("write_outside", &["path"], files::write_outside),
     ("tcp_connect", &["addr"], net::tcp_connect),
+    ("abstract_connect", &["name"], net::abstract_connect),
     ("dns", &["server", "name"], dns::dns),
     ("dns_libc", &["name"], dns::dns_libc),
     ("signal_host", &["pid"], procs::signal_host),

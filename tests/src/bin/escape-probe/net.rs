@@ -1,6 +1,11 @@
 //! `tcp_connect`: reach a listener on the host's loopback. An isolated
 //! network namespace has its own (down) loopback, so the expected failure is
 //! ENETUNREACH at connect; a seccomp filter on socket() fails earlier.
+//!
+//! `abstract_connect`: reach a host process's abstract Unix socket, which
+//! has no file for Landlock's filesystem rules to guard. A network
+//! namespace has its own abstract names (ECONNREFUSED: nothing listens
+//! there); Landlock's scoping refuses the connect (EPERM).
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -60,5 +65,23 @@ pub fn tcp_connect(args: &Args) -> Result<Report, String> {
                 &format!("getsockopt after {what}"),
             )),
         },
+    }
+}
+
+/// `abstract_connect --name N`
+pub fn abstract_connect(args: &Args) -> Result<Report, String> {
+    use std::os::linux::net::SocketAddrExt;
+    const ATTEMPT: &str = "abstract_connect";
+    let name = args.required("name")?;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+        .map_err(|e| format!("--name: {e}"))?;
+    match std::os::unix::net::UnixStream::connect_addr(&addr) {
+        Ok(_) => Ok(Report::escaped(ATTEMPT, format!("connected to @{name}"))),
+        Err(e) => Ok(Report::os_failure(
+            ATTEMPT,
+            "connect",
+            crate::report::io_errno(&e),
+            &format!("connect @{name}"),
+        )),
     }
 }
