@@ -11,6 +11,7 @@
 //! `cargo test -p bulkhead-tests --test escape -- --nocapture` prints one
 //! row of the escape matrix per attempt (BENCHMARKS.md keeps the table).
 
+mod builtin;
 mod files;
 mod kernel;
 mod mcp;

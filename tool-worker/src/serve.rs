@@ -83,11 +83,13 @@ pub fn serve(expected_parent: Option<i32>) -> io::Result<()> {
 
     // The sandbox is built in two steps around the start of our threads:
     // see `sandbox` for why.
-    let spawns_processes = tool.spawns_processes();
-    let pending = invoke
-        .sandbox
-        .as_ref()
-        .map(|spec| sandbox::begin(spec, spawns_processes));
+    let pending = invoke.sandbox.as_ref().map(|spec| {
+        let facts = sandbox::ToolFacts {
+            spawns_processes: tool.spawns_processes(),
+            paths: tool.paths_json(&invoke.args_json),
+        };
+        sandbox::begin(spec, facts)
+    });
     let watch = termination.start()?;
     let shared = Shared::with_credit(opening_credit);
     let input = std::sync::Arc::new(InputQueue::new()?);

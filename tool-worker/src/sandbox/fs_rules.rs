@@ -12,11 +12,28 @@
 //! - Carving lists directories when the call starts. An entry created later
 //!   beside a denied path (a new file in `$HOME` when `~/.ssh` is denied) is
 //!   not readable by the tool.
+//! - A directory that holds a denied path is allowed entry by entry, not
+//!   itself: a rule on it would let the tool list the denied directories'
+//!   contents (Landlock's `READ_DIR` reaches the whole hierarchy below), and
+//!   file names can be secrets too (`~/.password-store`). So `$HOME` under
+//!   `workspace`, or `/`, cannot be listed or searched as a whole; their
+//!   subdirectories can.
 //! - Symlinks met while carving are left out: access through a symlink is
 //!   checked by Landlock at its target, so a link into a denied directory
 //!   gives nothing, and a link to an allowed place loses nothing.
 //! - Landlock does not restrict `connect` to a named Unix socket, nor reads
 //!   of already-open fds. bulkhead closes every inherited fd.
+//!
+//! # Cost, and the tool's own roots
+//! Landlock checks every `open` by walking from the file up through its
+//! parent directories to the nearest one with a rule; each step looks the
+//! directory up among the rules and takes and drops a reference on it, and
+//! the directories near the top are shared by every thread of a parallel
+//! search. A search of `/tmp/x/tree` walks up to the rule carving makes
+//! on `/tmp`. [`nearest_rules`] adds a read rule on each path the tool
+//! names in its arguments (the search root), where that path is already
+//! readable in full: the walk then ends there, and the rule grants nothing
+//! the others did not.
 
 use std::path::{Path, PathBuf};
 
@@ -45,6 +62,8 @@ pub struct LandlockResult {
     pub status: Result<RulesetStatus, String>,
     pub read_rules: usize,
     pub write_rules: usize,
+    /// Rules [`nearest_rules`] added at the tool's own paths.
+    pub tool_rules: usize,
     pub skipped: Vec<String>,
 }
 
@@ -86,22 +105,26 @@ pub fn kernel_abi() -> Result<i32, String> {
 }
 
 /// Restricts this process (and everything it starts) to `rules`.
-pub fn restrict(rules: Option<&FsRules>, extras: Extras) -> LandlockResult {
+/// `tool_paths`: the paths the tool's arguments name (see
+/// [`nearest_rules`]).
+pub fn restrict(rules: Option<&FsRules>, extras: Extras, tool_paths: &[PathBuf]) -> LandlockResult {
     let abi = kernel_abi().unwrap_or(0);
     let mut result = LandlockResult {
         abi,
         status: Err(String::new()),
         read_rules: 0,
         write_rules: 0,
+        tool_rules: 0,
         skipped: Vec::new(),
     };
-    result.status = build_and_restrict(rules, extras, &mut result);
+    result.status = build_and_restrict(rules, extras, tool_paths, &mut result);
     result
 }
 
 fn build_and_restrict(
     rules: Option<&FsRules>,
     extras: Extras,
+    tool_paths: &[PathBuf],
     out: &mut LandlockResult,
 ) -> Result<RulesetStatus, String> {
     let err = |e: landlock::RulesetError| e.to_string();
@@ -124,9 +147,15 @@ fn build_and_restrict(
         let deny: Vec<PathBuf> = rules.deny.iter().map(PathBuf::from).collect();
         let read = carve_typed(&to_paths(&rules.read), &deny);
         let write = carve_typed(&to_paths(&rules.write), &deny);
+        let nearest = nearest_rules(tool_paths, read.iter().chain(&write), &deny);
         for (paths, access, count) in [
             (&read, AccessFs::from_read(TARGET_ABI), &mut out.read_rules),
             (&write, AccessFs::from_all(TARGET_ABI), &mut out.write_rules),
+            (
+                &nearest,
+                AccessFs::from_read(TARGET_ABI),
+                &mut out.tool_rules,
+            ),
         ] {
             for Carved { path, is_dir } in paths {
                 let fd = match PathFd::new(path) {
@@ -164,6 +193,41 @@ pub fn carve(roots: &[PathBuf], deny: &[PathBuf]) -> Vec<PathBuf> {
         .into_iter()
         .map(|c| c.path)
         .collect()
+}
+
+/// Read rules at `tool_paths`, each made canonical, for those already
+/// readable in full: beneath an allowed entry (read or write), with no
+/// denied path at or beneath them. Such a rule changes no access (its
+/// rights are a subset of its ancestor's), only where Landlock's walk up
+/// from an opened file ends. A path that is missing, denied, or not
+/// beneath an allowed entry gets no rule; the tool then meets the same
+/// answer it would have met anyway.
+pub fn nearest_rules<'a>(
+    tool_paths: &[PathBuf],
+    allowed: impl Iterator<Item = &'a Carved> + Clone,
+    deny: &[PathBuf],
+) -> Vec<Carved> {
+    let deny: Vec<PathBuf> = deny.iter().map(|d| d.components().collect()).collect();
+    let mut out: Vec<Carved> = Vec::new();
+    for path in tool_paths {
+        let Ok(path) = std::fs::canonicalize(path) else {
+            continue;
+        };
+        let covered = allowed
+            .clone()
+            .any(|a| a.path != path && is_under(&path, &a.path));
+        let near_denied = deny
+            .iter()
+            .any(|d| is_under(&path, d) || is_under(d, &path));
+        if covered && !near_denied && !out.iter().any(|c| c.path == path) {
+            let is_dir = path.is_dir();
+            out.push(Carved {
+                path,
+                is_dir: Some(is_dir),
+            });
+        }
+    }
+    out
 }
 
 /// A path to allow, and whether it is a directory when carving already
@@ -313,5 +377,73 @@ mod tests {
         let mut got = carve(&[root.to_path_buf()], &[root.join("a/b/.env")]);
         got.sort();
         assert_eq!(got, vec![root.join("a/b/main.rs"), root.join("a/top")]);
+    }
+
+    fn dir(path: PathBuf) -> Carved {
+        Carved {
+            path,
+            is_dir: Some(true),
+        }
+    }
+
+    fn nearest(paths: &[PathBuf], allowed: &[Carved], deny: &[PathBuf]) -> Vec<PathBuf> {
+        nearest_rules(paths, allowed.iter(), deny)
+            .into_iter()
+            .map(|c| c.path)
+            .collect()
+    }
+
+    #[test]
+    fn a_tool_path_beneath_an_allowed_dir_gets_a_rule() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(tmp.path()).unwrap();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("a/f"), "").unwrap();
+        let allowed = [dir(root.join("a"))];
+        let got = nearest(&[root.join("a/b"), root.join("a/f")], &allowed, &[]);
+        assert_eq!(got, vec![root.join("a/b"), root.join("a/f")]);
+        let rules = nearest_rules(&[root.join("a/f")], allowed.iter(), &[]);
+        assert_eq!(rules[0].is_dir, Some(false), "a file gets file rights only");
+    }
+
+    #[test]
+    fn a_tool_path_that_is_an_entry_outside_or_missing_gets_none() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(tmp.path()).unwrap();
+        for d in ["a", "c"] {
+            std::fs::create_dir(root.join(d)).unwrap();
+        }
+        let allowed = [dir(root.join("a"))];
+        let paths = [root.join("a"), root.join("c"), root.join("a/missing")];
+        assert!(nearest(&paths, &allowed, &[]).is_empty());
+    }
+
+    /// Carving never allows a directory that holds a denied path; the deny
+    /// check stands on its own all the same.
+    #[test]
+    fn a_tool_path_at_above_or_below_a_denied_path_gets_none() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(tmp.path()).unwrap();
+        std::fs::create_dir_all(root.join("a/secret/x")).unwrap();
+        let allowed = [dir(root.clone())];
+        let deny = [root.join("a/secret")];
+        let paths = [
+            root.join("a"),
+            root.join("a/secret"),
+            root.join("a/secret/x"),
+        ];
+        assert!(nearest(&paths, &allowed, &deny).is_empty());
+    }
+
+    #[test]
+    fn a_symlinked_tool_path_gets_its_rule_at_the_target() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(tmp.path()).unwrap();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::create_dir(root.join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink(root.join("a/b"), root.join("elsewhere/link")).unwrap();
+        let allowed = [dir(root.join("a"))];
+        let got = nearest(&[root.join("elsewhere/link")], &allowed, &[]);
+        assert_eq!(got, vec![root.join("a/b")]);
     }
 }

@@ -55,6 +55,9 @@ pub struct Pending {
     spec: SandboxSpec,
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     spawns_processes: bool,
+    /// Paths the tool's arguments name, for [`fs_rules::nearest_rules`].
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    tool_paths: Vec<std::path::PathBuf>,
     states: Vec<MechanismState>,
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     net_ns: bool,
@@ -64,12 +67,20 @@ pub struct Pending {
     none_by_filters: bool,
 }
 
+/// What the sandbox needs to know of the tool it is built for.
+pub struct ToolFacts {
+    /// The tool starts programs (`shell`, an MCP server), which then get
+    /// PID, IPC and UTS namespaces.
+    pub spawns_processes: bool,
+    /// Paths its arguments name: see [`fs_rules::nearest_rules`].
+    pub paths: Vec<std::path::PathBuf>,
+}
+
 /// Builds the part of the sandbox that needs a single-threaded process.
-/// `spawns_processes`: the tool starts programs (`shell`, an MCP server),
-/// which then get PID, IPC and UTS namespaces.
-pub fn begin(spec: &SandboxSpec, spawns_processes: bool) -> Pending {
+pub fn begin(spec: &SandboxSpec, tool: ToolFacts) -> Pending {
     let mut pending = Pending {
-        spawns_processes,
+        spawns_processes: tool.spawns_processes,
+        tool_paths: tool.paths,
         spec: spec.clone(),
         states: Vec::new(),
         net_ns: false,
@@ -221,6 +232,7 @@ fn build_rest(p: &mut Pending) {
             deny_tcp,
             scope: true,
         },
+        &p.tool_paths,
     );
     push_landlock(out, spec, &landlock, p.none_by_filters);
 
@@ -276,7 +288,7 @@ fn push_landlock(
         let r = if in_force && ll.abi >= 1 {
             let partial = matches!(ll.status, Ok(RulesetStatus::PartiallyEnforced));
             Ok(format!(
-                "Landlock ABI {}{}: {} read rules, {} write rules, {} denied paths carved out{}",
+                "Landlock ABI {}{}: {} read rules, {} write rules, {} denied paths carved out{}{}",
                 ll.abi,
                 if partial {
                     " (partial: rights of newer ABIs missing)"
@@ -286,6 +298,15 @@ fn push_landlock(
                 ll.read_rules,
                 ll.write_rules,
                 rules.deny.len(),
+                if ll.tool_rules == 0 {
+                    String::new()
+                } else {
+                    format!(
+                        "; {} read rule at the tool's own path (no new access: the kernel's \
+                         check of each open stops there)",
+                        ll.tool_rules
+                    )
+                },
                 if ll.skipped.is_empty() {
                     String::new()
                 } else {

@@ -62,6 +62,10 @@ impl Tool for ListDirectory {
     const DESCRIPTION: &'static str =
         "Lists a directory (recursively up to depth), honouring .gitignore; files show their size";
 
+    fn paths(args: &Self::Args) -> Vec<PathBuf> {
+        vec![args.path.clone()]
+    }
+
     fn run(
         &self,
         args: ListDirectoryArgs,

@@ -7,6 +7,7 @@
 //! tool must stop: the output cap was crossed or the call was cancelled.
 
 use std::io;
+use std::path::PathBuf;
 
 use bulkhead_ipc::{StreamId, ToolErrorKind, ToolExit, WorkerLimits};
 
@@ -98,6 +99,13 @@ pub trait Tool: Sync {
     /// nothing when no process is started.
     const SPAWNS_PROCESSES: bool = false;
 
+    /// Paths the tool reads beneath, from its arguments: the sandbox puts
+    /// a rule at each that it may (`sandbox::fs_rules::nearest_rules`), so
+    /// the kernel's check of every file opened below ends there.
+    fn paths(_args: &Self::Args) -> Vec<PathBuf> {
+        Vec::new()
+    }
+
     fn run(
         &self,
         args: Self::Args,
@@ -114,6 +122,9 @@ pub trait DynTool: Sync {
     /// JSON Schema of the arguments.
     fn schema(&self) -> serde_json::Value;
     fn spawns_processes(&self) -> bool;
+    /// [`Tool::paths`] of `args_json`; none if it does not parse (the run
+    /// then fails, naming the field).
+    fn paths_json(&self, args_json: &str) -> Vec<PathBuf>;
     /// Parses `args_json` (errors name the bad field) and runs the tool.
     fn run_json(
         &self,
@@ -138,6 +149,12 @@ impl<T: Tool> DynTool for T {
 
     fn spawns_processes(&self) -> bool {
         T::SPAWNS_PROCESSES
+    }
+
+    fn paths_json(&self, args_json: &str) -> Vec<PathBuf> {
+        args::parse_args::<T::Args>(args_json)
+            .map(|a| T::paths(&a))
+            .unwrap_or_default()
     }
 
     fn run_json(

@@ -66,6 +66,10 @@ impl Tool for ReadFile {
     const DESCRIPTION: &'static str =
         "Returns a range of lines of a text file (offset is 1-based, limit counts lines)";
 
+    fn paths(args: &Self::Args) -> Vec<PathBuf> {
+        vec![args.path.clone()]
+    }
+
     fn run(
         &self,
         args: ReadFileArgs,

@@ -126,6 +126,10 @@ impl Tool for SearchFilesContent {
     const NAME: &'static str = "search_files_content";
     const DESCRIPTION: &'static str = "Searches file contents for a regex like ripgrep (honours .gitignore); prints path:line:text";
 
+    fn paths(args: &Self::Args) -> Vec<PathBuf> {
+        vec![args.path.clone()]
+    }
+
     fn run(
         &self,
         args: SearchArgs,
