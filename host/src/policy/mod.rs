@@ -12,6 +12,7 @@
 //! process, which must stay free to supervise.
 
 pub(crate) mod config;
+mod lenient;
 mod presets;
 mod resolve;
 
