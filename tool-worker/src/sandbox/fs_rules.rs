@@ -207,7 +207,7 @@ pub fn nearest_rules<'a>(
     allowed: impl Iterator<Item = &'a Carved> + Clone,
     deny: &[PathBuf],
 ) -> Vec<Carved> {
-    let deny: Vec<PathBuf> = deny.iter().map(|d| d.components().collect()).collect();
+    let deny = normal_forms(deny);
     let mut out: Vec<Carved> = Vec::new();
     for path in tool_paths {
         let Ok(path) = std::fs::canonicalize(path) else {
@@ -241,14 +241,19 @@ pub struct Carved {
 pub fn carve_typed(roots: &[PathBuf], deny: &[PathBuf]) -> Vec<Carved> {
     let mut out = Vec::new();
     let mut budget = MAX_CARVED_ENTRIES;
-    // Normal form (no `.`, no doubled or trailing `/`), so that `is_under`
-    // can compare bytes; entries joined below a normal dir stay normal.
-    let deny: Vec<PathBuf> = deny.iter().map(|d| d.components().collect()).collect();
+    // Entries joined below a normal dir stay normal.
+    let deny = normal_forms(deny);
     for root in roots {
         let root: PathBuf = root.components().collect();
         carve_into(&root, None, &deny, &mut out, &mut budget);
     }
     out
+}
+
+/// Normal form (no `.`, no doubled or trailing `/`), so that `is_under`
+/// can compare bytes.
+fn normal_forms(paths: &[PathBuf]) -> Vec<PathBuf> {
+    paths.iter().map(|p| p.components().collect()).collect()
 }
 
 /// `path.starts_with(prefix)` for paths in normal form, on bytes. `Path`'s

@@ -249,11 +249,8 @@ fn build_rest(p: &mut Pending) {
             out.push(state(
                 "seccomp_net",
                 true,
-                r.clone().map(|_| {
-                    format!(
-                        "socket() refused for every family but AF_UNIX and route netlink: {why}"
-                    )
-                }),
+                r.clone()
+                    .map(|_| format!("{}: {why}", seccomp::SOCKET_ALLOWLIST)),
             ));
             if let Some(n) = out.iter_mut().find(|s| s.mechanism == "net_ns") {
                 // The fallback covers `none`; the namespace is then not a

@@ -97,7 +97,7 @@ fn socket_allowlist_holds() -> Result<String, String> {
     let unix = std::os::unix::net::UnixDatagram::unbound();
     match (inet, unix) {
         (Err(e), Ok(_)) if e.raw_os_error() == Some(libc::EPERM) => {
-            Ok("socket() refused for every family but AF_UNIX and route netlink".into())
+            Ok(seccomp::SOCKET_ALLOWLIST.into())
         }
         (inet, unix) => Err(format!(
             "the allowlist does not hold: AF_INET {}, AF_UNIX {}",
@@ -124,8 +124,10 @@ const ANSWER_CAP: u64 = 4096;
 
 /// Runs `f` in a forked child, so whatever it changes (namespaces, filters)
 /// dies with the child. The probe process is single-threaded, which is what
-/// makes `fork` safe here.
-fn in_child(f: impl FnOnce() -> Result<String, String>) -> Result<String, String> {
+/// makes `fork` safe here. The seccomp unit tests also use it from the test
+/// harness's threads: glibc's `fork` holds malloc's locks across the fork,
+/// and their children only allocate and make system calls.
+pub(super) fn in_child(f: impl FnOnce() -> Result<String, String>) -> Result<String, String> {
     let (rx, tx) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
     // SAFETY: the probe runs before any thread exists; the child only makes
     // syscalls and formats a string before it exits.

@@ -84,6 +84,10 @@ const ALLOWED_FAMILY: u64 = libc::AF_UNIX as u64;
 const NETLINK: u64 = libc::AF_NETLINK as u64;
 const NETLINK_ROUTE: u64 = libc::NETLINK_ROUTE as u64;
 
+/// The allowlist in the words of reports and `doctor`.
+pub const SOCKET_ALLOWLIST: &str =
+    "socket() refused for every family but AF_UNIX and route netlink";
+
 /// What the filter covers, for the report.
 pub fn describe(socket_allowlist: bool) -> String {
     let names: Vec<&str> = DENIED.iter().map(|(n, _)| *n).collect();
@@ -92,9 +96,9 @@ pub fn describe(socket_allowlist: bool) -> String {
          ENOSYS so libc falls back to clone{}",
         names.join(" "),
         if socket_allowlist {
-            "; socket() for every family but AF_UNIX and route netlink"
+            format!("; {SOCKET_ALLOWLIST}")
         } else {
-            ""
+            String::new()
         },
         if cfg!(target_arch = "x86_64") {
             "; x32 system calls answer ENOSYS"
@@ -256,30 +260,15 @@ fn x32_guard() -> BpfProgram {
 mod tests {
     use super::*;
 
-    /// Runs `f` in a forked child with the filters installed; its exit code
-    /// is `f`'s answer. The child only makes syscalls before `_exit`, which
-    /// is what makes forking a threaded test process safe.
+    /// `f`'s answer, run in a throwaway child with the filters installed
+    /// (the probe's own way to try a mechanism).
     fn filtered(socket_allowlist: bool, f: fn() -> i32) -> i32 {
-        // SAFETY: see above.
-        match unsafe { nix::unistd::fork() }.unwrap() {
-            nix::unistd::ForkResult::Child => {
-                let code = match nix::sys::prctl::set_no_new_privs()
-                    .map_err(|e| e.to_string())
-                    .and_then(|()| install(socket_allowlist))
-                {
-                    Ok(()) => f(),
-                    Err(_) => 99,
-                };
-                // SAFETY: leave without running the test harness's handlers.
-                unsafe { libc::_exit(code) }
-            }
-            nix::unistd::ForkResult::Parent { child } => {
-                match nix::sys::wait::waitpid(child, None).unwrap() {
-                    nix::sys::wait::WaitStatus::Exited(_, code) => code,
-                    other => panic!("filtered child ended with {other:?}"),
-                }
-            }
-        }
+        let answer = crate::sandbox::probe::in_child(move || {
+            nix::sys::prctl::set_no_new_privs().map_err(|e| e.to_string())?;
+            install(socket_allowlist)?;
+            Ok(f().to_string())
+        });
+        answer.unwrap().parse().unwrap()
     }
 
     /// 0 if `socket(family, SOCK_STREAM or DGRAM, protocol)` works, else its errno.
