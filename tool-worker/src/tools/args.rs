@@ -145,6 +145,17 @@ impl<'a> ChunkWriter<'a> {
         Ok(!self.stopped)
     }
 
+    /// Sends what is queued, to keep the order of the output, then `data`
+    /// uncopied: the sink cuts it into chunks. `newlines` is the number of
+    /// `\n` bytes in `data`, which the caller counted as it made it
+    /// ([`OutputSink::write_lines`]). `Ok(false)` once the sink said stop.
+    pub(crate) fn write_lines(&mut self, data: &[u8], newlines: u64) -> io::Result<bool> {
+        if self.flush()? && !self.sink.write_lines(self.stream, data, newlines)? {
+            self.stopped = true;
+        }
+        Ok(!self.stopped)
+    }
+
     pub(crate) fn has_pending(&self) -> bool {
         !self.pending.is_empty()
     }
@@ -186,7 +197,7 @@ fn json_kind(value: &serde_json::Value) -> &'static str {
 pub(crate) mod test_sink {
     use std::io;
 
-    use bulkhead_ipc::{StreamId, ToolExit, WorkerLimits};
+    use bulkhead_ipc::{MAX_CHUNK_BYTES, StreamId, ToolExit, WorkerLimits};
 
     use crate::tools::{DynTool, OutputSink, ToolContext, ToolFailure};
 
@@ -229,6 +240,9 @@ pub(crate) mod test_sink {
         pub cancelled: bool,
         /// Become cancelled on this many writes, as if the host sent Cancel.
         pub cancel_after_writes: Option<usize>,
+        /// Newlines written, as `IpcSink` counts them for `lines_seen`:
+        /// counted in `write`, taken from the tool in `write_lines`.
+        pub newlines: u64,
         said_stop: bool,
     }
 
@@ -251,6 +265,37 @@ pub(crate) mod test_sink {
 
     impl OutputSink for VecSink {
         fn write(&mut self, stream: StreamId, data: &[u8]) -> io::Result<bool> {
+            self.newlines += data.iter().filter(|&&b| b == b'\n').count() as u64;
+            self.record(stream, data)
+        }
+
+        fn write_lines(
+            &mut self,
+            stream: StreamId,
+            data: &[u8],
+            newlines: u64,
+        ) -> io::Result<bool> {
+            self.newlines += newlines;
+            for chunk in data.chunks(MAX_CHUNK_BYTES) {
+                if !self.record(stream, chunk)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+
+        fn progress(&mut self, message: &str, done: u64, _total: Option<u64>) {
+            self.progress.push((message.to_owned(), done));
+        }
+
+        fn cancelled(&self) -> bool {
+            self.cancelled
+        }
+    }
+
+    impl VecSink {
+        /// One write as the sink sees it, after the newlines are counted.
+        fn record(&mut self, stream: StreamId, data: &[u8]) -> io::Result<bool> {
             if self.said_stop {
                 self.writes_after_stop += 1;
             }
@@ -271,14 +316,6 @@ pub(crate) mod test_sink {
                 return Ok(false);
             }
             Ok(true)
-        }
-
-        fn progress(&mut self, message: &str, done: u64, _total: Option<u64>) {
-            self.progress.push((message.to_owned(), done));
-        }
-
-        fn cancelled(&self) -> bool {
-            self.cancelled
         }
     }
 }

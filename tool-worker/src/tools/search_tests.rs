@@ -95,11 +95,38 @@ fn single_file_path_is_searched() {
 #[test]
 fn non_utf8_is_written_lossily() {
     let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("f"), b"ab\xffcd\r\n").unwrap();
+    // An invalid byte, a valid multi-byte character, and a character cut
+    // short by the end of its line: each line is converted on its own.
+    fs::write(
+        dir.path().join("f"),
+        b"ab\xffcd\r\n\xe2\x82\xac cd\ncd \xe2\x82\n",
+    )
+    .unwrap();
     let mut sink = VecSink::new();
     run(json!({"pattern": "cd", "path": dir.path()}), &mut sink);
-    let text = sink.stdout_text();
-    assert!(text.ends_with("/f:1:ab\u{FFFD}cd\r\n"), "{text:?}");
+    let text = std::str::from_utf8(&sink.stdout).expect("the worker sends text");
+    let f = dir.path().join("f");
+    let f = f.display();
+    let expected = format!("{f}:1:ab\u{FFFD}cd\r\n{f}:2:\u{20AC} cd\n{f}:3:cd \u{FFFD}\n");
+    assert_eq!(text, expected);
+}
+
+#[test]
+fn newlines_in_file_names_count_as_lines_seen() {
+    // Enough output for whole batches, which the search sends with their
+    // newlines counted (`write_lines`), and a name with a newline in it.
+    let dir = big_tree(4, 3000);
+    fs::rename(
+        dir.path().join("f0000.txt"),
+        dir.path().join("two\nlines.txt"),
+    )
+    .unwrap();
+    let mut sink = VecSink::new();
+    let summary = run(json!({"pattern": "match", "path": dir.path()}), &mut sink);
+    assert_eq!(summary["matches"], 4 * 3000);
+    let newlines = sink.stdout.iter().filter(|&&b| b == b'\n').count() as u64;
+    assert_eq!(newlines, 5 * 3000);
+    assert_eq!(sink.newlines, newlines);
 }
 
 /// `files` files of `lines` matching lines each.
@@ -143,6 +170,7 @@ fn batches_spanning_files_count_every_match_and_file() {
     let p = dir.path().display();
     assert!(lines.contains(&format!("{p}/f0299.txt:50:match line 49")));
     assert!(sink.chunk_sizes.iter().all(|&n| n <= MAX_CHUNK_BYTES));
+    assert_eq!(sink.newlines, 300 * 50);
 }
 
 #[test]
