@@ -257,9 +257,11 @@ impl Batch {
     /// line: an invalid sequence never spans the ASCII `\n` between lines.
     fn make_text(&mut self) {
         if std::str::from_utf8(&self.data).is_err() {
-            let text = String::from_utf8_lossy(&self.data).into_owned();
-            self.data.clear();
-            self.data.extend_from_slice(text.as_bytes());
+            // The text replaces the buffer rather than being copied into it:
+            // for a batch of one huge line, that holds two copies, not three.
+            self.data = String::from_utf8_lossy(&self.data)
+                .into_owned()
+                .into_bytes();
         }
     }
 }
@@ -550,8 +552,9 @@ impl Sink for &mut MatchSink<'_> {
         // Without multi-line search a match is exactly one line.
         let line = mat.bytes();
         let text = line.strip_suffix(b"\n").unwrap_or(line);
-        // Room for "path:" + a u64 + ':' + text + '\n', without the lossy
-        // expansion (rare, and only costs a reallocation).
+        // Room for "path:" + a u64 + ':' + text + '\n'. (Made text, a batch
+        // with invalid bytes grows by up to 2 bytes for each, into a new
+        // buffer: `Batch::make_text`.)
         let needed = self.prefix.len() + 21 + text.len() + 1;
         if self.batch.data.len() + needed > BATCH_BYTES
             && !send_batch(self.shared, self.tx, self.batch)
