@@ -18,7 +18,7 @@ use bulkhead_ipc::{
 
 use crate::input::InputQueue;
 use crate::termination::Watch;
-use crate::tools::OutputSink;
+use crate::tools::{OutputSink, in_chunks};
 use crate::tree;
 
 /// How often the sink volunteers a `Usage` report. Four a second is enough
@@ -223,8 +223,9 @@ impl IpcSink {
         Ok(!self.cancelled())
     }
 
+    /// Sends `data` as chunks, each against one credit.
     fn send_chunk(&mut self, stream: StreamId, data: &[u8]) -> std::io::Result<bool> {
-        for piece in data.chunks(MAX_CHUNK_BYTES) {
+        in_chunks(data, |piece| {
             if !self.take_credit() {
                 return Ok(false);
             }
@@ -232,8 +233,8 @@ impl IpcSink {
                 .write_chunk(stream, self.seq, piece)
                 .map_err(std::io::Error::other)?;
             self.seq += 1;
-        }
-        Ok(true)
+            Ok(true)
+        })
     }
 }
 

@@ -197,7 +197,7 @@ fn json_kind(value: &serde_json::Value) -> &'static str {
 pub(crate) mod test_sink {
     use std::io;
 
-    use bulkhead_ipc::{MAX_CHUNK_BYTES, StreamId, ToolExit, WorkerLimits};
+    use bulkhead_ipc::{StreamId, ToolExit, WorkerLimits};
 
     use crate::tools::{DynTool, OutputSink, ToolContext, ToolFailure};
 
@@ -276,12 +276,7 @@ pub(crate) mod test_sink {
             newlines: u64,
         ) -> io::Result<bool> {
             self.newlines += newlines;
-            for chunk in data.chunks(MAX_CHUNK_BYTES) {
-                if !self.record(stream, chunk)? {
-                    return Ok(false);
-                }
-            }
-            Ok(true)
+            crate::tools::in_chunks(data, |chunk| self.record(stream, chunk))
         }
 
         fn progress(&mut self, message: &str, done: u64, _total: Option<u64>) {

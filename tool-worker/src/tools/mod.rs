@@ -36,12 +36,7 @@ pub trait OutputSink {
     /// with 238,000 matches, BENCHMARKS.md).
     fn write_lines(&mut self, stream: StreamId, data: &[u8], newlines: u64) -> io::Result<bool> {
         let _ = newlines;
-        for chunk in data.chunks(MAX_CHUNK_BYTES) {
-            if !self.write(stream, chunk)? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        in_chunks(data, |chunk| self.write(stream, chunk))
     }
 
     /// Reports progress; best effort, never blocks on credit.
@@ -61,6 +56,20 @@ pub trait OutputSink {
     fn request(&mut self, _id: &str, _open: bool) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Hands `data` to `write` a chunk of at most [`MAX_CHUNK_BYTES`] at a
+/// time, until it answers `false` (stop) or the data is done.
+pub(crate) fn in_chunks(
+    data: &[u8],
+    mut write: impl FnMut(&[u8]) -> io::Result<bool>,
+) -> io::Result<bool> {
+    for chunk in data.chunks(MAX_CHUNK_BYTES) {
+        if !write(chunk)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Facts a tool may need besides its arguments.
