@@ -5,7 +5,8 @@
 #   - the package holds both binaries, the man pages, the completions, the
 #     sample config and the README snippet;
 #   - `bulkhead --version` finds the worker beside it, with the same version;
-#   - `bulkhead doctor` works (and reads the sample config);
+#   - `bulkhead doctor` works, reads the sample config, and reads it where
+#     README.Debian says to copy it (~/.config/bulkhead/bulkhead.toml);
 #   - `bulkhead run` runs a tool call and prints its output.
 # Called by scripts/test when cargo-deb is installed (.ci/run installs it).
 # Needs: cargo, cargo-deb, dpkg-deb.
@@ -68,6 +69,17 @@ grep -q "^policies" "$scratch/doctor.txt" || fail "doctor printed no policy verd
 echo "-- bulkhead doctor with the sample config"
 clean "$bin/bulkhead" --config "$root/usr/share/doc/bulkhead/examples/bulkhead.toml" doctor --no-trial \
   | grep -q "research" || fail "the sample config's policy does not show in doctor"
+
+echo "-- the sample config, installed as README.Debian says"
+install_line="$(grep -E '^ +cp .*/examples/bulkhead\.toml ' "$root/usr/share/doc/bulkhead/README.Debian")" \
+  || fail "README.Debian does not say where to copy the sample config"
+dest="$(awk '{print $NF}' <<<"$install_line")"
+[ "$dest" = "~/.config/bulkhead/bulkhead.toml" ] || fail "README.Debian copies the sample to $dest"
+mkdir -p "$home/.config/bulkhead"
+cp "$root/usr/share/doc/bulkhead/examples/bulkhead.toml" "$home/.config/bulkhead/bulkhead.toml"
+clean "$bin/bulkhead" doctor --no-trial | grep -q "research" \
+  || fail "bulkhead does not read the sample config where README.Debian puts it"
+rm -r "$home/.config/bulkhead"
 
 echo "-- bulkhead run"
 out="$(cd "$home" && clean "$bin/bulkhead" run shell '{"command":"echo hello from the package"}' --timeout 30s)"

@@ -43,7 +43,7 @@ pub mod validate;
 
 pub use frame::{AsyncFrameReader, AsyncFrameWriter, FrameError, FrameReader, FrameWriter};
 pub use message::*;
-pub use sandbox::{FsRules, MechanismState, NetworkMode, OnMissing, SandboxSpec};
+pub use sandbox::{EgressRelay, FsRules, MechanismState, NetworkMode, OnMissing, SandboxSpec};
 pub use validate::{Violation, WorkerStreamValidator};
 
 /// Version of the frame protocol. Both sides send it in `Hello`; a mismatch

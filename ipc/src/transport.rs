@@ -8,7 +8,7 @@
 //! connect to it or inject frames: the only way in is to inherit an end,
 //! and both ends are created close-on-exec. (Unlike a pipe, a socket cannot
 //! be reopened through `/proc/PID/fd` either: `open` on it fails with
-//! `ENXIO`.) The token handshake is for a *named* socket; an
+//! `ENXIO`.) A token handshake is what a *named* socket would need; an
 //! unnamed pair has nothing to guard.
 //!
 //! Why a socket and not two pipes: on Linux a stream socket moves 64 KiB

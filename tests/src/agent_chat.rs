@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bulkhead_host::store::{Item, ItemPage, SessionId, Store};
+use bulkhead_store::{Item, ItemPage, SessionId, Store};
 
 /// A scratch directory with a config and a store for `bulkhead chat`.
 pub struct ChatSetup {

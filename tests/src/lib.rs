@@ -103,6 +103,49 @@ pub fn marker(tag: &str) -> String {
     format!("bulkhead-test-{tag}-{}", std::process::id())
 }
 
+/// Set in a test binary re-run by [`alone`]: the name of the one test the
+/// re-run is for.
+const ALONE_VAR: &str = "BULKHEAD_TEST_ALONE";
+
+/// Runs `body` as the only test of a process of its own.
+///
+/// The tests of one area share a binary, so they run side by side as
+/// threads of one process. A test that measures that process (its peak
+/// RSS) or acts on all of its children (killing its workers) would see or
+/// hit the other tests' memory and workers; run through this, it has the
+/// process to itself, as when it was a binary of its own. `test` is the
+/// test's full path, `concat!(module_path!(), "::NAME")`.
+///
+/// In the test run, this re-runs the test binary with that one test
+/// (`--exact`) and fails unless the re-run ran it and it passed; the
+/// re-run's output is printed here, so the harness shows it as the test's
+/// own. In the re-run, it runs `body`.
+pub fn alone(test: &str, body: impl FnOnce()) {
+    // The harness names tests by their path without the crate, which is the
+    // binary's name.
+    let name = test.split_once("::").map_or(test, |(_, path)| path);
+    if std::env::var(ALONE_VAR).is_ok_and(|v| v == name) {
+        body();
+        return;
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let out = Command::new(&exe)
+        .args([name, "--exact", "--nocapture"])
+        .env(ALONE_VAR, name)
+        .output()
+        .unwrap_or_else(|e| panic!("re-run {} for {name}: {e}", exe.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    print!("{stdout}");
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    // A name that matched no test would pass with "0 passed": one passed
+    // test is what shows that this one ran.
+    assert!(
+        out.status.success() && stdout.contains("test result: ok. 1 passed;"),
+        "{name}, run in a process of its own, did not pass ({})",
+        out.status
+    );
+}
+
 /// An MCP peer from `MCP_*` (`scripts/test` installs them and exports it).
 pub fn peer(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| {

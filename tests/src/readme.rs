@@ -1,6 +1,6 @@
 //! The README's runnable commands: fenced blocks whose info string is
 //! `sh runnable` (GitHub highlights them as `sh` and ignores the rest).
-//! `tests/tests/readme_runnable.rs` runs each one; this module only finds
+//! `tests/tests/cli/readme_runnable.rs` runs each one; this module only finds
 //! them, so the extraction itself is unit-tested.
 
 /// One runnable block: its first line's number in the file (1-based, the

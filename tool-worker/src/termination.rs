@@ -5,7 +5,7 @@
 //!
 //! On Linux that place is the host-reader thread, which already waits on
 //! the host's socket: it waits on a `signalfd` of the three as well
-//! ([`Termination::wait_frame`]). Elsewhere a thread of its own waits in
+//! (`Watch::wait_frame`). Elsewhere a thread of its own waits in
 //! `sigwait`. One thread fewer is measurable here: creating a thread and
 //! having `exit_group` stop it cost ~0.07 ms of a ~1.3 ms call (see
 //! BENCHMARKS.md, overhead).

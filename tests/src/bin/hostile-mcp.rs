@@ -11,7 +11,7 @@
 //!   still answers other requests, such as `ping`);
 //! - `stuck`: spins in the call forever, reading nothing more.
 //!
-//! Used by `tests/tests/mcp_hostile.rs`; each mode must end with the right
+//! Used by `tests/tests/mcp/hostile.rs`; each mode must end with the right
 //! outcome, with the host's memory flat and no process left.
 
 use std::io::{BufRead, Write};

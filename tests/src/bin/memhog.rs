@@ -1,6 +1,6 @@
 //! Allocates and touches memory in 16 MiB steps until it has N MiB, then
 //! sleeps. The shape of a real runaway: growth, not one huge malloc.
-//! Usage: memhog MIB [SLEEP_SECS] [--trace]
+//! Usage: `memhog MIB [SLEEP_SECS] [--trace]`
 //!
 //! `--trace` prints `<CLOCK_MONOTONIC ns> <MiB allocated>` after each step,
 //! flushed at once, so a benchmark can tell when the total crossed a cap

@@ -15,11 +15,11 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use bulkhead_host::store::{
+use bulkhead_ipc::StreamId;
+use bulkhead_store::{
     Durability, ItemKind, NewItem, NewSession, ResultEnd, Retention, SessionId, Store,
     StoreOptions, WindowSpec,
 };
-use bulkhead_ipc::StreamId;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

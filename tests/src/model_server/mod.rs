@@ -6,7 +6,7 @@
 //! # Scripting a conversation
 //!
 //! ```ignore
-//! use bulkhead_host::model::ProviderKind;
+//! use bulkhead_model::ProviderKind;
 //! use bulkhead_tests::model_server::{ModelServer, Turn};
 //!
 //! let server = ModelServer::start().await;
@@ -36,7 +36,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bulkhead_host::model::{
+use bulkhead_model::{
     ApiKey, ChatRequest, Message, ModelClient, ModelConfig, ModelError, ModelEvent, ModelLimits,
     ModelStream, ProviderKind,
 };

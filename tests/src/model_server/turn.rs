@@ -1,7 +1,7 @@
 //! [`Turn`]: one model answer described once, written in either wire
 //! format.
 
-use bulkhead_host::model::ProviderKind;
+use bulkhead_model::ProviderKind;
 use bytes::Bytes;
 
 use super::{Reply, StreamEnd, anthropic, openai};

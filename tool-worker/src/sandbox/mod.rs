@@ -6,24 +6,32 @@
 //! 1. user namespace, when another namespace follows: the kernel refuses
 //!    it to a multi-threaded process, and the later namespaces need no
 //!    privilege inside it;
-//! 2. network namespace, for `loopback` (with `lo` up), and for `none`
-//!    only where the filters of steps 5 and 6 cannot stand in for it (see
-//!    [`none_by_filters`]).
+//! 2. network namespace, for `loopback` and `proxied` (with `lo` up), and
+//!    for `none` only where the filters of steps 5 and 6 cannot stand in
+//!    for it (see `none_by_filters`); for `proxied`, the egress relay's
+//!    listener inside it, the tool's proxy variables and the relay's
+//!    thread ([`egress`]).
 //!
 //! The worker then starts its two service threads (signals, host reader),
 //! because after step 3 it may start none. [`Pending::finish`] follows:
 //! 3. PID, IPC and UTS namespaces, only for a tool that starts processes;
 //! 4. capabilities dropped: the namespaces were what they were needed for;
-//! 5. Landlock: filesystem rules, TCP for `none`, signal and abstract
-//!    socket scoping;
+//! 5. Landlock: filesystem rules, TCP for `none` (and for `proxied`
+//!    without its namespace), signal and abstract socket scoping;
 //! 6. seccomp last, on every thread, since it denies `unshare` itself; for
-//!    `none`, its socket-family allowlist.
+//!    `none` (and `proxied`) without a namespace, its socket-family
+//!    allowlist.
+//!
+//! `proxied` without its namespace falls back to `none`'s filters: no
+//! network at all rather than the host's, and `egress_relay` is reported
+//! not in force.
 //!
 //! # Caveats
 //! - Capabilities and Landlock apply to the thread that sets them and to
-//!   what it starts later. The two service threads, started before, keep
-//!   the user namespace's capabilities and no Landlock domain; they run no
-//!   tool code and start nothing. seccomp covers them (TSYNC).
+//!   what it starts later. The two service threads and the egress relay's,
+//!   started before, keep the user namespace's capabilities and no
+//!   Landlock domain; they run no tool code and start nothing. seccomp
+//!   covers them (TSYNC).
 //!
 //! **Invariant:** a mechanism that was asked for and is not in force is
 //! either named in the report (`best-effort`) or refuses the call
@@ -31,6 +39,8 @@
 
 #[cfg(target_os = "linux")]
 mod caps;
+#[cfg(target_os = "linux")]
+pub mod egress;
 #[cfg(target_os = "linux")]
 pub mod fs_rules;
 #[cfg(target_os = "linux")]
@@ -41,6 +51,27 @@ pub mod probe;
 mod seccomp;
 
 use bulkhead_ipc::{MechanismState, NetworkMode, OnMissing, SandboxSpec};
+
+/// `http://127.0.0.1:PORT` of the egress relay, once one runs (network
+/// `proxied`): for the tools that build their own HTTP client or
+/// environment rather than inherit the worker's.
+static EGRESS_PROXY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The egress relay's URL, if this call has one.
+pub fn egress_proxy() -> Option<&'static str> {
+    EGRESS_PROXY.get().map(String::as_str)
+}
+
+/// Points `cmd`'s proxy variables at the egress relay, over what the
+/// tool's arguments set; nothing without a relay.
+pub fn apply_egress_env(cmd: &mut std::process::Command) {
+    #[cfg(target_os = "linux")]
+    if let Some(url) = egress_proxy() {
+        egress::apply_to(cmd, url);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cmd;
+}
 
 /// The policy requires mechanisms the kernel does not offer.
 #[derive(Debug)]
@@ -199,15 +230,46 @@ fn build_first(p: &mut Pending) {
         let r = namespaces::enter_net_ns().and_then(|()| match spec.network {
             NetworkMode::Loopback => namespaces::loopback_up()
                 .map(|()| "private network namespace; only its own lo, up".to_owned()),
+            NetworkMode::Proxied => namespaces::loopback_up().map(|()| {
+                "private network namespace; only its own lo, up; out only through the egress \
+                 relay"
+                    .to_owned()
+            }),
             _ => Ok("empty network namespace: no interface, lo down".to_owned()),
         });
         p.net_ns = r.is_ok();
         p.states.push(state("net_ns", true, r));
     }
+    if spec.network == NetworkMode::Proxied {
+        // Last in `begin`: it starts the relay's thread, and everything
+        // before needs a single-threaded process.
+        let r = if p.net_ns {
+            egress::start(spec.egress.as_ref()).map(|started| {
+                let detail = egress::describe(&started);
+                let _ = EGRESS_PROXY.set(started.url);
+                detail
+            })
+        } else {
+            Err("no network namespace to relay from: the tool gets no network at all".into())
+        };
+        p.states.push(state("egress_relay", true, r));
+    }
+}
+
+/// No network at all for the tool: network `none`, or `proxied` whose
+/// namespace could not be made (never the host's network instead).
+#[cfg(target_os = "linux")]
+fn no_network(p: &Pending) -> bool {
+    match p.spec.network {
+        NetworkMode::None => true,
+        NetworkMode::Proxied => !p.net_ns,
+        NetworkMode::Loopback | NetworkMode::Full => false,
+    }
 }
 
 #[cfg(target_os = "linux")]
 fn build_rest(p: &mut Pending) {
+    let deny_tcp = no_network(p);
     let spec = &p.spec;
     let spawns_processes = p.spawns_processes;
     let out = &mut p.states;
@@ -225,7 +287,6 @@ fn build_rest(p: &mut Pending) {
 
     out.push(state("capabilities", true, caps::drop_all()));
 
-    let deny_tcp = spec.network == NetworkMode::None;
     let landlock = fs_rules::restrict(
         spec.filesystem.as_ref(),
         fs_rules::Extras {
@@ -234,9 +295,9 @@ fn build_rest(p: &mut Pending) {
         },
         &p.tool_paths,
     );
-    push_landlock(out, spec, &landlock, p.none_by_filters);
+    push_landlock(out, spec, &landlock, p.none_by_filters, deny_tcp);
 
-    // `none` without a namespace, by choice or because it is missing.
+    // No network without a namespace, by choice or because it is missing.
     let socket_allowlist = deny_tcp && !p.net_ns;
     if spec.seccomp || socket_allowlist {
         let r = seccomp::install(socket_allowlist).map(|()| seccomp::describe(socket_allowlist));
@@ -268,6 +329,7 @@ fn push_landlock(
     spec: &SandboxSpec,
     ll: &fs_rules::LandlockResult,
     scope_required: bool,
+    deny_tcp: bool,
 ) {
     use landlock::RulesetStatus;
     let in_force = matches!(
@@ -315,7 +377,7 @@ fn push_landlock(
         };
         out.push(state("landlock_fs", true, r));
     }
-    if spec.network == NetworkMode::None {
+    if deny_tcp {
         let r = if in_force && ll.abi >= 4 {
             Ok("TCP bind and connect refused".to_owned())
         } else {
@@ -346,6 +408,7 @@ mod tests {
             isolate_processes: true,
             seccomp: true,
             on_missing,
+            egress: None,
         }
     }
 
@@ -393,6 +456,25 @@ mod tests {
                 .iter()
                 .any(|s| s.mechanism == "net_ns" && s.requested && !s.enforced)
         );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn proxied_without_its_namespace_gets_no_network_rather_than_the_hosts() {
+        let mut p = Pending {
+            spec: SandboxSpec {
+                network: NetworkMode::Proxied,
+                ..spec(OnMissing::BestEffort)
+            },
+            spawns_processes: true,
+            tool_paths: Vec::new(),
+            states: Vec::new(),
+            net_ns: false,
+            none_by_filters: false,
+        };
+        assert!(no_network(&p));
+        p.net_ns = true;
+        assert!(!no_network(&p));
     }
 
     #[test]

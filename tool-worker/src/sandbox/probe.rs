@@ -58,6 +58,15 @@ pub fn run() -> Vec<Probe> {
         ),
         row("net_ns", in_child(with_userns(namespaces::enter_net_ns))),
         row(
+            "egress_relay",
+            in_child(with_userns(egress_namespace_holds)).map(|d| {
+                format!(
+                    "network proxied: a private lo carries the relay's TCP, nothing else is \
+                     routable ({d})"
+                )
+            }),
+        ),
+        row(
             "pid_ns",
             in_child(with_userns(namespaces::enter_pid_ipc_uts_ns)),
         ),
@@ -107,6 +116,29 @@ fn socket_allowlist_holds() -> Result<String, String> {
     }
 }
 
+/// How long the probe's one outside connect may take. Inside the namespace
+/// it fails at once (no route); the bound only matters if it somehow does
+/// not, and keeps `doctor` from hanging then.
+const OUTSIDE_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Network `proxied`'s namespace as the relay uses it: its own loopback
+/// carries a TCP connection, and an outside address (192.0.2.1, TEST-NET-1,
+/// never routed anywhere) has no route from it.
+fn egress_namespace_holds() -> Result<(), String> {
+    namespaces::enter_net_ns()?;
+    namespaces::loopback_up()?;
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind on lo: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    std::net::TcpStream::connect(addr).map_err(|e| format!("connect over lo: {e}"))?;
+    let outside = std::net::SocketAddr::from(([192, 0, 2, 1], 80));
+    match std::net::TcpStream::connect_timeout(&outside, OUTSIDE_CONNECT_TIMEOUT) {
+        Err(e) if e.raw_os_error() == Some(libc::ENETUNREACH) => Ok(()),
+        Err(e) => Err(format!("192.0.2.1 should have no route, got: {e}")),
+        Ok(_) => Err("192.0.2.1 was reachable from the namespace".into()),
+    }
+}
+
 fn row(mechanism: &'static str, r: Result<String, String>) -> Probe {
     let (available, detail) = match r {
         Ok(d) => (true, d),
@@ -134,9 +166,12 @@ pub(super) fn in_child(f: impl FnOnce() -> Result<String, String>) -> Result<Str
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
         nix::unistd::ForkResult::Child => {
             drop(rx);
-            let (code, text) = match f() {
-                Ok(t) => (0, t),
-                Err(e) => (1, e),
+            // A panic must end the child here: unwinding further would run
+            // the caller's code (a test harness) a second time, in the child.
+            let (code, text) = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+                Ok(Ok(t)) => (0, t),
+                Ok(Err(e)) => (1, e),
+                Err(_) => (1, "the probe panicked".to_owned()),
             };
             let mut tx = std::fs::File::from(tx);
             let _ = tx.write_all(text.as_bytes());

@@ -134,7 +134,14 @@ async fn drive(
                     notify(&mut last_wake, true);
                     return;
                 }
-                None => return,
+                // `next_event` yields `Finished` before it ends; should it
+                // not, the result is marked interrupted, not left running.
+                None => {
+                    if let Some(r) = recorder.take() {
+                        r.abandon().await;
+                    }
+                    return;
+                }
             },
             changed = live.changed(), if live_open => {
                 if changed.is_ok() {

@@ -1,13 +1,13 @@
 //! The model's side of the conversation in model mode: the streaming
 //! answer, the cards of the agent's tool calls, the end of a turn.
 
-use bulkhead_host::store::ItemId;
+use bulkhead_store::ItemId;
 
 use super::Ctx;
 use super::card::Card;
 use super::model_mode::AgentEvent;
 use super::state::{AgentCall, App, ApprovalPrompt, Entry, Overlay};
-use bulkhead_host::agent::Approval;
+use bulkhead_agent::Approval;
 
 /// Agent cards get ids apart from the host's call ids and stored cards'.
 const AGENT_CARD_BIT: u64 = 1 << 62;

@@ -1,7 +1,7 @@
 //! Input: keys to actions. Nothing here waits: a tool call is started
 //! and left to its task, a catalogue request is spawned.
 
-use bulkhead_host::store::ItemKind;
+use bulkhead_store::ItemKind;
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 
 use super::Ctx;

@@ -50,8 +50,8 @@ pub mod wrap;
 
 use std::path::PathBuf;
 
-use bulkhead_host::mcp::{ServerSession, ServerState};
 use bulkhead_host::{CallLimits, CallPolicy, CallRequest, ToolHost};
+use bulkhead_mcp::{ServerSession, ServerState};
 use tokio::sync::mpsc;
 
 use events::UiMsg;
@@ -95,14 +95,11 @@ impl Ctx {
         args: &serde_json::Value,
         limits: &CallLimits,
     ) -> CallRequest {
-        CallRequest {
-            tool: tool.to_owned(),
-            args_json: args.to_string(),
-            limits: limits.clone(),
-            cwd: Some(self.setup.cwd.clone()),
-            policy: self.setup.policy.clone(),
-            stream_output: true,
-        }
+        CallRequest::new(tool, args.to_string())
+            .limits(limits.clone())
+            .cwd(&self.setup.cwd)
+            .policy(self.setup.policy.clone())
+            .stream_output(true)
     }
 
     /// Where a call's output is recorded as it streams.

@@ -1,4 +1,4 @@
-//! Model mode: the agent loop (`bulkhead_host::agent`) behind the
+//! Model mode: the agent loop (`bulkhead_agent`) behind the
 //! conversation. The loop runs on its own thread and runtime, so its model
 //! stream and tool dispatch never share the UI's thread. What it shows reaches the UI the same way call figures do: the
 //! streaming answer in a shared slot (bounded, latest wins, one wake per
@@ -7,10 +7,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bulkhead_host::agent::dispatch::{Dispatched, LiveCall};
-use bulkhead_host::agent::{Agent, Approval, CancellationToken, Observer, RunEnd};
-use bulkhead_host::model::ToolCall;
+use bulkhead_agent::dispatch::{Dispatched, LiveCall};
+use bulkhead_agent::{Agent, Approval, CancellationToken, Observer, RunEnd};
 use bulkhead_host::{CallLimits, LiveStatus};
+use bulkhead_model::ToolCall;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::events::UiMsg;

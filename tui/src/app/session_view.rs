@@ -3,7 +3,7 @@
 //! metadata; outputs stay in the store and the pager reads them there).
 
 use bulkhead_host::KillReason;
-use bulkhead_host::store::{Item, ItemKind, RecordedLimits, SessionId, SessionSummary};
+use bulkhead_store::{Item, ItemKind, RecordedLimits, SessionId, SessionSummary};
 
 use super::card::{Card, CardOutcome};
 use super::sessions::SessionRow;
@@ -102,7 +102,7 @@ fn show(app: &mut App, store: &StoreIo, item: &Item) {
 }
 
 /// A finished card for a stored result, read by its id.
-pub fn stored_card_by_id(store: &StoreIo, id: bulkhead_host::store::ItemId) -> Option<Card> {
+pub fn stored_card_by_id(store: &StoreIo, id: bulkhead_store::ItemId) -> Option<Card> {
     let item = store.read(|s| s.item(id)).ok()?.ok()?;
     stored_card(store, &item)
 }

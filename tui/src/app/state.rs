@@ -49,7 +49,7 @@ pub enum Overlay {
 pub struct ApprovalPrompt {
     pub name: String,
     pub args: String,
-    pub reply: Option<tokio::sync::oneshot::Sender<bulkhead_host::agent::Approval>>,
+    pub reply: Option<tokio::sync::oneshot::Sender<bulkhead_agent::Approval>>,
 }
 
 /// The status bar's figures.
@@ -106,7 +106,7 @@ pub struct AgentCall {
     /// The newest figures (a task on the agent's runtime keeps them).
     pub figures: Arc<std::sync::Mutex<bulkhead_host::LiveStatus>>,
     /// Kills this call alone (the kill key); the turn goes on.
-    pub cancel: bulkhead_host::agent::CancellationToken,
+    pub cancel: bulkhead_agent::CancellationToken,
 }
 
 impl App {

@@ -1,104 +1,60 @@
-//! The session store, seen from the UI. Writes happen on one thread that
-//! owns the write connection (each commit is an fsync: it must never run
-//! on the UI task), fed by a bounded channel, so a call task that streams
-//! faster than the disk waits, and through stream-mode credit its worker
-//! waits too. Reads (the pager's slices, the session list) use a second
-//! connection: WAL readers never wait for the writer.
+//! The session store, seen from the UI. Writes run on the store's own
+//! thread ([`StoreThread`], which owns the write connection: each commit is
+//! an fsync and must never run on the UI task), behind a bounded queue, so
+//! a call task that streams faster than the disk waits, and through
+//! stream-mode credit its worker waits too. Reads (the pager's slices, the
+//! session list) use a second connection: WAL readers never wait for the
+//! writer.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use bulkhead_host::store::{
-    ItemId, ItemKind, NewItem, NewSession, ResultEnd, ResultWriter, SessionId, Store, StoreOptions,
-};
 use bulkhead_host::{CallLimits, CallReport};
 use bulkhead_ipc::StreamId;
+pub use bulkhead_store::LazySession;
+use bulkhead_store::{
+    CallRecorder, ItemId, ItemKind, NewItem, RecordedCall, ResultEnd, Store, StoreOptions,
+    StoreThread,
+};
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::events::UiMsg;
 use super::pager::PagerSource;
 
-/// Jobs queued for the writer thread. 32 chunks of 64 KiB: 2 MiB in
+/// Jobs queued for the store thread. 32 chunks of 64 KiB: 2 MiB in
 /// flight at most, whatever the workers send.
 const WRITE_QUEUE: usize = 32;
-
-/// The session the app records into. It is created in the store on the
-/// first thing recorded, titled with it, so opening and closing the app
-/// leaves no empty session behind.
-#[derive(Debug, Default)]
-pub struct LazySession {
-    id: Mutex<Option<SessionId>>,
-}
-
-impl LazySession {
-    /// A session that already exists (`--continue`, `--session ID`).
-    pub fn existing(id: SessionId) -> Arc<Self> {
-        Arc::new(Self {
-            id: Mutex::new(Some(id)),
-        })
-    }
-
-    pub fn get(&self) -> Option<SessionId> {
-        self.id.lock().ok().and_then(|g| *g)
-    }
-
-    fn ensure(&self, store: &Store, title: &str) -> Result<SessionId, String> {
-        let mut id = self
-            .id
-            .lock()
-            .map_err(|_| "the session slot was poisoned by a panic".to_owned())?;
-        if let Some(id) = *id {
-            return Ok(id);
-        }
-        let created = store
-            .create_session(&NewSession {
-                title: super::format::clip(title, 80),
-                model: None,
-                config_json: None,
-            })
-            .map_err(|e| e.to_string())?;
-        *id = Some(created);
-        Ok(created)
-    }
-}
-
-enum Job {
-    Append {
-        session: Arc<LazySession>,
-        item: NewItem,
-    },
-    Begin {
-        key: u64,
-        session: Arc<LazySession>,
-        tool: String,
-        args_json: String,
-    },
-    Chunk {
-        key: u64,
-        stream: StreamId,
-        data: Bytes,
-    },
-    Finish {
-        key: u64,
-        end: ResultEnd,
-        reply: oneshot::Sender<Option<(ItemId, u64)>>,
-    },
-}
-
-/// Names a result being written, between the recorder and the thread.
-static NEXT_KEY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// The UI's handle on the store.
 #[derive(Clone)]
 pub struct StoreIo {
-    jobs: mpsc::Sender<Job>,
+    writer: StoreThread,
     reader: Arc<Mutex<Store>>,
+    failures: Arc<Failures>,
+}
+
+/// Write failures, told to the UI as one note (the first): the calls run
+/// on, and one note says so; the log has every failure.
+struct Failures {
+    wake: mpsc::Sender<UiMsg>,
+    told: AtomicBool,
+}
+
+impl Failures {
+    fn report(&self, what: &str, e: impl std::fmt::Display) {
+        tracing::warn!(error = %e, "session store: {what}");
+        if !self.told.swap(true, Ordering::Relaxed) {
+            let _ = self.wake.try_send(UiMsg::Note(format!(
+                "**session store**: {what} failed: {e}. Calls still run; their output stays in memory only."
+            )));
+        }
+    }
 }
 
 impl StoreIo {
-    /// Opens the store twice (writer thread, reader) and starts the thread.
+    /// Opens the store twice (store thread, reader) and starts the thread.
     /// Write failures are reported to the UI as notes.
     pub fn open(
         path: &Path,
@@ -107,14 +63,15 @@ impl StoreIo {
     ) -> Result<Self, String> {
         let writer = Store::open_with(path, options.clone()).map_err(|e| e.to_string())?;
         let reader = Store::open_with(path, options).map_err(|e| e.to_string())?;
-        let (jobs, rx) = mpsc::channel(WRITE_QUEUE);
-        std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || writer_thread(writer, rx, wake))
+        let writer = StoreThread::spawn_with_queue(writer, WRITE_QUEUE)
             .map_err(|e| format!("cannot start the store thread: {e}"))?;
         Ok(Self {
-            jobs,
+            writer,
             reader: Arc::new(Mutex::new(reader)),
+            failures: Arc::new(Failures {
+                wake,
+                told: AtomicBool::new(false),
+            }),
         })
     }
 
@@ -130,19 +87,27 @@ impl StoreIo {
 
     /// Appends an item (user line, notice) without waiting for it.
     pub fn append(&self, session: &Arc<LazySession>, kind: ItemKind, text: &str) {
-        let job = Job::Append {
-            session: session.clone(),
-            item: NewItem::new(kind, text),
-        };
-        let jobs = self.jobs.clone();
+        let (session, item) = (session.clone(), NewItem::new(kind, text));
+        let failures = self.failures.clone();
+        let io = self.clone();
         tokio::spawn(async move {
-            let _ = jobs.send(job).await;
+            io.send(move |store| {
+                let appended = session
+                    .ensure(store, &item.text)
+                    .and_then(|id| store.append(id, &item));
+                if let Err(e) = appended {
+                    failures.report("recording an item", e);
+                }
+            })
+            .await;
         });
     }
 
-    async fn send(&self, job: Job) {
-        // Fails only when the thread has stopped; it said why as a note.
-        let _ = self.jobs.send(job).await;
+    /// Queues a job; waits only while the queue is full (backpressure).
+    async fn send(&self, job: impl FnOnce(&Store) + Send + 'static) {
+        // Fails only when the thread has stopped (a job panicked); calls
+        // then run on without being recorded.
+        let _ = self.writer.send(job).await;
     }
 
     /// A recorder for one call's output into `session`.
@@ -153,19 +118,13 @@ impl StoreIo {
         args_json: &str,
         limits: &CallLimits,
     ) -> Recorder {
-        let key = NEXT_KEY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let io = self.clone();
-        let begin = Job::Begin {
-            key,
-            session: session.clone(),
-            tool: tool.to_owned(),
-            args_json: args_json.to_owned(),
-        };
         Recorder {
-            io,
-            key,
-            begin: Some(begin),
-            limits: limits.clone(),
+            io: self.clone(),
+            begin: Some((
+                session.clone(),
+                RecordedCall::new(tool, args_json).with_limits(limits),
+            )),
+            call: Arc::default(),
         }
     }
 
@@ -179,30 +138,57 @@ impl StoreIo {
     }
 }
 
-/// Records one call's output as it streams.
+/// Records one call's output as it streams, through the store's
+/// [`CallRecorder`]. The result is begun by the first chunk or the end,
+/// from the call's task: the UI task that makes the recorder must never
+/// wait for room in the queue.
 pub struct Recorder {
     io: StoreIo,
-    key: u64,
-    begin: Option<Job>,
-    /// Recorded in the result's meta when it ends.
-    limits: CallLimits,
+    /// What begins the result, until it is queued.
+    begin: Option<(Arc<LazySession>, RecordedCall)>,
+    /// The call's recorder. Chunks are queued without waiting for their
+    /// commit, so it lives with the jobs rather than in this task; only
+    /// jobs on the store thread touch it, one at a time and in the order
+    /// they were queued, and the mutex only lets them share it. `None`
+    /// until begun, and when beginning failed (the output is then not
+    /// recorded).
+    call: Arc<Mutex<Option<CallRecorder>>>,
+}
+
+/// The call's recorder. Only store-thread jobs lock it, and a job that
+/// panics ends that thread, so no job ever finds the lock poisoned; its
+/// value is taken as it is rather than unwrapped.
+fn lock(call: &Mutex<Option<CallRecorder>>) -> MutexGuard<'_, Option<CallRecorder>> {
+    call.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Recorder {
     async fn begin(&mut self) {
-        if let Some(job) = self.begin.take() {
-            self.io.send(job).await;
-        }
+        let Some((session, call)) = self.begin.take() else {
+            return;
+        };
+        let (slot, failures) = (self.call.clone(), self.io.failures.clone());
+        self.io
+            .send(
+                move |store| match CallRecorder::begin(store, &session.into(), &call) {
+                    Ok(recorder) => *lock(&slot) = Some(recorder),
+                    Err(e) => failures.report("starting a result", e),
+                },
+            )
+            .await;
     }
 
     /// Queues a chunk; waits while the writer is behind (backpressure).
     pub async fn chunk(&mut self, stream: StreamId, data: Bytes) {
         self.begin().await;
+        let (slot, failures) = (self.call.clone(), self.io.failures.clone());
         self.io
-            .send(Job::Chunk {
-                key: self.key,
-                stream,
-                data,
+            .send(move |store| {
+                if let Some(recorder) = lock(&slot).as_mut()
+                    && let Err(e) = recorder.output(store, stream, &data)
+                {
+                    failures.report("writing output", e);
+                }
             })
             .await;
     }
@@ -210,16 +196,40 @@ impl Recorder {
     /// Records the end; returns where the output can be paged from.
     pub async fn finish(&mut self, report: &CallReport) -> Option<Arc<dyn PagerSource>> {
         self.begin().await;
-        let (reply, rx) = oneshot::channel();
+        let end = ResultEnd::from_report(report);
+        let (slot, failures) = (self.call.clone(), self.io.failures.clone());
+        let done = self
+            .io
+            .writer
+            .call(move |store| {
+                let recorder = lock(&slot).take()?;
+                recorder
+                    .finish(store, end)
+                    .inspect_err(|e| failures.report("finishing a result", e))
+                    .ok()
+            })
+            .await
+            .ok()
+            .flatten()?;
+        (done.stored_bytes > 0).then(|| self.io.source(done.item, done.stored_bytes))
+    }
+
+    /// Ends a call that gave no report: its result, if begun, is marked
+    /// interrupted rather than left running.
+    pub async fn abandon(self) {
+        if self.begin.is_some() {
+            return;
+        }
+        let (slot, failures) = (self.call.clone(), self.io.failures.clone());
         self.io
-            .send(Job::Finish {
-                key: self.key,
-                end: ResultEnd::from_report(report).with_limits(&self.limits),
-                reply,
+            .send(move |store| {
+                if let Some(recorder) = lock(&slot).take()
+                    && let Err(e) = recorder.abandon(store)
+                {
+                    failures.report("ending a result", e);
+                }
             })
             .await;
-        let (item, len) = rx.await.ok().flatten()?;
-        (len > 0).then(|| self.io.source(item, len))
     }
 }
 
@@ -244,72 +254,5 @@ impl PagerSource for StoredOutput {
             .read_payload(self.item, offset, max as u64)
             .map(|s| s.data)
             .map_err(|e| e.to_string())
-    }
-}
-
-fn writer_thread(store: Store, mut jobs: mpsc::Receiver<Job>, wake: mpsc::Sender<UiMsg>) {
-    let mut open: HashMap<u64, ResultWriter> = HashMap::new();
-    // One note per kind of failure is enough; the log has every one.
-    let mut told = false;
-    let mut fail = |what: &str, e: String| {
-        tracing::warn!(error = %e, "session store: {what}");
-        if !told {
-            told = true;
-            let _ = wake.try_send(UiMsg::Note(format!(
-                "**session store**: {what} failed: {e}. Calls still run; their output stays in memory only."
-            )));
-        }
-    };
-    while let Some(job) = jobs.blocking_recv() {
-        match job {
-            Job::Append { session, item } => {
-                let r = session
-                    .ensure(&store, &item.text)
-                    .and_then(|id| store.append(id, &item).map_err(|e| e.to_string()));
-                if let Err(e) = r {
-                    fail("recording an item", e);
-                }
-            }
-            Job::Begin {
-                key,
-                session,
-                tool,
-                args_json,
-            } => {
-                let r = session
-                    .ensure(&store, &format!("{tool} {args_json}"))
-                    .and_then(|id| {
-                        store
-                            .begin_result(id, &tool, None, &args_json)
-                            .map_err(|e| e.to_string())
-                    });
-                match r {
-                    Ok(w) => {
-                        open.insert(key, w);
-                    }
-                    Err(e) => fail("starting a result", e),
-                }
-            }
-            Job::Chunk { key, stream, data } => {
-                if let Some(w) = open.get_mut(&key)
-                    && let Err(e) = w.write(&store, stream, &data)
-                {
-                    fail("writing output", e.to_string());
-                }
-            }
-            Job::Finish { key, end, reply } => {
-                let done = open.remove(&key).and_then(|w| {
-                    let len = w.written();
-                    match w.finish(&store, &end) {
-                        Ok(item) => Some((item, len)),
-                        Err(e) => {
-                            fail("finishing a result", e.to_string());
-                            None
-                        }
-                    }
-                });
-                let _ = reply.send(done);
-            }
-        }
     }
 }

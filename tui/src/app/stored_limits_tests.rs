@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use bulkhead_host::CallLimits;
-use bulkhead_host::store::{NewSession, ResultEnd, SessionId, Store, StoreOptions};
 use bulkhead_ipc::StreamId;
+use bulkhead_store::{NewSession, ResultEnd, SessionId, Store, StoreOptions};
 use tokio::sync::mpsc;
 
 use super::state::App;

@@ -26,13 +26,13 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bulkhead_host::agent::history::{self, AssistantMeta, Budget};
-use bulkhead_host::agent::{AgentSpec, ModelSpec};
-use bulkhead_host::model::{ModelClient, ModelLimits, ProviderKind, ToolCall};
-use bulkhead_host::store::{
+use bulkhead_agent::history::{self, AssistantMeta, Budget};
+use bulkhead_agent::{AgentSpec, ModelSpec};
+use bulkhead_ipc::StreamId;
+use bulkhead_model::{ModelClient, ModelLimits, ProviderKind, ToolCall};
+use bulkhead_store::{
     Durability, ItemKind, NewItem, NewSession, ResultEnd, SessionId, Store, StoreOptions,
 };
-use bulkhead_ipc::StreamId;
 use bulkhead_tests::agent_chat::{ChatSetup, reported_peak, session_id};
 use bulkhead_tests::model_server::{ModelServer, Turn};
 
@@ -40,7 +40,7 @@ use crate::{Row, Stats, ms, sibling, size};
 
 const BENCH: &str = "agent";
 
-/// Turns per session: the 10, 100 and 1,000.
+/// Turns per session measured: 10, 100 and 1,000.
 const TURNS: [u32; 3] = [10, 100, 1000];
 
 /// Bytes a tool prints: one chunk's worth, the default output cap, far

@@ -19,7 +19,7 @@ use crate::{Row, Stats, ms, sibling, size};
 
 const BENCH: &str = "mcp";
 
-/// The ceiling for the host while a server misbehaves.
+/// The host's RSS must stay under this while a server misbehaves.
 const HOST_RSS_CEILING: u64 = 64 << 20;
 
 pub fn run() {

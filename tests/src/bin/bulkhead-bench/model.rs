@@ -16,7 +16,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use bulkhead_host::model::{
+use bulkhead_model::{
     ChatRequest, Message, ModelClient, ModelConfig, ModelLimits, ProviderKind, ToolCall, ToolSpec,
 };
 use serde_json::{Value, json};
@@ -25,7 +25,7 @@ use crate::{Row, Stats, ms, size};
 
 const BENCH: &str = "model";
 
-/// History sizes measured: the 10 … 10,000.
+/// History sizes measured: 10 … 10,000 items.
 const SIZES: [usize; 4] = [10, 100, 1_000, 10_000];
 
 /// A tool result as the model sees it: the agent's default per-result

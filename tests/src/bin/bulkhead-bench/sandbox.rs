@@ -18,7 +18,7 @@ use bulkhead_host::{CallLimits, CallPolicy, CallRequest, HostConfig, Outcome, To
 use crate::overhead::{N, WARMUP};
 use crate::{Row, Scratch, Stats, ms, runtime, sibling};
 
-/// The target: `untrusted` adds at most 4 ms per call (median).
+/// The target: `untrusted` adds at most 4 ms per call (median).
 /// For scale: bubblewrap with `--unshare-all` measured ≈ 8 ms here.
 const TARGET_ADDED: Duration = Duration::from_millis(4);
 

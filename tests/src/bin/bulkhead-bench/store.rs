@@ -20,10 +20,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bulkhead_host::store::{
+use bulkhead_ipc::StreamId;
+use bulkhead_store::{
     Durability, ItemKind, NewItem, NewSession, ResultEnd, Retention, Store, StoreOptions,
 };
-use bulkhead_ipc::StreamId;
 use bulkhead_tests::exit_and_peak_rss;
 
 use crate::{Row, Scratch, Stats, ms, sibling, size};

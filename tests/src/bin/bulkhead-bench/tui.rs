@@ -27,7 +27,7 @@ use crate::{Row, Stats, ms, runtime, size};
 
 const BENCH: &str = "tui";
 
-/// The target for the 99th percentile during a flood.
+/// The 99th percentile of key-to-frame latency must stay under this during a flood.
 const TARGET_P99: Duration = Duration::from_millis(33);
 
 /// Keys per phase, one every 20 ms: more than one frame interval apart,

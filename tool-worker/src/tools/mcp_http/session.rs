@@ -63,12 +63,22 @@ impl Session {
         // rustls needs a crypto provider; reqwest is built without one to
         // skip aws-lc's C build (see Cargo.toml). Err: already installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             // A redirect would carry the user's headers (an API key in
             // `--header`) to wherever the server points, and turn a POST
             // into a GET on 301/302. An MCP endpoint has one URL: say so.
-            .redirect(reqwest::redirect::Policy::none())
+            .redirect(reqwest::redirect::Policy::none());
+        // Under network `proxied` every request goes to the egress relay,
+        // named here rather than left to reqwest's reading of the
+        // environment, which a `NO_PROXY` or a CGI `REQUEST_METHOD` would
+        // bend. An explicit proxy also turns that reading off.
+        if let Some(relay) = crate::sandbox::egress_proxy() {
+            let proxy =
+                reqwest::Proxy::all(relay).map_err(|e| format!("the egress relay {relay}: {e}"))?;
+            builder = builder.proxy(proxy);
+        }
+        let client = builder
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Self {

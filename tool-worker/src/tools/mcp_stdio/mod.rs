@@ -43,7 +43,7 @@ use super::{OutputSink, Tool, ToolContext, ToolEnd, ToolFailure};
 use crate::input::set_nonblocking;
 use crate::tree;
 
-/// The default hard cap on one server message. Large enough for
+/// The default hard cap on one server message, 4 MiB. Large enough for
 /// any real tool result with an image or two; small enough that parsing
 /// one cannot hurt the worker.
 pub(crate) const DEFAULT_MAX_MESSAGE_BYTES: u64 = 4 << 20;
@@ -142,6 +142,9 @@ impl Tool for McpStdio {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // After the server's own `env`: under network `proxied` its
+        // configuration cannot point it around the relay.
+        crate::sandbox::apply_egress_env(&mut cmd);
         tree::die_with_worker(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| {
             ToolFailure::io(format!("cannot start the MCP server \"{program}\""), e)

@@ -64,7 +64,7 @@ const LIVENESS_PING_ID: &str = "\"bulkhead-liveness\"";
 
 /// A line that has grown past this many times the message cap without
 /// ending is a server that will not stop writing it: 4 GiB at the default
-/// cap, twice the largest answer the issue asks to survive (2 GiB, which
+/// cap, twice the largest answer the relay must survive (2 GiB, which
 /// fails only its request).
 const ENDLESS_LINE_FACTOR: u64 = 1024;
 

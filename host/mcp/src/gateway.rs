@@ -1,0 +1,352 @@
+//! The gateway: one MCP server that offers bulkhead's built-in tools and
+//! every configured server's tools (as `server__tool`), each call
+//! sandboxed. [`serve_stdio`] serves it on stdin/stdout; `crate::http`
+//! serves the same [`Gateway`] over Streamable HTTP.
+//!
+//! The client's messages are read under the same cap as a server's
+//! ([`bulkhead_ipc::lines`]); each `tools/call` runs in its own task, so a
+//! slow tool does not hold the others; answers go out through one writer.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bulkhead_config::{Config, load_servers_file, servers_file, specs};
+use bulkhead_host::policy::{ResolveContext, resolve};
+use bulkhead_host::{CallPolicy, CallRequest, HostConfig, Outcome, ToolHost};
+use bulkhead_ipc::ToolExit;
+use bulkhead_ipc::lines::{BoundedLines, LineEvent};
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+use crate::session::ServerSession;
+use crate::{GatewayError, NAMESPACE_SEPARATOR};
+
+/// The cap on one client message: the same as on a server's.
+pub const MAX_CLIENT_MESSAGE: usize = 4 << 20;
+
+/// How long `tools/list` and `status` wait for the servers to be ready.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Gateway {
+    host: ToolHost,
+    pub(crate) sessions: Vec<ServerSession>,
+    /// `--expose`: the one server whose catalogue is served unchanged.
+    pub(crate) expose: Option<usize>,
+    builtins: Vec<Value>,
+    tool_policy: CallPolicy,
+    cwd: PathBuf,
+}
+
+/// Starts a session with every server in the servers file (`servers`, or
+/// the config's `[mcp] servers_file`). The sessions initialize in the
+/// background; [`ServerSession::ready`] waits for one.
+pub async fn start_sessions(
+    config: &Config,
+    servers: Option<&Path>,
+) -> Result<(ToolHost, Vec<ServerSession>), GatewayError> {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|h| h.is_absolute());
+    let host = ToolHost::new(HostConfig {
+        worker_from_config: config.worker.clone(),
+        ..HostConfig::default()
+    })?;
+    let mut sessions = Vec::new();
+    if let Some(file) = servers_file(servers, config, home.as_deref()) {
+        let entries = load_servers_file(&file).map_err(|e| GatewayError::Config(e.to_string()))?;
+        let specs = specs(config, &entries, home.as_deref())
+            .map_err(|e| GatewayError::Config(e.to_string()))?;
+        for spec in specs {
+            if spec.name.contains(NAMESPACE_SEPARATOR) {
+                return Err(GatewayError::Config(format!(
+                    "server \"{}\": names may not contain \"{NAMESPACE_SEPARATOR}\", which separates server and tool",
+                    spec.name
+                )));
+            }
+            sessions.push(ServerSession::spawn(host.clone(), spec));
+        }
+    }
+    Ok((host, sessions))
+}
+
+impl Gateway {
+    /// Starts the servers and learns the built-in tools. `expose` names the
+    /// one server whose catalogue is served unchanged (`--expose`).
+    pub async fn start(
+        config: &Config,
+        servers: Option<&Path>,
+        expose: Option<&str>,
+    ) -> Result<Arc<Gateway>, GatewayError> {
+        let (host, sessions) = start_sessions(config, servers).await?;
+        let cwd = std::env::current_dir()?;
+        let ctx = ResolveContext {
+            home: std::env::var_os("HOME").map(PathBuf::from),
+            workspace: Some(cwd.clone()),
+            ..ResolveContext::default()
+        };
+        let policy = config
+            .get(&config.tool_default)
+            .map_err(|e| GatewayError::Config(e.to_string()))?;
+        let tool_policy = resolve(policy, &ctx)?;
+        let builtins = host
+            .list_tools()
+            .await?
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let expose = match expose {
+            None => None,
+            Some(name) => match sessions.iter().position(|s| s.name() == name) {
+                Some(i) => Some(i),
+                None => {
+                    return Err(GatewayError::Config(format!(
+                        "--expose {name}: no such server in the servers file"
+                    )));
+                }
+            },
+        };
+        Ok(Arc::new(Gateway {
+            host,
+            sessions,
+            expose,
+            builtins,
+            tool_policy,
+            cwd,
+        }))
+    }
+}
+
+/// Serves `gateway` on stdin/stdout until the client closes stdin.
+pub async fn serve_stdio(gateway: Arc<Gateway>) -> std::io::Result<()> {
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Value>();
+    let writer = tokio::spawn(async move {
+        let mut stdout = tokio::io::stdout();
+        while let Some(msg) = out_rx.recv().await {
+            let mut line = msg.to_string().into_bytes();
+            line.push(b'\n');
+            if stdout.write_all(&line).await.is_err() || stdout.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    // Server notifications (progress with the client's own token, logging)
+    // go to the client as they come.
+    let mut forwarders = Vec::new();
+    for session in &gateway.sessions {
+        let mut notes = session.notifications();
+        let out = out_tx.clone();
+        forwarders.push(tokio::spawn(async move {
+            loop {
+                match notes.recv().await {
+                    Ok(note) => {
+                        if out.send(note).is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        }));
+    }
+    let mut input = read_stdin();
+    while let Some(line) = input.recv().await {
+        let msg = match line {
+            Ok(line) => match serde_json::from_slice::<Value>(&line) {
+                Ok(m) => m,
+                Err(e) => {
+                    let _ = out_tx.send(error(Value::Null, -32700, &format!("not JSON: {e}")));
+                    continue;
+                }
+            },
+            Err(e) => {
+                let _ = out_tx.send(error(Value::Null, -32600, &e));
+                continue;
+            }
+        };
+        let Some(id) = msg.get("id").cloned() else {
+            continue; // a notification
+        };
+        let gateway = gateway.clone();
+        let out = out_tx.clone();
+        tokio::spawn(async move {
+            let answer = gateway.handle(id, &msg).await;
+            let _ = out.send(answer);
+        });
+    }
+    // The client is gone: stop forwarding, so the writer's queue can close.
+    for f in forwarders {
+        f.abort();
+    }
+    drop(out_tx);
+    let _ = writer.await;
+    Ok(())
+}
+
+impl Gateway {
+    pub async fn handle(&self, id: Value, msg: &Value) -> Value {
+        let params = msg.get("params").cloned().unwrap_or(Value::Null);
+        let method = msg["method"].as_str().unwrap_or("");
+        if let Some(result) = self.route(method, &params).await {
+            return match result {
+                Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+                Err(e) => error(id, -32603, &e),
+            };
+        }
+        let result = match method {
+            "initialize" => Ok(json!({
+                "protocolVersion": params["protocolVersion"].as_str().unwrap_or("2025-06-18"),
+                "capabilities": self.capabilities(),
+                "serverInfo": {"name": "bulkhead", "version": bulkhead_host::VERSION},
+            })),
+            "ping" => Ok(json!({})),
+            "tools/list" => Ok(self.tools().await),
+            "tools/call" => self.call(&params).await,
+            other => {
+                return error(
+                    id,
+                    -32601,
+                    &format!("bulkhead's gateway has no method \"{other}\""),
+                );
+            }
+        };
+        match result {
+            Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+            Err(e) => error(id, -32603, &e),
+        }
+    }
+
+    /// Tools always; resources, prompts, logging and completions when
+    /// there are servers to pass them to.
+    fn capabilities(&self) -> Value {
+        if self.sessions.is_empty() {
+            return json!({"tools": {"listChanged": false}});
+        }
+        json!({
+            "tools": {"listChanged": false},
+            "resources": {"subscribe": true, "listChanged": false},
+            "prompts": {"listChanged": false},
+            "logging": {},
+            "completions": {},
+        })
+    }
+
+    async fn tools(&self) -> Value {
+        let mut tools: Vec<Value> = self
+            .builtins
+            .iter()
+            .map(|t| json!({"name": t["name"], "description": t["description"], "inputSchema": t["schema"]}))
+            .collect();
+        for s in &self.sessions {
+            let _ = tokio::time::timeout(READY_TIMEOUT, s.ready()).await;
+            for t in s.status().tools {
+                let mut t = t;
+                let name = format!(
+                    "{}{NAMESPACE_SEPARATOR}{}",
+                    s.name(),
+                    t["name"].as_str().unwrap_or("")
+                );
+                t["name"] = json!(name);
+                tools.push(t);
+            }
+        }
+        json!({ "tools": tools })
+    }
+
+    async fn call(&self, params: &Value) -> Result<Value, String> {
+        let name = params["name"]
+            .as_str()
+            .ok_or("tools/call: `name` is missing")?;
+        let arguments = params
+            .get("arguments")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        if let Some((server, tool)) = name.split_once(NAMESPACE_SEPARATOR) {
+            let session = self
+                .sessions
+                .iter()
+                .find(|s| s.name() == server)
+                .ok_or_else(|| format!("no server \"{server}\""))?;
+            tokio::time::timeout(READY_TIMEOUT, session.ready())
+                .await
+                .map_err(|_| format!("server \"{server}\" is not ready"))?
+                .map_err(|e| format!("server \"{server}\": {e}"))?;
+            return session
+                .request("tools/call", {
+                    // The rest of the params (`_meta.progressToken` above
+                    // all) go through, so the server's progress reaches
+                    // the client.
+                    let mut p = params.clone();
+                    p["name"] = json!(tool);
+                    p["arguments"] = arguments;
+                    p
+                })
+                .await
+                .map_err(|e| e.to_string());
+        }
+        let report = self
+            .host
+            .call(
+                CallRequest::new(name, arguments.to_string())
+                    .cwd(&self.cwd)
+                    .policy(self.tool_policy.clone()),
+            )
+            .wait()
+            .await;
+        let failed = matches!(
+            report.outcome,
+            Outcome::Killed { .. } | Outcome::Failed { .. }
+        ) || matches!(report.exit, Some(ToolExit::Code(c)) if c != 0);
+        Ok(json!({
+            "content": [
+                {"type": "text", "text": report.output_text()},
+                {"type": "text", "text": report.status_line()},
+            ],
+            "isError": failed,
+        }))
+    }
+}
+
+fn error(id: Value, code: i64, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+}
+
+/// The client's lines, capped, from a plain thread (a client holding stdin
+/// open must not hold the runtime's shutdown). An oversized line is an
+/// `Err` naming the cap.
+fn read_stdin() -> mpsc::Receiver<Result<Vec<u8>, String>> {
+    let (tx, rx) = mpsc::channel(16);
+    let spawned = std::thread::Builder::new()
+        .name("mcp-stdin".into())
+        .spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            let mut lines = BoundedLines::new(MAX_CLIENT_MESSAGE);
+            let mut buf = vec![0u8; 64 << 10];
+            loop {
+                let n = match stdin.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                let mut events = Vec::new();
+                lines.feed(&buf[..n], &mut events);
+                for ev in events {
+                    let item = match ev {
+                        LineEvent::Line(l) => Ok(l),
+                        LineEvent::Oversize { .. } => {
+                            Err(format!("message over the {MAX_CLIENT_MESSAGE}-byte limit"))
+                        }
+                    };
+                    if tx.blocking_send(item).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("bulkhead: cannot start the stdin reader: {e}");
+    }
+    rx
+}

@@ -1,0 +1,22 @@
+//! MCP through the real binary against real peers: the official
+//! conformance suite, misbehaving servers behind `mcp wrap`, remote servers
+//! over Streamable HTTP, the `mcp serve` gateway, and `mcp wrap`'s
+//! fidelity to the reference server.
+//!
+//! One test binary for the area, one module per former binary. The tests
+//! that look for leftover server processes find them by a marker unique to
+//! each test, and every server listens on a port of its own.
+//!
+//! The modules are in `mcp/`: a crate root's modules are looked for beside
+//! it, not in a folder of its name, so each `mod` names its file.
+
+#[path = "mcp/conformance.rs"]
+mod conformance;
+#[path = "mcp/hostile.rs"]
+mod hostile;
+#[path = "mcp/remote.rs"]
+mod remote;
+#[path = "mcp/serve.rs"]
+mod serve;
+#[path = "mcp/wrap_fidelity.rs"]
+mod wrap_fidelity;

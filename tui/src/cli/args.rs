@@ -1,0 +1,382 @@
+//! Command-line grammar.
+//!
+//! The doc comments here are clap's help text, shown to users as written:
+//! `[store] path` names a config table and a URL is shown as text, so
+//! rustdoc's link checks do not apply to them.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::bare_urls)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bulkhead_host::enforce::MemoryMechanism;
+use bulkhead_host::units::{parse_duration, parse_size};
+use clap::{Args, Parser, Subcommand};
+
+/// Exit code for a usage error (bad flag, bad JSON, bad size).
+pub const EXIT_USAGE: u8 = 2;
+
+const EXIT_CODES: &str = "\
+Exit codes of `bulkhead run`:
+  0  completed   the tool ran to its end
+  3  truncated   output passed --max-output; the head (and tail) were kept
+  4  killed      stopped for memory, cpu, timeout, output, a signal, or cancel
+  5  failed      bad tool arguments, unknown tool, protocol violation, or a worker error
+  2  usage error in the command line
+  1  bulkhead itself could not run (e.g. bulkhead-worker not found)";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bulkhead",
+    version = crate::cli::version::SHORT,
+    about = "Run AI-agent tools in capped, killable worker processes.",
+    long_about = "bulkhead runs each tool call in its own worker process under memory, CPU, time and \
+                  output limits. A runaway call is cut or killed; the host's memory does not move.",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    /// Config file: policies, MCP servers, models, agents, the store
+    /// (default: $BULKHEAD_CONFIG, else $XDG_CONFIG_HOME/bulkhead/bulkhead.toml,
+    /// or ~/.config/bulkhead/bulkhead.toml without XDG_CONFIG_HOME, if it
+    /// exists).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Open the interactive TUI on the most recent session.
+    #[arg(long = "continue", conflicts_with = "session")]
+    pub resume_last: bool,
+    /// Open the interactive TUI on this session (an id from `/sessions`).
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+    /// Workers the interactive TUI runs at once [default: one per CPU].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: Option<u16>,
+    /// Without a subcommand, bulkhead opens the interactive TUI.
+    /// Session store file (default: $BULKHEAD_STORE, else the config's
+    /// [store] path, else $XDG_DATA_HOME/bulkhead/sessions.db).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub store: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one tool call in a capped worker and print its output.
+    #[command(after_help = EXIT_CODES)]
+    Run(Box<RunArgs>),
+    /// List the built-in tools and their argument schemas.
+    Tools(ToolsArgs),
+    /// Report which limit and isolation mechanisms this machine offers.
+    Doctor(DoctorArgs),
+    /// MCP servers, sandboxed: `bulkhead mcp wrap -- CMD ARGS…`.
+    Mcp(McpArgs),
+    /// Run the agent loop headless: the prompt goes to the model, its tool
+    /// calls to workers; the answer streams to stdout, tool calls to stderr.
+    Chat(Box<crate::cli::chat::ChatArgs>),
+    /// The session store: list, show, export, rm, gc, vacuum, stats.
+    Sessions(SessionsArgs),
+    /// Print a shell completion script: bash, zsh or fish.
+    Completions(crate::cli::generate::CompletionsArgs),
+    /// Print the man page (roff), or write one page per command to a directory.
+    Man(crate::cli::generate::ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsArgs {
+    #[command(subcommand)]
+    pub command: SessionsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// Every session, most recently updated first.
+    List {
+        /// One JSON array of session summaries.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A session and its last items (previews; outputs by size).
+    Show {
+        id: SessionIdArg,
+        /// How many of the last items.
+        #[arg(long, default_value = "20")]
+        items: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The whole session, streamed: every item and every stored output.
+    Export {
+        id: SessionIdArg,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+    },
+    /// Delete a session with its items and outputs.
+    Rm { id: SessionIdArg },
+    /// Mark results of dead writers interrupted, apply the size limits
+    /// (oldest outputs pruned to a stub), checkpoint the WAL.
+    Gc {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rewrite the store file without its free pages (needs free disk
+    /// about the store's size; other bulkheads wait meanwhile).
+    Vacuum,
+    /// Sizes, counts and the largest outputs.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A session id on the command line.
+pub type SessionIdArg = bulkhead_store::SessionId;
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// One JSON object per item; a result's output is its `output` string.
+    Jsonl,
+    /// Headings per item, outputs in fenced blocks.
+    Markdown,
+}
+
+/// `--session ID|new`.
+#[derive(Debug, Clone, Copy)]
+pub enum SessionChoice {
+    New,
+    Existing(bulkhead_store::SessionId),
+}
+
+impl std::str::FromStr for SessionChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "new" {
+            Ok(SessionChoice::New)
+        } else {
+            s.parse().map(SessionChoice::Existing)
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Tool name, e.g. search_files_content, shell, read_file, list_directory.
+    pub tool: String,
+    /// Tool arguments as a JSON object, e.g. '{"pattern":"TODO","path":"."}'.
+    #[arg(default_value = "{}")]
+    pub args_json: String,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+    /// Wall-clock limit (e.g. 500ms, 30s, 5m) [default: the policy's, else 5m].
+    #[arg(long, value_parser = duration)]
+    pub timeout: Option<Duration>,
+    /// Output kept; the rest is counted, not stored (e.g. 64K, 1M)
+    /// [default: the policy's, else 1M].
+    #[arg(long, value_parser = size)]
+    pub max_output: Option<u64>,
+    /// Also keep this much of the end of the output (part of --max-output).
+    /// The tool then runs to its end instead of being stopped at the cap.
+    #[arg(long, value_parser = size, default_value = "0")]
+    pub tail: u64,
+    /// Print exactly one JSON object instead of the output and a status line.
+    #[arg(long)]
+    pub json: bool,
+    /// Record the call (and its output) into a session of the store: an id
+    /// from `bulkhead sessions list`, or `new`.
+    #[arg(long, value_name = "ID|new")]
+    pub session: Option<SessionChoice>,
+}
+
+/// The sandbox and limits of a call or an MCP server.
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Sandbox policy: untrusted, workspace, trusted, or one from the config
+    /// file [default: the config's tool_policy (run) or mcp_policy (mcp)].
+    #[arg(long, value_name = "NAME")]
+    pub policy: Option<String>,
+    /// A directory or file the tool may read (repeatable), on top of the policy's.
+    #[arg(long, value_name = "PATH")]
+    pub allow_read: Vec<PathBuf>,
+    /// A directory or file the tool may write (repeatable), on top of the policy's.
+    #[arg(long, value_name = "PATH")]
+    pub allow_write: Vec<PathBuf>,
+    /// Memory cap for the whole process tree (e.g. 256M, 1GiB)
+    /// [default: the policy's, else 1GiB].
+    #[arg(long, value_parser = size)]
+    pub memory: Option<u64>,
+    /// CPU time cap for the whole process tree, in seconds.
+    #[arg(long)]
+    pub cpu: Option<u64>,
+    /// Largest file the tool may write (RLIMIT_FSIZE; e.g. 100M)
+    /// [default: the policy's, else 4GiB].
+    #[arg(long, value_parser = size)]
+    pub max_file_size: Option<u64>,
+    /// Processes at once [default: the policy's, else 256].
+    #[arg(long)]
+    pub pids: Option<u64>,
+    /// RLIMIT_AS for every process (off by default: it breaks node, the JVM and Go).
+    #[arg(long, value_parser = size)]
+    pub address_space: Option<u64>,
+    /// Working directory, and the workspace the `workspace` policy lets it
+    /// write [default: the policy's, else the current one].
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Force a memory mechanism instead of the strongest available.
+    #[arg(long, value_parser = mechanism)]
+    pub memory_mechanism: Option<MemoryMechanism>,
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    #[command(subcommand)]
+    pub command: McpCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McpCommand {
+    /// Run a stdio MCP server sandboxed and capped, and proxy to it: put
+    /// `bulkhead mcp wrap --` before the server's command in any MCP client's
+    /// config.
+    Wrap(Box<WrapArgs>),
+    /// One MCP server (stdio) with bulkhead's built-in tools and every
+    /// configured server's tools (`server__tool`), each call sandboxed.
+    Serve(ServeArgs),
+    /// Start every configured server, and show its state, tools, restarts,
+    /// memory, last error and stderr tail.
+    Status(StatusArgs),
+    /// Act as an MCP client: connect to a remote server (from a worker),
+    /// initialize, list its tools, and call one if asked; print JSON.
+    Call(CallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// The server's Streamable HTTP endpoint.
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+    /// Policy of the worker that reaches it; it needs network.
+    #[arg(long, default_value = "trusted")]
+    pub policy: String,
+    /// The tool to call; without it, the tools are listed.
+    pub tool: Option<String>,
+    /// The tool's arguments as a JSON object.
+    #[arg(default_value = "{}")]
+    pub args_json: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The `mcpServers` JSON (Claude Desktop / Cursor format) [default: the
+    /// config's `[mcp] servers_file`; none: built-in tools only].
+    #[arg(long, value_name = "FILE")]
+    pub servers: Option<PathBuf>,
+    /// Serve on stdin/stdout (the default).
+    #[arg(long, conflicts_with = "http")]
+    pub stdio: bool,
+    /// Serve Streamable HTTP instead, at PORT on loopback (127.0.0.1), or at
+    /// ADDR:PORT. The Host and Origin headers must name it.
+    #[arg(long, value_name = "[ADDR:]PORT", value_parser = http_addr)]
+    pub http: Option<std::net::SocketAddr>,
+    /// Require `Authorization: Bearer <token>`, the token read from this
+    /// environment variable.
+    #[arg(long, value_name = "VAR", requires = "http")]
+    pub token_env: Option<String>,
+    /// Serve this one server's catalogue unchanged (no built-in tools, no
+    /// `server__` prefixes): a sandboxed stand-in for that server.
+    #[arg(long, value_name = "SERVER")]
+    pub expose: Option<String>,
+    /// Also accept requests whose Origin is this (repeatable).
+    #[arg(long, value_name = "ORIGIN", requires = "http")]
+    pub allow_origin: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The `mcpServers` JSON [default: the config's `[mcp] servers_file`].
+    #[arg(long, value_name = "FILE")]
+    pub servers: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WrapArgs {
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+    /// Hard cap on one message from the server; an answer over it is
+    /// dropped and its request answered with an error.
+    #[arg(long, value_parser = size, default_value = "4MiB")]
+    pub max_message: u64,
+    /// A tools/call result over this is cut to a valid, smaller result
+    /// that says what was cut.
+    #[arg(long, value_parser = size, default_value = "1MiB")]
+    pub max_result: u64,
+    /// A tools/call unanswered after this long gets a timeout error, and the
+    /// server a notifications/cancelled.
+    #[arg(long, value_parser = duration, default_value = "5m")]
+    pub call_timeout: Duration,
+    /// Wall-clock limit of the whole session [default: none].
+    #[arg(long, value_parser = duration)]
+    pub session_timeout: Option<Duration>,
+    /// A remote MCP server (Streamable HTTP) to proxy to instead of a
+    /// command, e.g. https://example.com/mcp. It is reached from the
+    /// worker, so the policy must allow the network (e.g. --policy trusted).
+    #[arg(long, value_name = "URL", conflicts_with = "command")]
+    pub url: Option<String>,
+    /// A header sent with every request to --url, as 'Name: value'
+    /// (repeatable).
+    #[arg(long = "header", value_name = "'K: V'", requires = "url")]
+    pub headers: Vec<String>,
+    /// Send `Authorization: Bearer $VAR` to --url. Only this variable is
+    /// added to the worker's environment; the token is not put in the
+    /// call's arguments.
+    #[arg(long, value_name = "VAR", requires = "url")]
+    pub bearer_env: Option<String>,
+    /// The server's command and arguments: everything after the flags
+    /// (or after `--`) belongs to the server.
+    #[arg(
+        required_unless_present = "url",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ToolsArgs {
+    /// Print the catalogue as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Skip the trial call under each policy (only probe the kernel).
+    #[arg(long)]
+    pub no_trial: bool,
+}
+
+/// A bare port binds to loopback: a gateway on all interfaces must be
+/// asked for by address.
+fn http_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse()
+        .map_err(|_| format!("\"{s}\" is neither a port nor an ADDR:PORT"))
+}
+
+fn size(s: &str) -> Result<u64, String> {
+    parse_size(s).map_err(|e| e.to_string())
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn mechanism(s: &str) -> Result<MemoryMechanism, String> {
+    s.parse::<MemoryMechanism>().map_err(|e| e.to_string())
+}
