@@ -5,6 +5,7 @@
 //! command does both). They are found beside the test executable's profile
 //! directory, so `CARGO_TARGET_DIR` and `--release` both work.
 
+pub mod launchers;
 pub mod readme;
 pub mod tmux;
 

@@ -15,6 +15,8 @@ mod commands;
 mod completions;
 #[path = "cli/config_path.rs"]
 mod config_path;
+#[path = "cli/egress.rs"]
+mod egress;
 #[path = "cli/man_page.rs"]
 mod man_page;
 #[path = "cli/readme_runnable.rs"]

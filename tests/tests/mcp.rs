@@ -1,7 +1,8 @@
 //! MCP through the real binary against real peers: the official
 //! conformance suite, misbehaving servers behind `mcp wrap`, remote servers
-//! over Streamable HTTP, the `mcp serve` gateway, and `mcp wrap`'s
-//! fidelity to the reference server.
+//! over Streamable HTTP, the `mcp serve` gateway, `mcp wrap`'s fidelity to
+//! the reference server, its diagnoses when a server stays silent, and
+//! `mcp check`.
 //!
 //! One test binary for the area, one module per former binary. The tests
 //! that look for leftover server processes find them by a marker unique to
@@ -10,10 +11,16 @@
 //! The modules are in `mcp/`: a crate root's modules are looked for beside
 //! it, not in a folder of its name, so each `mod` names its file.
 
+#[path = "mcp/check.rs"]
+mod check;
 #[path = "mcp/conformance.rs"]
 mod conformance;
 #[path = "mcp/hostile.rs"]
 mod hostile;
+#[path = "mcp/launchers.rs"]
+mod launchers;
+#[path = "mcp/no_silent.rs"]
+mod no_silent;
 #[path = "mcp/remote.rs"]
 mod remote;
 #[path = "mcp/serve.rs"]

@@ -175,6 +175,7 @@ impl ToolSet {
                 read: vec![store_dir],
                 write: Vec::new(),
                 install_dir: None,
+                allow_net: Default::default(),
             },
         )?;
         Ok(Self {

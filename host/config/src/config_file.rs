@@ -112,6 +112,8 @@ struct PolicyDef {
     #[serde(default)]
     deny: Vec<String>,
     network: Option<NetworkName>,
+    #[serde(default)]
+    allow_net: Vec<String>,
     env: Option<Vec<String>>,
     on_missing: Option<OnMissingName>,
     cwd: Option<String>,
@@ -336,6 +338,16 @@ fn apply_def(mut p: Policy, name: &str, def: &PolicyDef) -> Result<Policy, Confi
             NetworkName::Loopback => NetworkMode::Loopback,
             NetworkName::Full => NetworkMode::Full,
         };
+    }
+    if !def.allow_net.is_empty() {
+        let added = bulkhead_egress::AllowList::parse(&def.allow_net)?;
+        p.allow_net = p
+            .allow_net
+            .rules()
+            .iter()
+            .chain(added.rules())
+            .cloned()
+            .collect();
     }
     if let Some(env) = &def.env {
         p.env = Some(env.clone());

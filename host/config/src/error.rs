@@ -201,13 +201,12 @@ pub enum ConfigError {
     /// An `mcpServers` entry with neither `command` nor `url`.
     #[error("has neither `command` nor `url`")]
     NoCommandOrUrl,
-    /// A remote (`url`) server under a policy without network: bulkhead
-    /// never widens a policy by itself.
-    #[error(
-        "is remote (`url`), but its policy \"{policy}\" has no network; give it a policy with \
-         network = \"full\" in [servers.{server}] (e.g. policy = \"trusted\")"
-    )]
-    RemoteWithoutNetwork { server: String, policy: String },
+    /// An `allow_net` entry that is not `HOST[:PORT]`.
+    #[error("allow_net: {0}")]
+    AllowNet(#[from] bulkhead_egress::AllowError),
+    /// A remote server's `url` that names no host bulkhead can allow.
+    #[error("url {url:?}: {reason}")]
+    BadUrl { url: String, reason: String },
     /// A policy that cannot be resolved into a sandbox (a path that cannot
     /// be made canonical, …).
     #[error(transparent)]

@@ -104,7 +104,6 @@ pub mod agents;
 mod capped_read;
 mod config_file;
 mod error;
-pub mod launch;
 mod limits;
 mod server_specs;
 pub mod servers;

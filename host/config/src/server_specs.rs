@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bulkhead_egress::{AllowList, AllowRule};
 use bulkhead_host::limits::CallLimits;
 use bulkhead_host::policy::{ResolveContext, resolve};
 use bulkhead_host::units::{UnitError, parse_duration, parse_size};
@@ -25,6 +26,40 @@ const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 /// more: beyond that it is crash-looping.
 const DEFAULT_MAX_RESTARTS: u32 = 3;
 const DEFAULT_RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+/// The hosts a server may reach: its `allow_net`, and for a remote server
+/// under a sandboxed policy, its own URL's host and port. A remote server
+/// is reached from the worker, whose network namespace reaches nothing
+/// but the egress proxy; a policy without a sandbox already has the
+/// host's network, and needs no rule.
+fn allow_net(
+    policy: &bulkhead_host::Policy,
+    entries: &[String],
+    transport: &Transport,
+) -> Result<AllowList, ConfigError> {
+    let mut rules = AllowList::parse(entries)?.rules().to_vec();
+    if let (Transport::Http { url, .. }, false) = (transport, policy.is_trusted()) {
+        let rule = AllowRule::for_url(url).map_err(|reason| ConfigError::BadUrl {
+            url: url.clone(),
+            reason,
+        })?;
+        rules.push(rule);
+    }
+    Ok(AllowList::new(rules))
+}
+
+/// What a server's command needs to read (`bulkhead_launch::analyze`):
+/// its interpreter's real prefix, its venv, its script's project. A
+/// package launcher's package is fetched when its session starts
+/// (`bulkhead_mcp::prepare`), which adds what it needs then.
+fn launch_reads(command: &[String]) -> Vec<PathBuf> {
+    let Ok(env) = bulkhead_launch::LaunchEnv::from_process() else {
+        return Vec::new();
+    };
+    bulkhead_launch::analyze(command, &env)
+        .map(|plan| plan.read)
+        .unwrap_or_default()
+}
 
 /// Where the servers are listed: `explicit`, else the config's
 /// `[mcp] servers_file`.
@@ -77,7 +112,7 @@ pub fn specs(
         };
         let mut read: Vec<PathBuf> = settings.allow_read.iter().map(tilde).collect();
         if let Transport::Stdio { command, .. } = &transport {
-            read.extend(crate::launch::install_dirs(command));
+            read.extend(launch_reads(command));
         }
         let cwd = settings.cwd.as_ref().or(entry.cwd.as_ref()).map(tilde);
         let ctx = ResolveContext {
@@ -86,21 +121,9 @@ pub fn specs(
             read,
             write: settings.allow_write.iter().map(tilde).collect(),
             install_dir: None,
+            allow_net: allow_net(policy, &settings.allow_net, &transport).map_err(fail)?,
         };
         let call_policy = resolve(policy, &ctx).map_err(|e| fail(e.into()))?;
-        // A remote server is reached from the worker, whose own network
-        // namespace (`none`, or `loopback`: its own lo, not the host's)
-        // cannot reach it. Say so rather than widen the policy.
-        let no_network = call_policy
-            .sandbox
-            .as_ref()
-            .is_some_and(|s| s.network != bulkhead_ipc::NetworkMode::Full);
-        if matches!(transport, Transport::Http { .. }) && no_network {
-            return Err(fail(ConfigError::RemoteWithoutNetwork {
-                server: name.clone(),
-                policy: policy_name.to_owned(),
-            }));
-        }
         let bad = |key: &str, value: &str, reason: UnitError| {
             fail(ConfigError::BadValue {
                 table: None,
@@ -144,6 +167,7 @@ pub fn specs(
                     DEFAULT_RESTART_WINDOW,
                 )?,
             },
+            package: None,
         });
     }
     Ok(out)
@@ -176,15 +200,27 @@ mod tests {
             servers["remote"].url.as_deref(),
             Some("https://example.invalid/mcp")
         );
-        // A remote server under `untrusted` (no network) is refused…
-        let e = specs(&Config::default(), &servers, None)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("server \"remote\"") && e.contains("no network"),
-            "{e}"
+        // A remote server under `untrusted` reaches its own host and port,
+        // and nothing else, through the egress proxy…
+        let sandboxed = specs(&Config::default(), &servers, None).unwrap();
+        let remote = sandboxed.iter().find(|s| s.name == "remote").unwrap();
+        let allowed: Vec<String> = remote
+            .policy
+            .egress
+            .as_ref()
+            .unwrap()
+            .rules()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(allowed, ["example.invalid:443"]);
+        assert_eq!(
+            remote.policy.sandbox.as_ref().unwrap().network,
+            bulkhead_ipc::NetworkMode::Proxied
         );
-        // …and runs under a policy with network.
+        let fs = sandboxed.iter().find(|s| s.name == "fs").unwrap();
+        assert!(fs.policy.egress.is_none(), "a local server gets no network");
+        // …and under a policy without a sandbox, it has the network as is.
         let mut set = Config::default();
         set.servers.insert(
             "remote".into(),

@@ -61,6 +61,9 @@ pub struct ServerSettings {
     /// `timeout` and `output` are refused
     /// ([`ConfigError::NotAServerLimit`]).
     pub limits: LimitsDef,
+    /// Hosts the server may reach through the egress proxy
+    /// (`HOST[:PORT]`, `*.example.com`).
+    pub allow_net: Vec<String>,
     pub max_message: Option<String>,
     pub max_result: Option<String>,
     pub call_timeout: Option<String>,
@@ -82,6 +85,8 @@ struct ServerTable {
     allow_read: Vec<String>,
     #[serde(default)]
     allow_write: Vec<String>,
+    #[serde(default)]
+    allow_net: Vec<String>,
     memory: Option<String>,
     cpu: Option<String>,
     timeout: Option<String>,
@@ -103,6 +108,7 @@ impl From<ServerTable> for ServerSettings {
             policy: t.policy,
             allow_read: t.allow_read,
             allow_write: t.allow_write,
+            allow_net: t.allow_net,
             limits: LimitsDef {
                 memory: t.memory,
                 cpu: t.cpu,
@@ -180,6 +186,9 @@ pub struct McpServerSpec {
     pub max_result: u64,
     pub call_timeout: Duration,
     pub restart: RestartBudget,
+    /// The package a package launcher runs from bulkhead's cache, as
+    /// `npm NAME@VERSION`; set when the session prepares the command.
+    pub package: Option<String>,
 }
 
 impl ServerSettings {

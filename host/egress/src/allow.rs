@@ -40,6 +40,38 @@ pub(crate) const LOCALHOST: [IpAddr; 2] = [
 ];
 
 impl AllowRule {
+    /// The rule that allows exactly the server of an `http://` or
+    /// `https://` URL: its host on its port (80 or 443 when the URL names
+    /// none). The error names the URL and what is wrong with it.
+    pub fn for_url(url: &str) -> Result<AllowRule, String> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL"))?;
+        let default_port = match scheme.to_ascii_lowercase().as_str() {
+            "http" => 80,
+            "https" => 443,
+            other => {
+                return Err(format!(
+                    "{url:?}: the scheme {other:?} is not http or https"
+                ));
+            }
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host_port = authority.rsplit('@').next().unwrap_or(authority);
+        let has_port = match host_port.rfind(']') {
+            Some(end) => host_port[end..].contains(':'),
+            None => host_port.contains(':'),
+        };
+        let entry = if has_port {
+            host_port.to_owned()
+        } else {
+            format!("{host_port}:{default_port}")
+        };
+        entry
+            .parse::<AllowRule>()
+            .map_err(|e| format!("{url:?}: {}", e.kind()))
+    }
+
     /// The port this rule allows, or `None` for any port.
     pub fn port(&self) -> Option<u16> {
         self.port

@@ -257,3 +257,29 @@ fn an_empty_list_allows_nothing() {
     assert_eq!(list.rules().len(), 1);
     assert!(list.allows(&target("a.test:1")));
 }
+
+#[test]
+fn a_url_gives_the_rule_for_its_server_and_port() {
+    let rule = |u: &str| AllowRule::for_url(u).map(|r| r.to_string());
+    assert_eq!(
+        rule("https://api.example.com/mcp").as_deref(),
+        Ok("api.example.com:443")
+    );
+    assert_eq!(
+        rule("http://127.0.0.1:8931/mcp?x=1").as_deref(),
+        Ok("127.0.0.1:8931")
+    );
+    assert_eq!(rule("http://user:pw@[::1]:9/").as_deref(), Ok("[::1]:9"));
+    assert_eq!(rule("HTTP://Example.COM").as_deref(), Ok("example.com:80"));
+    assert!(
+        rule("ftp://example.com/")
+            .unwrap_err()
+            .contains("not http or https")
+    );
+    assert!(
+        rule("example.com")
+            .unwrap_err()
+            .contains("not an http:// or https:// URL")
+    );
+    assert!(rule("http:///path").is_err());
+}

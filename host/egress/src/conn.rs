@@ -9,7 +9,7 @@ use crate::config::ProxyConfig;
 use crate::head::{self, ESTABLISHED, Kind, Opening, Status, read_opening};
 use crate::log::EgressLog;
 use crate::open::{Denial, open};
-use crate::relay::relay;
+use crate::relay::{relay, relay_forward};
 use crate::socks;
 
 /// Serves one connection to its end.
@@ -56,7 +56,10 @@ pub(crate) async fn serve(mut client: UnixStream, config: &ProxyConfig, log: &Eg
     if request.kind == Kind::Connect && client.write_all(ESTABLISHED).await.is_err() {
         return;
     }
-    relay(client, upstream, request.first_bytes, log).await;
+    match request.kind {
+        Kind::Connect => relay(client, upstream, request.first_bytes, log).await,
+        Kind::Forward => relay_forward(client, upstream, request.first_bytes, log).await,
+    }
 }
 
 /// Sends an error response and closes, giving a client that does not read

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bulkhead_config::{Config, load_servers_file, servers_file, specs};
+use bulkhead_config::{Config, McpServerSpec, Transport, load_servers_file, servers_file, specs};
 use bulkhead_host::policy::{ResolveContext, resolve};
 use bulkhead_host::{CallPolicy, CallRequest, HostConfig, Outcome, ToolHost};
 use bulkhead_ipc::ToolExit;
@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
+use crate::prepare::{FetchOptions, prepare};
 use crate::session::ServerSession;
 use crate::{GatewayError, NAMESPACE_SEPARATOR};
 
@@ -59,17 +60,58 @@ pub async fn start_sessions(
         let entries = load_servers_file(&file).map_err(|e| GatewayError::Config(e.to_string()))?;
         let specs = specs(config, &entries, home.as_deref())
             .map_err(|e| GatewayError::Config(e.to_string()))?;
-        for spec in specs {
+        let launch_env = bulkhead_launch::LaunchEnv::from_process()?;
+        for mut spec in specs {
             if spec.name.contains(NAMESPACE_SEPARATOR) {
                 return Err(GatewayError::Config(format!(
                     "server \"{}\": names may not contain \"{NAMESPACE_SEPARATOR}\", which separates server and tool",
                     spec.name
                 )));
             }
+            with_package(&host, &mut spec, &launch_env).await?;
             sessions.push(ServerSession::spawn(host.clone(), spec));
         }
     }
     Ok((host, sessions))
+}
+
+/// A stdio server launched by a package launcher (`npx -y PKG`, `uvx
+/// PKG`) runs from bulkhead's package cache: its package is fetched now if
+/// it is not there yet, and the server may read it and nothing more of the
+/// cache. Other commands are left as `specs` resolved them.
+async fn with_package(
+    host: &ToolHost,
+    spec: &mut McpServerSpec,
+    env: &bulkhead_launch::LaunchEnv,
+) -> Result<(), GatewayError> {
+    let Transport::Stdio { command, env: vars } = &mut spec.transport else {
+        return Ok(());
+    };
+    let is_package = bulkhead_launch::analyze(command, env).is_ok_and(|p| p.package.is_some());
+    if !is_package {
+        return Ok(());
+    }
+    let prepared = prepare(host, command, env, &FetchOptions::default())
+        .await
+        .map_err(|e| GatewayError::Server(format!("server \"{}\": {e}", spec.name)))?;
+    *command = prepared.argv.clone();
+    if let Some(path) = prepared.path_var(env.var("PATH")) {
+        vars.insert("PATH".into(), path);
+    }
+    // The cache dir and the interpreter's prefix hold no secret, so they
+    // are added as read roots as they are, without the deny carving a
+    // policy's own roots get.
+    if let Some(fs) = spec
+        .policy
+        .sandbox
+        .as_mut()
+        .and_then(|s| s.filesystem.as_mut())
+    {
+        fs.read
+            .extend(prepared.read.iter().map(|p| p.display().to_string()));
+    }
+    spec.package = prepared.package.as_ref().map(ToString::to_string);
+    Ok(())
 }
 
 impl Gateway {

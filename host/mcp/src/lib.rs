@@ -17,12 +17,14 @@ pub const NAMESPACE_SEPARATOR: &str = "__";
 
 mod gateway;
 mod http;
+pub mod prepare;
 mod remote;
 mod route;
 pub mod session;
 
 pub use gateway::{Gateway, MAX_CLIENT_MESSAGE, READY_TIMEOUT, serve_stdio, start_sessions};
 pub use http::{HttpOptions, serve_http};
+pub use prepare::{FetchOptions, PackageInfo, PrepareError, Prepared, prepare};
 pub use remote::call_remote;
 pub use session::{McpError, ServerSession, ServerState, ServerStatus};
 

@@ -29,7 +29,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use bulkhead_config::{McpServerSpec, Transport};
 use bulkhead_host::outcome::Outcome;
 use bulkhead_host::report::CallEvent;
-use bulkhead_host::{CallRequest, ToolHost};
+use bulkhead_host::{CallRequest, LiveStatus, ToolHost};
 
 /// How long a server may take to answer `initialize`. Node servers load in
 /// a second or two; `npx` that must fetch a package can take far longer,
@@ -66,6 +66,17 @@ pub struct ServerStatus {
     pub not_enforced: Vec<String>,
     pub tools: Vec<Value>,
     pub stderr_tail: String,
+    /// Connections the egress proxy of the server's current run let
+    /// through so far (0 without an allow list).
+    pub egress_allowed: u64,
+    /// Connections it refused so far.
+    pub egress_refused: u64,
+    /// The latest distinct refusal message, e.g. `egress to evil.example:443
+    /// refused: not in the allow list`.
+    pub last_egress_refusal: Option<String>,
+    /// The package it runs from bulkhead's cache, pinned: `npm
+    /// NAME@VERSION` (a package launcher's server only).
+    pub package: Option<String>,
 }
 
 /// Why a request did not get the server's answer.
@@ -81,12 +92,17 @@ enum Cmd {
     },
 }
 
+/// The live figures of a server's current run, published by its driver
+/// at each (re)start; `None` before the first.
+type CurrentLive = Arc<Mutex<Option<watch::Receiver<LiveStatus>>>>;
+
 /// A handle on one server's session; cheap to clone.
 #[derive(Clone)]
 pub struct ServerSession {
     name: String,
     cmds: mpsc::Sender<Cmd>,
     status: Arc<Mutex<ServerStatus>>,
+    live: CurrentLive,
     state: watch::Receiver<ServerState>,
     notifications: broadcast::Sender<Value>,
 }
@@ -104,7 +120,12 @@ impl ServerSession {
             not_enforced: Vec::new(),
             tools: Vec::new(),
             stderr_tail: String::new(),
+            egress_allowed: 0,
+            egress_refused: 0,
+            last_egress_refusal: None,
+            package: spec.package.clone(),
         }));
+        let live = CurrentLive::default();
         let (cmds, cmd_rx) = mpsc::channel(64);
         let (state_tx, state) = watch::channel(ServerState::Starting);
         let (notifications, _) = broadcast::channel(NOTIFICATION_BACKLOG);
@@ -114,12 +135,14 @@ impl ServerSession {
             status: status.clone(),
             state: state_tx,
             notifications: notifications.clone(),
+            live: live.clone(),
         };
         tokio::spawn(driver.run(cmd_rx));
         Self {
             name: spec.name,
             cmds,
             status,
+            live,
             state,
             notifications,
         }
@@ -151,8 +174,24 @@ impl ServerSession {
         }
     }
 
+    /// The server's status, with the egress figures of its current run
+    /// as of now (the driver wakes only for the server's output, so they
+    /// are read from the run's live figures here, not kept there).
     pub fn status(&self) -> ServerStatus {
-        lock(&self.status).clone()
+        let mut status = lock(&self.status).clone();
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(live) = live {
+            let l = live.borrow();
+            status.egress_allowed = l.egress_allowed;
+            status.egress_refused = l.egress_refused;
+            status.last_egress_refusal = l
+                .egress_messages
+                .iter()
+                .rev()
+                .find(|m| m.contains(" refused"))
+                .cloned();
+        }
+        status
     }
 
     /// The server's notifications (progress, logging, list changes), as
@@ -189,6 +228,7 @@ struct Driver {
     status: Arc<Mutex<ServerStatus>>,
     state: watch::Sender<ServerState>,
     notifications: broadcast::Sender<Value>,
+    live: CurrentLive,
 }
 
 /// Server notifications held for a slow subscriber; past this the oldest
@@ -265,6 +305,7 @@ impl Driver {
         }
         let mut call = self.host.call(req);
         let live = call.live();
+        *self.live.lock().unwrap_or_else(|p| p.into_inner()) = Some(live.clone());
         let (lines_tx, mut lines_rx) = mpsc::unbounded_channel::<Bytes>();
         let input = call.input();
         // The writer: input waits for the worker's credit, off the driver.

@@ -48,6 +48,7 @@ fn report(output: CapturedOutput, bytes_produced: u64) -> CallReport {
         worker_stderr: String::new(),
         lines_seen: 0,
         streamed_bytes: 0,
+        egress: None,
     }
 }
 

@@ -26,7 +26,18 @@ pub(crate) struct PrivateTmp {
 
 impl PrivateTmp {
     pub(crate) fn create(call_id: u64) -> io::Result<Self> {
-        let path = private_parent(true)?.join(format!("{}-{call_id}", std::process::id()));
+        Self::create_named(&format!("{}-{call_id}", std::process::id()))
+    }
+
+    /// A second private dir of the call, for the host's own use (the
+    /// egress proxy's socket): `<host pid>-<call id>-<purpose>`, so the
+    /// stale sweep recognises it by the same host pid.
+    pub(crate) fn create_for(call_id: u64, purpose: &str) -> io::Result<Self> {
+        Self::create_named(&format!("{}-{call_id}-{purpose}", std::process::id()))
+    }
+
+    fn create_named(name: &str) -> io::Result<Self> {
+        let path = private_parent(true)?.join(name);
         // Left by an earlier process with our pid (pid reuse after a crash).
         if path.exists() {
             std::fs::remove_dir_all(&path)?;

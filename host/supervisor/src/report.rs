@@ -47,6 +47,14 @@ pub struct LiveStatus {
     pub elapsed: Duration,
     /// The tool's latest progress message, if it sends any.
     pub progress: Option<String>,
+    /// Connections the call's egress proxy let through so far (a call with
+    /// an allow list only).
+    pub egress_allowed: u64,
+    /// Connections it refused so far.
+    pub egress_refused: u64,
+    /// Its refusal and failure messages so far, each once, at most
+    /// [`bulkhead_egress::MAX_MESSAGES`].
+    pub egress_messages: Vec<String>,
 }
 
 /// Where a call is in its life.
@@ -147,6 +155,9 @@ pub struct CallReport {
     pub lines_seen: u64,
     /// Bytes passed to the caller as events and not kept (stream mode).
     pub streamed_bytes: u64,
+    /// What the call's egress proxy let through and refused; `None` for a
+    /// call with no allow list.
+    pub egress: Option<bulkhead_egress::EgressReport>,
 }
 
 impl CallReport {
@@ -204,6 +215,7 @@ impl CallReport {
             worker_stderr: String::new(),
             lines_seen: 0,
             streamed_bytes: 0,
+            egress: None,
         }
     }
 }
@@ -230,13 +242,60 @@ impl CallReport {
             Some(bulkhead_ipc::ToolExit::Signal(s)) => format!(" · signal {s}"),
             _ => String::new(),
         };
+        let egress = match &r.egress {
+            Some(e) => format!(" · egress {} allowed, {} refused", e.allowed, e.refused),
+            None => String::new(),
+        };
         format!(
-            "bulkhead: {what}{exit} · peak {} · cpu {} ms · wall {} ms · memory cap by {} · policy {}",
+            "bulkhead: {what}{exit} · peak {} · cpu {} ms · wall {} ms · memory cap by {} · policy {}{egress}",
             crate::units::format_size(r.usage.peak_rss_bytes),
             r.usage.cpu_ms,
             r.usage.wall_ms,
             r.enforcement.memory,
             r.enforcement.policy
         )
+    }
+
+    /// The egress proxy's record as JSON (`--json`, `mcp wrap`'s end line):
+    /// counters and each distinct message with its count; `None` for a
+    /// call with no allow list.
+    pub fn egress_json(&self) -> Option<serde_json::Value> {
+        let e = self.egress.as_ref()?;
+        Some(serde_json::json!({
+            "allowed": e.allowed,
+            "refused": e.refused,
+            "failed": e.failed,
+            "bytes_up": e.bytes_up,
+            "bytes_down": e.bytes_down,
+            "messages": e.messages.iter()
+                .map(|m| serde_json::json!({"text": m.text, "count": m.count}))
+                .collect::<Vec<_>>(),
+            "messages_left_off": e.messages_left_off,
+        }))
+    }
+
+    /// One line for each distinct egress refusal or failure of the call,
+    /// for stderr after [`CallReport::status_line`]: `bulkhead: egress to
+    /// evil.example:443 refused: not in the allow list`, with a count when
+    /// it happened more than once. Empty for a call with no allow list.
+    pub fn egress_lines(&self) -> Vec<String> {
+        let Some(e) = &self.egress else {
+            return Vec::new();
+        };
+        let mut lines: Vec<String> = e
+            .messages
+            .iter()
+            .map(|m| match m.count {
+                1 => format!("bulkhead: {}", m.text),
+                n => format!("bulkhead: {} ({n} times)", m.text),
+            })
+            .collect();
+        if e.messages_left_off > 0 {
+            lines.push(format!(
+                "bulkhead: and {} more egress messages, not kept",
+                e.messages_left_off
+            ));
+        }
+        lines
     }
 }

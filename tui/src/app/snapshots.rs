@@ -49,6 +49,7 @@ fn card(id: u64, tool: &str, args: &str) -> Card {
         bytes_seen: 512 << 10,
         elapsed: Duration::from_millis(3200),
         progress: None,
+        ..LiveStatus::default()
     };
     c
 }

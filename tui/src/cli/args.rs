@@ -15,6 +15,13 @@ use clap::{Args, Parser, Subcommand};
 /// Exit code for a usage error (bad flag, bad JSON, bad size).
 pub const EXIT_USAGE: u8 = 2;
 
+/// How long `mcp wrap` and `mcp check` wait for a server's answer to
+/// `initialize` before they say why there is none. Clients give up after
+/// 15 s (the official inspector) to 60 s, and do so silently; a node
+/// server is up in a second or two, so 10 s is well past a healthy start
+/// and still before the first client stops listening.
+pub const DEFAULT_INIT_TIMEOUT: &str = "10s";
+
 const EXIT_CODES: &str = "\
 Exit codes of `bulkhead run`:
   0  completed   the tool ran to its end
@@ -198,6 +205,12 @@ pub struct SandboxArgs {
     /// A directory or file the tool may write (repeatable), on top of the policy's.
     #[arg(long, value_name = "PATH")]
     pub allow_write: Vec<PathBuf>,
+    /// A host the tool may reach, as HOST[:PORT] or *.DOMAIN[:PORT]
+    /// (repeatable; no port: any port). The tool's only way out is then
+    /// bulkhead's egress proxy, which refuses every other host, IP literals
+    /// and private addresses not listed, and names each refusal.
+    #[arg(long, value_name = "HOST[:PORT]", value_parser = allow_rule)]
+    pub allow_net: Vec<bulkhead_egress::AllowRule>,
     /// Memory cap for the whole process tree (e.g. 256M, 1GiB)
     /// [default: the policy's, else 1GiB].
     #[arg(long, value_parser = size)]
@@ -245,6 +258,55 @@ pub enum McpCommand {
     /// Act as an MCP client: connect to a remote server (from a worker),
     /// initialize, list its tools, and call one if asked; print JSON.
     Call(CallArgs),
+    /// Fetch a package launcher's package (`npx -y PKG`, `uvx PKG`,
+    /// `pipx run PKG`, `bunx PKG`) into bulkhead's cache ahead of time, in
+    /// a worker whose only network is the registry; print the version
+    /// pinned and what the server will read.
+    Fetch(FetchArgs),
+    /// Start a stdio server exactly as `mcp wrap` would, initialize it and
+    /// list its tools; print what it is, what it was allowed and refused,
+    /// and either a client config that runs it or why it failed.
+    Check(Box<CheckArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+    /// How long each of initialize and tools/list may take (0: no limit).
+    #[arg(long, value_parser = duration, default_value = DEFAULT_INIT_TIMEOUT)]
+    pub init_timeout: Duration,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// The server's command and arguments, as in `mcp wrap`.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Resolve the newest version again and move the pin to it (a command
+    /// without a version, or with @latest, otherwise keeps the version of
+    /// its first fetch).
+    #[arg(long)]
+    pub update: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// The server's command, as in `mcp wrap`.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -317,6 +379,12 @@ pub struct WrapArgs {
     /// Wall-clock limit of the whole session [default: none].
     #[arg(long, value_parser = duration)]
     pub session_timeout: Option<Duration>,
+    /// With no answer to the client's initialize after this long, bulkhead
+    /// answers it with an error that says why (policy, egress refused, the
+    /// server's stderr, the flag that would likely fix it) and keeps the
+    /// session; 0: never.
+    #[arg(long, value_parser = duration, default_value = DEFAULT_INIT_TIMEOUT)]
+    pub init_timeout: Duration,
     /// A remote MCP server (Streamable HTTP) to proxy to instead of a
     /// command, e.g. https://example.com/mcp. It is reached from the
     /// worker, so the policy must allow the network (e.g. --policy trusted).
@@ -331,6 +399,10 @@ pub struct WrapArgs {
     /// call's arguments.
     #[arg(long, value_name = "VAR", requires = "url")]
     pub bearer_env: Option<String>,
+    /// Never fetch: a package launcher's package must already be in the
+    /// cache (see `bulkhead mcp fetch`).
+    #[arg(long, conflicts_with = "url")]
+    pub no_fetch: bool,
     /// The server's command and arguments: everything after the flags
     /// (or after `--`) belongs to the server.
     #[arg(
@@ -375,6 +447,11 @@ fn size(s: &str) -> Result<u64, String> {
 
 fn duration(s: &str) -> Result<Duration, String> {
     parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn allow_rule(s: &str) -> Result<bulkhead_egress::AllowRule, String> {
+    s.parse()
+        .map_err(|e: bulkhead_egress::AllowError| e.to_string())
 }
 
 fn mechanism(s: &str) -> Result<MemoryMechanism, String> {

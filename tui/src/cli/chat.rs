@@ -330,6 +330,7 @@ pub(crate) fn tool_policy(
         read: Vec::new(),
         write: Vec::new(),
         install_dir: None,
+        allow_net: Default::default(),
     };
     let call_policy = resolve(policy, &ctx).map_err(|e| e.to_string())?;
     let limits = agent

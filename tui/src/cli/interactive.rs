@@ -23,6 +23,7 @@ fn no_flags() -> SandboxArgs {
         policy: None,
         allow_read: Vec::new(),
         allow_write: Vec::new(),
+        allow_net: Vec::new(),
         memory: None,
         cpu: None,
         max_file_size: None,

@@ -93,8 +93,8 @@ pub async fn status(args: StatusArgs, config: Option<&Path>) -> anyhow::Result<u
         );
     } else {
         println!(
-            "{:<20} {:<10} {:<10} {:>5} {:>8} {:>9}  last error / stderr",
-            "server", "state", "policy", "tools", "restarts", "peak RSS"
+            "{:<20} {:<10} {:<10} {:>5} {:>8} {:>9} {:>10}  last error / stderr",
+            "server", "state", "policy", "tools", "restarts", "peak RSS", "egress a/r"
         );
         for s in &statuses {
             let note = s
@@ -103,16 +103,24 @@ pub async fn status(args: StatusArgs, config: Option<&Path>) -> anyhow::Result<u
                 .or_else(|| s.stderr_tail.lines().last().map(str::to_owned))
                 .unwrap_or_default();
             println!(
-                "{:<20} {:<10} {:<10} {:>5} {:>8} {:>9}  {note}",
+                "{:<20} {:<10} {:<10} {:>5} {:>8} {:>9} {:>10}  {note}",
                 s.name,
                 format!("{:?}", s.state).to_lowercase(),
                 s.policy,
                 s.tools.len(),
                 s.restarts,
                 bulkhead_host::units::format_size(s.peak_rss_bytes),
+                // Allowed / refused connections of its egress proxy.
+                format!("{}/{}", s.egress_allowed, s.egress_refused),
             );
             if !s.not_enforced.is_empty() {
                 println!("{:<20} NOT ENFORCED: {}", "", s.not_enforced.join(", "));
+            }
+            if let Some(refusal) = &s.last_egress_refusal {
+                println!("{:<20} last {refusal}", "");
+            }
+            if let Some(package) = &s.package {
+                println!("{:<20} runs {package} from bulkhead's package cache", "");
             }
         }
     }

@@ -8,16 +8,31 @@
 //! before parsing it. This process holds no more than the credit windows
 //! of either direction: it reads stdin only when the server has taken what
 //! came before, and takes output only as fast as it writes it to stdout.
+//! Until the server has answered the client's `initialize` (`mcp_watch`),
+//! it also holds at most one capped line of the server's, so that it can
+//! answer in the server's stead, with why (`mcp_diagnose`), when the answer
+//! does not come within `--init-timeout`, and drop the late one.
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use bulkhead_host::{CallEvent, CallRequest, HostConfig, Outcome, ToolHost};
+use bulkhead_host::{
+    CallEvent, CallHandle, CallReport, CallRequest, HostConfig, LiveStatus, Outcome, ToolHost,
+};
 use bulkhead_ipc::{StreamId, ToolExit};
 use bytes::Bytes;
+use serde_json::Value;
 use tokio::io::AsyncWriteExt;
+use tokio::sync::{oneshot, watch};
 
+use bulkhead_mcp::{FetchOptions, Prepared};
+
+use crate::cli::mcp_diagnose::{
+    Diagnosis, EgressSeen, Facts, Failure, PolicyFacts, StderrTail, seconds,
+};
+use crate::cli::mcp_watch::{Answer, InitSpotter, LineGate, Piece, Spotted, answer_to};
 use crate::cli::policy_args::{Extra, Use, choose};
 use crate::cli::{EXIT_USAGE, WrapArgs};
 
@@ -29,17 +44,87 @@ const NO_SESSION_LIMIT: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 const STDIN_READ_BYTES: usize = bulkhead_ipc::MAX_CHUNK_BYTES;
 
 pub async fn wrap(args: WrapArgs, config: Option<&Path>) -> anyhow::Result<u8> {
+    let Launched { host, call, policy } = match launch(&args, config).await? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
+    let (spot_tx, spot_rx) = oneshot::channel();
+    feed_stdin(call.input(), spot_tx);
+    let relay = Relay {
+        live: call.live(),
+        call,
+        policy,
+        command: args.command.clone(),
+        init_timeout: (!args.init_timeout.is_zero()).then_some(args.init_timeout),
+        init: Init::Unknown,
+        gate: LineGate::new(args.max_message),
+        tail: StderrTail::default(),
+        egress_printed: HashSet::new(),
+        stdout: tokio::io::stdout(),
+        stderr: tokio::io::stderr(),
+        code: 0,
+    };
+    let code = relay.run(spot_rx).await;
+    // The host outlives the call: its spawner thread and cages serve it.
+    drop(host);
+    Ok(code)
+}
+
+/// A wrapped server's call, started: what `mcp wrap` relays to its client
+/// and `mcp check` talks to.
+pub(crate) struct Launched {
+    pub host: ToolHost,
+    pub call: CallHandle,
+    /// What the server runs under, for diagnoses.
+    pub policy: PolicyFacts,
+}
+
+/// Starts the server of `args` as `mcp wrap` runs it: its package
+/// prepared, its policy chosen and resolved, its worker started in stream
+/// mode. `Ok(Err(code))`: a usage error, already printed.
+pub(crate) async fn launch(
+    args: &WrapArgs,
+    config: Option<&Path>,
+) -> anyhow::Result<Result<Launched, u8>> {
+    // A remote server is reached through the egress proxy, which must let
+    // its own host and port through.
+    let needs_host = match args.url.as_deref().map(bulkhead_egress::AllowRule::for_url) {
+        None => None,
+        Some(Ok(rule)) => Some(rule),
+        Some(Err(e)) => {
+            eprintln!("bulkhead: --url {e}");
+            return Ok(Err(EXIT_USAGE));
+        }
+    };
+    // What the command needs to read, and its package fetched once into
+    // bulkhead's cache when it is a package launcher (`npx -y PKG`, …).
+    let prepared = if args.url.is_some() {
+        Prepared::default()
+    } else {
+        let options = FetchOptions {
+            offline: args.no_fetch,
+            ..FetchOptions::default()
+        };
+        match crate::cli::mcp_fetch::prepare_server(&args.command, config, &options).await {
+            Ok(p) => p,
+            Err(code) => return Ok(Err(code)),
+        }
+    };
+    if let Some(line) = crate::cli::mcp_fetch::package_line(&prepared) {
+        eprintln!("{line}");
+    }
     let extra = Extra {
         timeout: Some(args.session_timeout.unwrap_or(NO_SESSION_LIMIT)),
         // Nothing is kept: every message is passed on (stream mode).
         max_output: Some(u64::MAX),
-        install_dirs: bulkhead_config::launch::install_dirs(&args.command),
+        install_dirs: prepared.read.clone(),
+        needs_host,
     };
     let mut chosen = match choose(&args.sandbox, extra, Use::Mcp, config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("bulkhead: {e}");
-            return Ok(EXIT_USAGE);
+            return Ok(Err(EXIT_USAGE));
         }
     };
     let mut host_config = HostConfig {
@@ -50,18 +135,22 @@ pub async fn wrap(args: WrapArgs, config: Option<&Path>) -> anyhow::Result<u8> {
     // A remote server (`--url`) is the same session through another tool.
     let (tool, args_json) = match &args.url {
         Some(url) => {
-            match crate::cli::mcp_remote::args_json(&args, url, &mut chosen, &mut host_config) {
+            match crate::cli::mcp_remote::args_json(args, url, &mut chosen, &mut host_config) {
                 Ok(a) => (crate::cli::mcp_remote::TOOL, a),
                 Err(e) => {
                     eprintln!("bulkhead: {e}");
-                    return Ok(EXIT_USAGE);
+                    return Ok(Err(EXIT_USAGE));
                 }
             }
         }
         None => (
             "mcp_stdio",
             serde_json::json!({
-                "command": args.command,
+                "command": prepared.argv,
+                "env": prepared
+                    .path_var(std::env::var("PATH").ok().as_deref())
+                    .map(|path| serde_json::json!({ "PATH": path }))
+                    .unwrap_or_else(|| serde_json::json!({})),
                 "max_message_bytes": args.max_message,
                 "max_result_bytes": args.max_result,
                 "call_timeout_ms": args.call_timeout.as_millis() as u64,
@@ -69,20 +158,119 @@ pub async fn wrap(args: WrapArgs, config: Option<&Path>) -> anyhow::Result<u8> {
             .to_string(),
         ),
     };
+    let policy = PolicyFacts::of(&chosen.policy);
     let host = ToolHost::new(host_config)?;
-    let mut call = host.call(
+    let call = host.call(
         CallRequest::new(tool, args_json)
             .limits(chosen.limits)
             .cwd(chosen.cwd)
             .policy(chosen.policy)
             .stream_output(true),
     );
-    feed_stdin(call.input());
+    Ok(Ok(Launched { host, call, policy }))
+}
 
-    let mut stdout = tokio::io::stdout();
-    let mut stderr = tokio::io::stderr();
-    let mut code = 0u8;
-    while let Some(event) = call.next_event().await {
+/// Where the watch of the client's `initialize` stands.
+enum Init {
+    /// The client's first request is not known yet.
+    Unknown,
+    /// Its `initialize` (this id) awaits the server's answer until
+    /// `deadline`.
+    Waiting {
+        id: Value,
+        deadline: tokio::time::Instant,
+    },
+    /// The server ended before answering it, for this reason (the relay's
+    /// stand-in answer said so, and was held back): bulkhead answers it
+    /// when the call's report comes, right after, which has the egress
+    /// record complete.
+    Ended { id: Value, why: String },
+    /// bulkhead answered it in the server's stead; the server's late
+    /// answer is to be dropped.
+    AnsweredByUs { id: Value, at: Instant },
+    /// Nothing more to watch: the server's bytes pass straight through.
+    Done,
+}
+
+/// One `mcp wrap` session: the server's output to the client and to
+/// stderr, the watch of `initialize`, and the egress refusals as they come.
+struct Relay {
+    call: CallHandle,
+    live: watch::Receiver<LiveStatus>,
+    policy: PolicyFacts,
+    command: Vec<String>,
+    /// `None`: `--init-timeout 0`, no watch.
+    init_timeout: Option<Duration>,
+    init: Init,
+    gate: LineGate,
+    tail: StderrTail,
+    /// Egress messages already printed. Bounded: the host keeps at most
+    /// `bulkhead_egress::MAX_MESSAGES` distinct ones per call.
+    egress_printed: HashSet<String>,
+    stdout: tokio::io::Stdout,
+    stderr: tokio::io::Stderr,
+    code: u8,
+}
+
+/// The prefix of every line `mcp wrap` writes to stderr of its own.
+const PREFIX: &str = "bulkhead: mcp wrap: ";
+
+impl Relay {
+    async fn run(mut self, mut spot: oneshot::Receiver<(Spotted, Instant)>) -> u8 {
+        let mut live = self.live.clone();
+        let (mut spot_open, mut live_open) = (true, true);
+        loop {
+            let deadline = match &self.init {
+                Init::Waiting { deadline, .. } => Some(*deadline),
+                _ => None,
+            };
+            // Biased: the client's initialize is learnt before the answer
+            // it may already have (the stdin thread reports it before it
+            // passes the bytes on), and an answer wins over its deadline.
+            tokio::select! {
+                biased;
+                spotted = &mut spot, if spot_open => {
+                    spot_open = false;
+                    self.spotted(spotted.ok()).await;
+                }
+                event = self.call.next_event() => match event {
+                    Some(CallEvent::Finished(report)) => {
+                        self.finished(*report).await;
+                        break;
+                    }
+                    Some(event) => self.event(event).await,
+                    None => break,
+                },
+                () = sleep_until(deadline) => self.answer_in_stead().await,
+                changed = live.changed(), if live_open => match changed {
+                    Ok(()) => {
+                        let messages = live.borrow_and_update().egress_messages.clone();
+                        self.print_egress(&messages).await;
+                    }
+                    Err(_) => live_open = false,
+                },
+            }
+        }
+        let _ = self.stdout.flush().await;
+        self.code
+    }
+
+    /// The client's first request is known: watch its answer, or nothing.
+    async fn spotted(&mut self, spotted: Option<(Spotted, Instant)>) {
+        match (spotted, self.init_timeout) {
+            (Some((Spotted::Initialize(id), at)), Some(timeout)) => {
+                let deadline = tokio::time::Instant::from_std(at + timeout);
+                self.init = Init::Waiting { id, deadline };
+            }
+            _ => {
+                self.init = Init::Done;
+                let rest = self.gate.take_rest();
+                self.write_out(&rest).await;
+            }
+        }
+    }
+
+    async fn event(&mut self, event: CallEvent) {
         match event {
             CallEvent::Started(enforcement) => {
                 let line = serde_json::json!({
@@ -92,78 +280,273 @@ pub async fn wrap(args: WrapArgs, config: Option<&Path>) -> anyhow::Result<u8> {
                     "worker": enforcement.worker.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
                     "not_enforced": enforcement.not_enforced().map(|m| &m.mechanism).collect::<Vec<_>>(),
                 });
-                let mut text = format!("bulkhead: mcp wrap: sandbox {line}\n");
+                let mut text = format!("{PREFIX}sandbox {line}\n");
                 for m in enforcement.not_enforced() {
                     text.push_str(&format!(
                         "bulkhead: policy {}: NOT ENFORCED: {}: {}\n",
                         enforcement.policy, m.mechanism, m.detail
                     ));
                 }
-                let _ = stderr.write_all(text.as_bytes()).await;
+                self.write_err(&text).await;
             }
             CallEvent::Output {
                 stream: StreamId::Stdout,
                 data,
             } => {
-                if stdout.write_all(&data).await.is_err() || stdout.flush().await.is_err() {
-                    // The client is gone: so is the session.
-                    call.cancel();
+                if matches!(self.init, Init::Done) {
+                    self.write_out(&data).await;
+                } else {
+                    self.watch_output(&data).await;
                 }
             }
             CallEvent::Output {
                 stream: StreamId::Stderr,
                 data,
             } => {
-                let _ = stderr.write_all(&data).await;
+                self.tail.push(&data);
+                let _ = self.stderr.write_all(&data).await;
             }
-            CallEvent::Finished(report) => {
-                let why = match &report.outcome {
-                    Outcome::Completed | Outcome::Truncated { .. } => {
-                        if let Some(ToolExit::Code(c)) = report.exit {
-                            code = u8::try_from(c).unwrap_or(1);
-                        }
-                        format!("the server ended ({:?})", report.exit)
-                    }
-                    Outcome::Killed { reason } => {
-                        code = 4;
-                        format!("killed: {reason}")
-                    }
-                    Outcome::Failed { error } => {
-                        code = 5;
-                        format!("failed: {error}")
-                    }
-                };
-                let summary = serde_json::json!({
-                    "outcome": report.outcome.status(),
-                    "why": why,
-                    "relay": report.summary,
-                    "host_peak_rss_bytes": crate::cli::run::host_peak_rss_bytes(),
-                });
-                let _ = stderr
-                    .write_all(format!("bulkhead: mcp wrap: ended {summary}\n").as_bytes())
-                    .await;
-            }
+            CallEvent::Finished(report) => self.finished(*report).await,
         }
     }
-    let _ = stdout.flush().await;
-    Ok(code)
+
+    /// The server's output while its answer to `initialize` is watched
+    /// for: whole lines, each passed on unless it is an answer that
+    /// bulkhead has already given in the server's stead.
+    async fn watch_output(&mut self, data: &[u8]) {
+        let mut pieces = Vec::new();
+        self.gate.feed(data, &mut pieces);
+        let mut out = Vec::new();
+        for piece in pieces {
+            let line = match piece {
+                Piece::Raw(bytes) => {
+                    out.extend_from_slice(&bytes);
+                    continue;
+                }
+                Piece::Line(line) => line,
+            };
+            match std::mem::replace(&mut self.init, Init::Done) {
+                Init::Waiting { id, deadline } => match answer_to(&line, &id) {
+                    None => {
+                        out.extend_from_slice(&line);
+                        self.init = Init::Waiting { id, deadline };
+                    }
+                    Some(Answer::FromServer) => out.extend_from_slice(&line),
+                    Some(Answer::Ended(why)) => self.init = Init::Ended { id, why },
+                },
+                Init::AnsweredByUs { id, at } => match answer_to(&line, &id) {
+                    None => {
+                        out.extend_from_slice(&line);
+                        self.init = Init::AnsweredByUs { id, at };
+                    }
+                    Some(Answer::FromServer) => {
+                        self.write_err(&format!(
+                            "{PREFIX}the server answered initialize after all, {} after bulkhead \
+                             did; its answer was dropped, since the client already has \
+                             bulkhead's error for that id\n",
+                            seconds(at.elapsed())
+                        ))
+                        .await;
+                    }
+                    Some(Answer::Ended(why)) => {
+                        self.write_err(&format!(
+                            "{PREFIX}{why}; the client already has bulkhead's error for \
+                             its initialize\n"
+                        ))
+                        .await;
+                    }
+                },
+                other => {
+                    out.extend_from_slice(&line);
+                    self.init = other;
+                }
+            }
+        }
+        if matches!(self.init, Init::Done) {
+            out.extend_from_slice(&self.gate.take_rest());
+        }
+        self.write_out(&out).await;
+    }
+
+    /// No answer to `initialize` in time: the client gets bulkhead's
+    /// error, which says why, and the session goes on.
+    async fn answer_in_stead(&mut self) {
+        let Init::Waiting { id, .. } = std::mem::replace(&mut self.init, Init::Done) else {
+            return;
+        };
+        let failure = Failure::NoAnswer {
+            method: "initialize".into(),
+            waited: self.init_timeout.unwrap_or_default(),
+        };
+        let line = self.answer_line(&failure, &id, None).await;
+        self.write_out(&line).await;
+        self.init = Init::AnsweredByUs {
+            id,
+            at: Instant::now(),
+        };
+    }
+
+    /// bulkhead's JSON-RPC error for request `id`, with the diagnosis as
+    /// its message; the same diagnosis goes to stderr as one block. The
+    /// egress record is the live one unless the call's final one is given.
+    async fn answer_line(
+        &mut self,
+        failure: &Failure,
+        id: &Value,
+        egress: Option<EgressSeen>,
+    ) -> Vec<u8> {
+        let egress = egress.unwrap_or_else(|| EgressSeen::of(&self.live.borrow()));
+        self.print_egress(&egress.messages).await;
+        let facts = Facts {
+            command: &self.command,
+            policy: &self.policy,
+            egress: &egress,
+            stderr: self.tail.lines(),
+        };
+        let diagnosis = Diagnosis::new(failure, &facts);
+        let (code, suffix, note) = match failure {
+            // The MCP SDKs' own code for a request that timed out.
+            Failure::NoAnswer { .. } => (
+                -32001,
+                "; bulkhead answered in its stead (the server still runs)",
+                "; the client got an error that says so, and the session goes on:",
+            ),
+            _ => (-32603, "", "; the client got an error that says so:"),
+        };
+        self.write_err(&diagnosis.block(PREFIX, note)).await;
+        let answer = serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "error": {
+                "code": code,
+                "message": diagnosis.message(suffix),
+                "data": {"bulkhead": diagnosis.json()},
+            },
+        });
+        let mut line = answer.to_string().into_bytes();
+        line.push(b'\n');
+        line
+    }
+
+    async fn finished(&mut self, report: CallReport) {
+        let why = match &report.outcome {
+            Outcome::Completed | Outcome::Truncated { .. } => {
+                if let Some(ToolExit::Code(c)) = report.exit {
+                    self.code = u8::try_from(c).unwrap_or(1);
+                }
+                format!("the server ended ({:?})", report.exit)
+            }
+            Outcome::Killed { reason } => {
+                self.code = 4;
+                format!("killed: {reason}")
+            }
+            Outcome::Failed { error } => {
+                self.code = 5;
+                format!("failed: {error}")
+            }
+        };
+        let egress = report.egress.as_ref().map(|e| EgressSeen {
+            allowed: e.allowed,
+            refused: e.refused,
+            messages: e.messages.iter().map(|m| m.text.clone()).collect(),
+        });
+        // A server that ended before it answered leaves the client's
+        // initialize open (its worker may not even have started it): answer
+        // it, with the relay's account of the end, else the outcome.
+        let open = match std::mem::replace(&mut self.init, Init::Done) {
+            Init::Ended { id, why } => Some((id, why)),
+            Init::Waiting { id, .. } => {
+                let ended = report.summary.as_ref().and_then(|s| s["ended"].as_str());
+                Some((id, ended.map_or_else(|| why.clone(), str::to_owned)))
+            }
+            _ => None,
+        };
+        if let Some((id, ended)) = open {
+            let failure = Failure::Ended {
+                method: "initialize".into(),
+                why: ended,
+            };
+            let line = self.answer_line(&failure, &id, egress.clone()).await;
+            self.write_out(&line).await;
+        }
+        if let Some(e) = &egress {
+            self.print_egress(&e.messages).await;
+        }
+        let summary = serde_json::json!({
+            "outcome": report.outcome.status(),
+            "why": why,
+            "relay": report.summary,
+            "egress": report.egress_json(),
+            "host_peak_rss_bytes": crate::cli::run::host_peak_rss_bytes(),
+        });
+        self.write_err(&format!("{PREFIX}ended {summary}\n")).await;
+    }
+
+    /// Each egress refusal or failure on stderr, once, as it happens.
+    async fn print_egress(&mut self, messages: &[String]) {
+        let mut text = String::new();
+        for m in messages {
+            if self.egress_printed.insert(m.clone()) {
+                text.push_str(&format!("{PREFIX}{m}\n"));
+            }
+        }
+        if !text.is_empty() {
+            self.write_err(&text).await;
+        }
+    }
+
+    async fn write_out(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        if self.stdout.write_all(data).await.is_err() || self.stdout.flush().await.is_err() {
+            // The client is gone: so is the session.
+            self.call.cancel();
+        }
+    }
+
+    async fn write_err(&mut self, text: &str) {
+        let _ = self.stderr.write_all(text.as_bytes()).await;
+    }
+}
+
+/// Sleeps until `deadline`; forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Reads the client's stdin on a plain thread and feeds the call. Not a
 /// tokio blocking task: a read blocked on a client that keeps stdin open
 /// must not hold the runtime's shutdown when the server has ended.
-fn feed_stdin(input: bulkhead_host::InputSender) {
+///
+/// The client's first request is reported on `spot` before its bytes are
+/// passed on, so the answer cannot come back before the watch knows what
+/// it answers.
+fn feed_stdin(input: bulkhead_host::InputSender, spot: oneshot::Sender<(Spotted, Instant)>) {
     let handle = tokio::runtime::Handle::current();
     let spawned = std::thread::Builder::new()
         .name("mcp-stdin".into())
         .spawn(move || {
             let mut stdin = std::io::stdin().lock();
             let mut buf = vec![0u8; STDIN_READ_BYTES];
+            let mut spotter = InitSpotter::default();
+            // Dropped unsent when the input ends first: nothing to watch.
+            let mut spot = Some(spot);
             loop {
                 let n = match stdin.read(&mut buf) {
                     Ok(0) | Err(_) => 0,
                     Ok(n) => n,
                 };
+                if n > 0
+                    && spot.is_some()
+                    && let Some(spotted) = spotter.feed(&buf[..n])
+                    && let Some(tx) = spot.take()
+                {
+                    let _ = tx.send((spotted, Instant::now()));
+                }
                 let sent = if n == 0 {
                     handle.block_on(input.close())
                 } else {

@@ -8,7 +8,11 @@ mod doctor;
 mod generate;
 mod interactive;
 mod mcp;
+mod mcp_check;
+mod mcp_diagnose;
+mod mcp_fetch;
 mod mcp_remote;
+mod mcp_watch;
 mod mcp_wrap;
 mod model_setup;
 mod policy_args;
@@ -45,6 +49,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Chat(args) => chat::chat(*args, config, store).await,
         Command::Mcp(args) => match args.command {
             McpCommand::Wrap(args) => mcp_wrap::wrap(*args, config).await,
+            McpCommand::Fetch(args) => mcp_fetch::fetch(args, config).await,
+            McpCommand::Check(args) => mcp_check::check(*args, config).await,
             McpCommand::Serve(args) => mcp::serve(args, config).await,
             McpCommand::Status(args) => mcp::status(args, config).await,
             McpCommand::Call(args) => mcp::call(args, config).await,

@@ -33,6 +33,10 @@ pub struct Extra {
     pub max_output: Option<u64>,
     /// Read roots the command itself needs (an MCP server's install dir).
     pub install_dirs: Vec<PathBuf>,
+    /// A host the call needs under a sandboxed policy (a remote server's
+    /// own, for `mcp wrap --url`); a policy without a sandbox has the
+    /// network already, and gets no rule.
+    pub needs_host: Option<bulkhead_egress::AllowRule>,
 }
 
 /// Resolves the policy the flags name (or the configured default) and
@@ -75,7 +79,12 @@ pub fn choose(
     }
     let mut read = args.allow_read.clone();
     read.extend(extra.install_dirs);
+    let mut allow_net = args.allow_net.clone();
+    if let (Some(rule), false) = (extra.needs_host, policy.is_trusted()) {
+        allow_net.push(rule);
+    }
     let ctx = ResolveContext {
+        allow_net: bulkhead_egress::AllowList::new(allow_net),
         home,
         workspace: Some(cwd.clone()),
         read,

@@ -34,6 +34,7 @@ pub async fn run(
         timeout: args.timeout,
         max_output: args.max_output,
         install_dirs: Vec::new(),
+        needs_host: None,
     };
     let chosen = choose(&args.sandbox, extra, Use::Tool, config).and_then(|mut c| {
         c.limits.tail_bytes = args.tail;
@@ -91,6 +92,10 @@ pub async fn run(
     } else {
         // A closed stderr must not turn a finished call into a panic.
         let _ = writeln!(std::io::stderr(), "{}", report.status_line());
+        // Neither is a refusal: every host the proxy refused is named.
+        for line in report.egress_lines() {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        }
         // Weaker isolation is never silent.
         for m in report.enforcement.not_enforced() {
             let _ = writeln!(
@@ -161,6 +166,9 @@ struct JsonReport<'a> {
     enforcement: JsonEnforcement<'a>,
     exit: serde_json::Value,
     summary: &'a Option<serde_json::Value>,
+    /// What the egress proxy let through and refused (an allow list only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    egress: Option<serde_json::Value>,
     tool: &'a str,
     call_id: u64,
     host_peak_rss_bytes: u64,
@@ -237,6 +245,7 @@ fn write_json_report(r: &CallReport) -> std::io::Result<()> {
         },
         exit,
         summary: &r.summary,
+        egress: r.egress_json(),
         tool: &r.tool,
         call_id: r.call_id,
         host_peak_rss_bytes: host_peak_rss_bytes(),

@@ -49,6 +49,7 @@ use crate::private_tmp::PrivateTmp;
 use crate::report::{CallEvent, CallReport, CallState, LiveStatus};
 use crate::request::CallRequest;
 
+mod egress;
 mod host_shared;
 mod off_thread;
 mod outcome;
@@ -143,6 +144,10 @@ struct Supervisor<'a> {
     confinement: Confinement,
     policy: CallPolicy,
     tmp: Option<PrivateTmp>,
+    /// The call's egress proxy while it runs (an allow list only).
+    egress: Option<egress::CallEgress>,
+    /// What the proxy did, once it is shut down.
+    egress_report: Option<bulkhead_egress::EgressReport>,
     /// Stream mode (see `CallRequest::stream_output`).
     stream: bool,
     streamed_chunks: u64,
@@ -177,6 +182,8 @@ impl<'a> Supervisor<'a> {
             confinement: Confinement::default(),
             policy: req.policy.clone(),
             tmp: None,
+            egress: None,
+            egress_report: None,
             stream: req.stream_output,
             streamed_chunks: 0,
             streamed_bytes: 0,
@@ -191,7 +198,13 @@ impl<'a> Supervisor<'a> {
         self.peak_rss = self.peak_rss.max(peak).max(rss);
         self.cpu_ms = self.cpu_ms.max(cpu_ms);
         let (peak, cpu, elapsed) = (self.peak_rss, self.cpu_ms, self.started.elapsed());
+        let egress = self.egress.as_ref().map(egress::CallEgress::report);
         self.live.send_modify(|l| {
+            if let Some(e) = egress {
+                l.egress_allowed = e.allowed;
+                l.egress_refused = e.refused;
+                l.egress_messages = e.messages.into_iter().map(|m| m.text).collect();
+            }
             if rss > 0 {
                 l.rss_bytes = rss;
             }

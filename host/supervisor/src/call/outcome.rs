@@ -110,6 +110,7 @@ impl Supervisor<'_> {
             worker_stderr,
             lines_seen,
             streamed_bytes: self.streamed_bytes,
+            egress: self.egress_report,
         }
     }
 }

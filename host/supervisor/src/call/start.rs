@@ -110,6 +110,16 @@ pub(super) async fn start(
         env.push(("TMPDIR".into(), dir));
         sup.tmp = Some(tmp);
     }
+    if let Some(allow) = &req.policy.egress {
+        let (egress, relay) = super::egress::CallEgress::start(sup.call_id, allow.clone())
+            .map_err(|e| Outcome::Failed {
+                error: format!("cannot start the call's egress proxy: {e}"),
+            })?;
+        if let Some(spec) = sandbox.as_mut() {
+            spec.egress = Some(relay);
+        }
+        sup.egress = Some(egress);
+    }
 
     let cage_limits = CageLimits {
         memory_bytes: Some(req.limits.memory_bytes),

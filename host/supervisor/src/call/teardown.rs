@@ -21,7 +21,8 @@ use crate::report::{CallEvent, CallReport};
 ///    unless the cage is known to be empty, then kills and reaps the worker;
 /// 6. decides the outcome: the host's `verdict` if it had one, else from
 ///    the worker's report and exit status;
-/// 7. answers a streamed call's open requests and builds the report.
+/// 7. shuts the call's egress proxy down, if it has one, and keeps its log;
+/// 8. answers a streamed call's open requests and builds the report.
 ///
 /// The cage and the temp dir are returned for removal after the report is
 /// sent.
@@ -98,6 +99,11 @@ pub(super) async fn teardown(
         Some(o) => o,
         None => sup.outcome_from_worker(status, memory_hit),
     };
+    // Every process of the call is dead: nothing can open a connection
+    // any more, so the proxy's log is final once it has closed them.
+    if let Some(egress) = sup.egress.take() {
+        sup.egress_report = Some(egress.finish().await);
+    }
     let stderr = stderr_tail.await.unwrap_or_default();
     sup.answer_open_requests(&outcome, events);
     let tmp = sup.tmp.take();

@@ -35,6 +35,10 @@ pub struct Policy {
     pub filesystem: FsPolicy,
     /// What network the tool sees.
     pub network: NetworkMode,
+    /// Hosts the tool may reach through bulkhead's egress proxy. Not empty:
+    /// the tool's network is [`NetworkMode::Proxied`] whatever `network`
+    /// says, since the list can only narrow what it reaches.
+    pub allow_net: bulkhead_egress::AllowList,
     /// Variables passed from the host's environment; `None` is the host's
     /// default allowlist.
     pub env: Option<Vec<String>>,
@@ -172,7 +176,21 @@ impl Policy {
             Some(names) => format!("env {}", names.join(" ")),
             None => "env: the default allowlist".to_owned(),
         };
-        let mut parts = vec![fs, format!("network {}", self.network.as_str())];
+        let network = if self.allow_net.is_empty() {
+            format!("network {}", self.network.as_str())
+        } else {
+            let hosts: Vec<String> = self
+                .allow_net
+                .rules()
+                .iter()
+                .map(|r| r.to_string())
+                .collect();
+            format!(
+                "network only to {} through the egress proxy",
+                hosts.join(", ")
+            )
+        };
+        let mut parts = vec![fs, network];
         if self.isolate_processes {
             parts.push("own PID namespace".into());
         }
@@ -192,9 +210,10 @@ impl Policy {
     }
 
     /// Limits only: nothing for the worker to build.
-    pub(crate) fn is_trusted(&self) -> bool {
+    pub fn is_trusted(&self) -> bool {
         self.filesystem == FsPolicy::Unrestricted
             && self.network == NetworkMode::Full
+            && self.allow_net.is_empty()
             && !self.isolate_processes
             && !self.seccomp
     }
@@ -215,6 +234,9 @@ pub struct CallPolicy {
     /// The host makes a private temp dir for the call, a write root and
     /// `$TMPDIR`, and removes it afterwards.
     pub private_tmp: bool,
+    /// The hosts the call may reach: the host runs an egress proxy for the
+    /// call, and the sandbox's network is [`NetworkMode::Proxied`].
+    pub egress: Option<bulkhead_egress::AllowList>,
 }
 
 impl Default for CallPolicy {
@@ -228,6 +250,7 @@ impl Default for CallPolicy {
             sandbox: None,
             env_allowlist: None,
             private_tmp: false,
+            egress: None,
         }
     }
 }
@@ -254,5 +277,14 @@ pub enum PolicyError {
         path: String,
         /// What is wrong with it.
         message: String,
+    },
+    /// An allow list on a policy with no sandbox: nothing would keep the
+    /// tool from going around the proxy.
+    #[error(
+        "policy \"{policy}\" has no sandbox, so an allow list (--allow-net, allow_net) cannot be enforced; use a sandboxed policy such as untrusted or workspace"
+    )]
+    EgressWithoutSandbox {
+        /// The policy's name.
+        policy: String,
     },
 }

@@ -104,6 +104,7 @@ fn limits_only(name: &str) -> Policy {
         name: name.to_owned(),
         filesystem: FsPolicy::Unrestricted,
         network: NetworkMode::Full,
+        allow_net: bulkhead_egress::AllowList::default(),
         env: None,
         limits: PolicyLimits::default(),
         cwd: None,

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bulkhead_ipc::{FsRules, SandboxSpec};
+use bulkhead_ipc::{FsRules, NetworkMode, SandboxSpec};
 
 use super::lenient::Lenient;
 use super::presets::{DEVICE_WRITE, HOME_SECRETS, SYSTEM_READ, SYSTEM_SECRETS};
@@ -29,20 +29,53 @@ pub struct ResolveContext {
     pub write: Vec<PathBuf>,
     /// The program's own install dir (an MCP server's package).
     pub install_dir: Option<PathBuf>,
+    /// Hosts the caller allows on top of the policy's (`--allow-net`, a
+    /// server's `allow_net`).
+    pub allow_net: bulkhead_egress::AllowList,
 }
 
 /// Resolves `policy` for one call.
 pub fn resolve(policy: &Policy, ctx: &ResolveContext) -> Result<CallPolicy, PolicyError> {
-    let explained = policy.explain();
+    let allow: bulkhead_egress::AllowList = policy
+        .allow_net
+        .rules()
+        .iter()
+        .chain(ctx.allow_net.rules())
+        .cloned()
+        .collect();
+    // The explanation names the hosts the call may reach, the caller's
+    // (`--allow-net`) as well as the policy's.
+    let explained = if ctx.allow_net.is_empty() {
+        policy.explain()
+    } else {
+        Policy {
+            allow_net: allow.clone(),
+            ..policy.clone()
+        }
+        .explain()
+    };
     if policy.is_trusted() {
+        if !allow.is_empty() {
+            return Err(PolicyError::EgressWithoutSandbox {
+                policy: policy.name.clone(),
+            });
+        }
         return Ok(CallPolicy {
             name: policy.name.clone(),
             explained,
             sandbox: None,
             env_allowlist: policy.env.clone(),
             private_tmp: false,
+            egress: None,
         });
     }
+    // An allow list narrows whatever network the policy names to the
+    // proxy's; the host fills in the relay when the call starts.
+    let (network, egress) = if allow.is_empty() {
+        (policy.network, None)
+    } else {
+        (NetworkMode::Proxied, Some(allow))
+    };
     let filesystem = match &policy.filesystem {
         FsPolicy::Unrestricted => None,
         FsPolicy::Restricted {
@@ -133,7 +166,7 @@ pub fn resolve(policy: &Policy, ctx: &ResolveContext) -> Result<CallPolicy, Poli
         sandbox: Some(SandboxSpec {
             policy: policy.name.clone(),
             filesystem,
-            network: policy.network,
+            network,
             isolate_processes: policy.isolate_processes,
             seccomp: policy.seccomp,
             on_missing: policy.on_missing,
@@ -141,6 +174,7 @@ pub fn resolve(policy: &Policy, ctx: &ResolveContext) -> Result<CallPolicy, Poli
         }),
         env_allowlist: policy.env.clone(),
         private_tmp: policy.filesystem != FsPolicy::Unrestricted,
+        egress,
     })
 }
 

@@ -1,7 +1,7 @@
 //! `bulkhead-bench`: bulkhead's benchmarks, each against a baseline measured
 //! in the same run (see BENCHMARKS.md; `scripts/bench` builds and runs it).
 //!
-//! Usage: `bulkhead-bench [all | overhead | sandbox | mcp | ipc | rss | kill | search | store | model | agent | tui]…`
+//! Usage: `bulkhead-bench [all | overhead | sandbox | mcp | ipc | rss | kill | search | store | model | agent | tui | egress | launch]…`
 //!
 //! Every result is printed twice on stdout: as a markdown table row
 //! (`| … |`) and as one JSON object per line (`{"bench": …}`), so
@@ -15,8 +15,10 @@
 //! print a figure.
 
 mod agent;
+mod egress;
 mod ipc;
 mod kill;
+mod launch;
 mod mcp;
 mod model;
 mod overhead;
@@ -31,8 +33,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// The benchmarks, in the order `all` runs them.
-const BENCHES: [&str; 11] = [
+const BENCHES: [&str; 13] = [
     "overhead", "sandbox", "mcp", "ipc", "rss", "kill", "search", "store", "model", "agent", "tui",
+    "egress", "launch",
 ];
 
 /// The header of the results table; every row has these seven cells.
@@ -75,6 +78,8 @@ fn main() -> ExitCode {
             "store" => store::run(),
             "model" => model::run(),
             "agent" => agent::run(),
+            "egress" => egress::run(),
+            "launch" => launch::run(),
             _ => unreachable!("names were checked against BENCHES"),
         }
     }

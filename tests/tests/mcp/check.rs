@@ -1,0 +1,146 @@
+//! `bulkhead mcp check`: the real reference server passes under
+//! `untrusted`, with its tools listed and a client config that runs it;
+//! a command that does not exist fails with exit 5 and says why. Either
+//! way, no process of the server outlives the command.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use bulkhead_tests::{bin, marker, peer, pids_with_marker};
+use serde_json::Value;
+
+fn check(args: &[&str]) -> Output {
+    Command::new(bin("bulkhead"))
+        .args(["mcp", "check"])
+        .args(args)
+        .env_remove("BULKHEAD_CONFIG")
+        .output()
+        .expect("run bulkhead mcp check")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn the_reference_server_passes_under_untrusted() {
+    let (node, everything) = (peer("MCP_NODE"), peer("MCP_EVERYTHING"));
+    let dir = Path::new(&everything)
+        .parent()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let base = ["--policy", "untrusted", "--allow-read", &dir];
+    let server = ["--", &node, &everything, "stdio"];
+    let out = check(&[&base[..], &["--json"], &server[..]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["tool_count"].as_u64().unwrap() >= 10, "{v}");
+    let tools: Vec<&str> = v["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        tools.contains(&"echo") && tools.contains(&"get-sum"),
+        "{tools:?}"
+    );
+    assert_eq!(v["policy"]["name"], "untrusted", "{v}");
+    assert!(v["server"]["name"].as_str().is_some(), "{v}");
+    assert!(v["initialize_ms"].as_u64().is_some(), "{v}");
+    // The snippet runs the same server, through `mcp wrap`, with the flags
+    // of the check.
+    let entry = v["client_config"]["mcpServers"]
+        .as_object()
+        .and_then(|m| m.values().next())
+        .unwrap_or_else(|| panic!("no client config: {v}"));
+    assert_eq!(entry["command"], "bulkhead");
+    let args: Vec<&str> = entry["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut want = vec![
+        "mcp",
+        "wrap",
+        "--policy",
+        "untrusted",
+        "--allow-read",
+        &dir,
+        "--",
+    ];
+    want.extend([node.as_str(), everything.as_str(), "stdio"]);
+    assert_eq!(args, want);
+
+    // The text report says the same, for people.
+    let out = check(&[&base[..], &server[..]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    for wanted in [
+        "PASSED",
+        "tools/list answered in",
+        "get-sum",
+        "policy untrusted",
+        "\"command\":\"bulkhead\"",
+    ] {
+        assert!(
+            report.contains(wanted),
+            "{wanted:?} missing from:\n{report}"
+        );
+    }
+}
+
+#[test]
+fn a_command_that_does_not_exist_fails_with_exit_5_and_says_so() {
+    let missing = marker("no-such-server");
+    let out = check(&["--", &missing]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    for wanted in [
+        "FAILED",
+        &format!("cannot start the MCP server \"{missing}\""),
+        &format!("`{missing}` could not be started"),
+    ] {
+        assert!(
+            report.contains(wanted),
+            "{wanted:?} missing from:\n{report}"
+        );
+    }
+    let out = check(&["--json", "--", &missing]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(v["client_config"].is_null(), "{v}");
+}
+
+#[test]
+fn a_server_that_never_answers_fails_in_bounded_time_and_leaves_nothing() {
+    let mark = marker("check-quiet");
+    let out = check(&[
+        "--init-timeout",
+        "1s",
+        "--",
+        "sh",
+        "-c",
+        "echo 'listening on nothing' >&2; sleep 600",
+        &mark,
+    ]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("did not answer initialize within 1 s"),
+        "{report}"
+    );
+    assert!(
+        pids_with_marker(&mark).is_empty(),
+        "a server process survived the check"
+    );
+}
