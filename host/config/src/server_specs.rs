@@ -39,9 +39,9 @@ fn allow_net(
 ) -> Result<AllowList, ConfigError> {
     let mut rules = AllowList::parse(entries)?.rules().to_vec();
     if let (Transport::Http { url, .. }, false) = (transport, policy.is_trusted()) {
-        let rule = AllowRule::for_url(url).map_err(|reason| ConfigError::BadUrl {
-            url: url.clone(),
-            reason,
+        let rule = AllowRule::for_url(url).map_err(|e| ConfigError::BadUrl {
+            url: e.url,
+            reason: e.reason,
         })?;
         rules.push(rule);
     }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
-use crate::error::{AllowError, AllowErrorKind};
+use crate::error::{AllowError, AllowErrorKind, UrlError};
 use crate::host::{self, Host, Target};
 
 /// One allow-list entry: a host pattern and a port, or any port.
@@ -43,18 +43,18 @@ impl AllowRule {
     /// The rule that allows exactly the server of an `http://` or
     /// `https://` URL: its host on its port (80 or 443 when the URL names
     /// none). The error names the URL and what is wrong with it.
-    pub fn for_url(url: &str) -> Result<AllowRule, String> {
+    pub fn for_url(url: &str) -> Result<AllowRule, UrlError> {
+        let fail = |reason: String| UrlError {
+            url: url.to_owned(),
+            reason,
+        };
         let (scheme, rest) = url
             .split_once("://")
-            .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL"))?;
+            .ok_or_else(|| fail("not an http:// or https:// URL".into()))?;
         let default_port = match scheme.to_ascii_lowercase().as_str() {
             "http" => 80,
             "https" => 443,
-            other => {
-                return Err(format!(
-                    "{url:?}: the scheme {other:?} is not http or https"
-                ));
-            }
+            other => return Err(fail(format!("the scheme {other:?} is not http or https"))),
         };
         let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
         let host_port = authority.rsplit('@').next().unwrap_or(authority);
@@ -69,7 +69,7 @@ impl AllowRule {
         };
         entry
             .parse::<AllowRule>()
-            .map_err(|e| format!("{url:?}: {}", e.kind()))
+            .map_err(|e| fail(e.kind().to_string()))
     }
 
     /// The port this rule allows, or `None` for any port.

@@ -260,7 +260,11 @@ fn an_empty_list_allows_nothing() {
 
 #[test]
 fn a_url_gives_the_rule_for_its_server_and_port() {
-    let rule = |u: &str| AllowRule::for_url(u).map(|r| r.to_string());
+    let rule = |u: &str| {
+        AllowRule::for_url(u)
+            .map(|r| r.to_string())
+            .map_err(|e| e.to_string())
+    };
     assert_eq!(
         rule("https://api.example.com/mcp").as_deref(),
         Ok("api.example.com:443")

@@ -118,3 +118,14 @@ pub enum AllowErrorKind {
         ip: IpAddr,
     },
 }
+
+/// A URL whose server cannot be made into an allow-list rule
+/// ([`crate::AllowRule::for_url`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{url:?}: {reason}")]
+pub struct UrlError {
+    /// The URL as given.
+    pub url: String,
+    /// What is wrong with it.
+    pub reason: String,
+}

@@ -195,7 +195,7 @@ pub use config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEAD_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_RESOLVE_TIMEOUT, ProxyConfig,
 };
-pub use error::{AllowError, AllowErrorKind};
+pub use error::{AllowError, AllowErrorKind, UrlError};
 pub use head::{MAX_HEAD, MAX_HEADERS};
 pub use host::{Host, Target};
 pub use log::{EgressLog, EgressReport, LoggedMessage, MAX_MESSAGE_LEN, MAX_MESSAGES};
