@@ -35,6 +35,14 @@ for f in .local/bin/bulkhead .local/bin/bulkhead-worker .local/share/man/man1/bu
   [ -f "$home/$f" ] || fail "install.sh did not install ~/$f"
 done
 
+# The release profile strips the line tables; a binary that carried them
+# again would be ~80 MB.
+max_mb=30
+size="$(stat -c %s "$home/.local/bin/bulkhead")"
+[ "$size" -lt $((max_mb * 1024 * 1024)) ] \
+  || fail "the installed bulkhead is $((size / 1024 / 1024)) MiB, over ${max_mb} MiB: is the release profile's strip gone?"
+echo "installed bulkhead: $((size / 1024 / 1024)) MiB (under ${max_mb} MiB)"
+
 echo "-- install.sh again (idempotent: nothing changes)"
 second="$(env -i "${keep[@]}" bash "$repo/packaging/install.sh" --no-build)"
 if grep -q "^  installed " <<<"$second"; then

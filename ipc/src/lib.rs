@@ -39,6 +39,7 @@ pub mod message;
 pub mod sandbox;
 pub mod sse;
 pub mod transport;
+pub mod utf8;
 pub mod validate;
 
 pub use frame::{AsyncFrameReader, AsyncFrameWriter, FrameError, FrameReader, FrameWriter};

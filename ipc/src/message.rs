@@ -25,6 +25,31 @@ pub enum HostMessage {
     },
     /// The tool's input has ended (the MCP client closed its end).
     CloseInput,
+    /// A fault the user asked the host to inject (`--inject`), which the
+    /// worker carries out at once, so that the host's real checks and
+    /// limits meet a real failure. Only the host sends it; a tool cannot.
+    Fault(WorkerFault),
+}
+
+/// A fault the worker carries out on the host's word (see
+/// [`HostMessage::Fault`]). Faults the host applies from outside (kill,
+/// hang) and to what it delivers (delay, slow, cut) are not here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkerFault {
+    /// Abort (SIGABRT) with no report, as a crashing process does.
+    Crash,
+    /// Allocate and touch memory until the call's memory cap fires.
+    Oom,
+    /// Spin until the CPU limit (or the timeout) ends the call.
+    Cpu,
+    /// Kill the tool's processes and exit with this code, with no report.
+    Exit(i32),
+    /// Send a frame whose body does not decode.
+    Garbage,
+    /// Send a frame header over the frame cap.
+    Oversize,
+    /// Send part of a frame, then exit: the stream ends mid-message.
+    Truncate,
 }
 
 /// What a worker sends to the host.

@@ -43,14 +43,23 @@ fn a_hostile_mcp_server_is_stopped_like_a_hostile_tool() {
 
     let probe = bin("escape-probe").display().to_string();
     let mut cmd = Command::new(bin("bulkhead"));
-    cmd.args(["mcp", "wrap", "--policy", "untrusted", "--pids", "64"])
-        .args(["--max-file-size", "1M", "--", &probe, "mcp"])
-        .env("HOME", fx.home.path())
-        .env(SECRET_VAR, "hunter2-must-not-leak")
-        .env_remove("BULKHEAD_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    // `--report-json`: the barriers are checked against the whole report.
+    cmd.args([
+        "mcp",
+        "wrap",
+        "--report-json",
+        "--policy",
+        "untrusted",
+        "--pids",
+        "64",
+    ])
+    .args(["--max-file-size", "1M", "--", &probe, "mcp"])
+    .env("HOME", fx.home.path())
+    .env(SECRET_VAR, "hunter2-must-not-leak")
+    .env_remove("BULKHEAD_CONFIG")
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     // SAFETY: clears FD_CLOEXEC on an fd we own, in the child, on purpose.
     unsafe {
         cmd.pre_exec(move || {

@@ -19,11 +19,15 @@ mod config_path;
 mod egress;
 #[path = "cli/man_page.rs"]
 mod man_page;
+#[path = "cli/mcp_install.rs"]
+mod mcp_install;
 #[path = "cli/readme_runnable.rs"]
 mod readme_runnable;
 #[path = "cli/run_session_limits.rs"]
 mod run_session_limits;
 #[path = "cli/sessions_cli.rs"]
 mod sessions_cli;
+#[path = "cli/utf8_cuts.rs"]
+mod utf8_cuts;
 #[path = "cli/version.rs"]
 mod version;

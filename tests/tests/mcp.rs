@@ -17,6 +17,8 @@ mod check;
 mod conformance;
 #[path = "mcp/hostile.rs"]
 mod hostile;
+#[path = "mcp/inject.rs"]
+mod inject;
 #[path = "mcp/launchers.rs"]
 mod launchers;
 #[path = "mcp/no_silent.rs"]

@@ -29,6 +29,8 @@ mod flood;
 mod fork_bomb;
 #[path = "supervisor/host_death.rs"]
 mod host_death;
+#[path = "supervisor/inject.rs"]
+mod inject;
 #[path = "supervisor/memory_bomb.rs"]
 mod memory_bomb;
 #[path = "supervisor/module_cycles.rs"]

@@ -74,6 +74,7 @@ pub fn spawn_reader(
     watch: Watch,
     shared: Shared,
     input: Arc<InputQueue>,
+    to_host: std::os::fd::RawFd,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("host-reader".into())
@@ -96,6 +97,7 @@ pub fn spawn_reader(
                         input.push(data);
                     }
                     Ok(Some(HostMessage::CloseInput)) => input.close(),
+                    Ok(Some(HostMessage::Fault(fault))) => crate::fault::obey(fault, to_host),
                     // Hello and Invoke only come once, before this thread runs;
                     // a second one is a broken host. Treat like EOF.
                     Ok(Some(_)) | Ok(None) | Err(_) => {
@@ -120,8 +122,19 @@ pub struct IpcSink {
     bytes_seen: u64,
     lines_seen: u64,
     stopped_at_cap: bool,
+    /// The start of a character whose rest would pass the cap, held back
+    /// until the next write says whether the cap cuts it.
+    held: Option<Held>,
     last_usage: Instant,
     last_progress: Option<Instant>,
+}
+
+/// At most 3 bytes of one stream: a character's start.
+#[derive(Clone, Copy)]
+struct Held {
+    stream: StreamId,
+    bytes: [u8; 3],
+    len: usize,
 }
 
 impl IpcSink {
@@ -140,6 +153,7 @@ impl IpcSink {
             bytes_seen: 0,
             lines_seen: 0,
             stopped_at_cap: false,
+            held: None,
             last_usage: Instant::now(),
             last_progress: None,
         }
@@ -203,24 +217,71 @@ impl IpcSink {
             let usage = WorkerMessage::Usage(self.usage());
             self.send(&usage)?;
         }
-        // Only bytes up to the cap are sent (the host keeps nothing past it
-        // unless it asked for a tail). Past the cap, with a tail wanted,
-        // everything is sent and the host keeps only the last part.
-        let send_len = if self.stop_at_cap {
-            usize::try_from(self.max_output.saturating_sub(before))
-                .unwrap_or(usize::MAX)
-                .min(data.len())
+        if !self.stop_at_cap {
+            // With a tail wanted everything is sent and the host keeps
+            // only the last part.
+            if !self.send_chunk(stream, data)? {
+                return Ok(false);
+            }
+            return Ok(!self.cancelled());
+        }
+        // Only bytes up to the cap are sent (the host keeps nothing past
+        // it), and the cut ends on a character, so the kept text ends
+        // whole rather than in half a character.
+        let mut start = 0;
+        if let Some(h) = self.held.take() {
+            if self.bytes_seen <= self.max_output {
+                // The cap has not cut the held character (yet): it goes out
+                // as it is, completed or not by what follows.
+                if !self.send_chunk(h.stream, &h.bytes[..h.len])? {
+                    return Ok(false);
+                }
+            } else if h.stream == stream {
+                // The cap cut it: its rest is not sent either.
+                start = bulkhead_ipc::utf8::suffix_start(data, 0);
+            }
+        }
+        let room = usize::try_from(self.max_output.saturating_sub(before)).unwrap_or(usize::MAX);
+        let mut send_len = if data.len() > room {
+            bulkhead_ipc::utf8::prefix_len(data, room)
         } else {
-            data.len()
+            // A character this write leaves incomplete, whose rest could
+            // not fit under the cap, waits: the next write either passes
+            // the cap (and the character is cut whole) or not.
+            let tail = bulkhead_ipc::utf8::incomplete_tail_start(data);
+            let whole = tail
+                + data
+                    .get(tail)
+                    .map_or(0, |&b| bulkhead_ipc::utf8::sequence_len(b));
+            if tail < data.len() && whole > room {
+                let mut bytes = [0; 3];
+                let len = data.len() - tail;
+                bytes[..len].copy_from_slice(&data[tail..]);
+                self.held = Some(Held { stream, bytes, len });
+                tail
+            } else {
+                data.len()
+            }
         };
-        if send_len > 0 && !self.send_chunk(stream, &data[..send_len])? {
+        send_len = send_len.max(start);
+        if send_len > start && !self.send_chunk(stream, &data[start..send_len])? {
             return Ok(false);
         }
-        if self.stop_at_cap && self.bytes_seen > self.max_output {
+        if self.bytes_seen > self.max_output {
             self.stopped_at_cap = true;
             return Ok(false);
         }
         Ok(!self.cancelled())
+    }
+
+    /// Sends a character held back at the cap: the tool ended without
+    /// passing it, so nothing cut it. Called before `Done`.
+    pub fn finish(&mut self) -> std::io::Result<()> {
+        if let Some(h) = self.held.take() {
+            // `false` means cancelled: the host wants no more output.
+            self.send_chunk(h.stream, &h.bytes[..h.len])?;
+        }
+        Ok(())
     }
 
     /// Sends `data` as chunks, each against one credit.
@@ -332,4 +393,64 @@ fn count_newlines(data: &[u8]) -> usize {
         return sse2.count(data);
     }
     memchr::memchr_iter(b'\n', data).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a sink capped at `cap` sends of `writes` (stdout), then the end.
+    fn sent(cap: u64, writes: &[&[u8]]) -> Vec<u8> {
+        let (host, worker) = bulkhead_ipc::transport::cloexec_socketpair().expect("socketpair");
+        let writer = FrameWriter::new(worker.into(), FRAME_CAP);
+        let mut sink = IpcSink::new(writer, Shared::with_credit(1 << 20), cap, true);
+        for w in writes {
+            if !sink.write(StreamId::Stdout, w).expect("write") {
+                break;
+            }
+        }
+        sink.finish().expect("finish");
+        drop(sink);
+        let mut reader =
+            FrameReader::new(bulkhead_ipc::transport::WorkerStream::from(host), FRAME_CAP);
+        let mut out = Vec::new();
+        while let Ok(Some(msg)) = reader.read::<WorkerMessage>() {
+            if let WorkerMessage::Chunk(c) = msg {
+                out.extend_from_slice(&c.data);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_cap_cuts_before_a_two_three_or_four_byte_character_it_would_split() {
+        for ch in ['é', '€', '🦀'] {
+            let text: String = std::iter::repeat_n(ch, 12).collect();
+            let b = text.as_bytes();
+            let w = ch.len_utf8();
+            for cap in 1..b.len() - 1 {
+                // Two writes, split anywhere: the character the cap splits
+                // may start in the first and end in the second.
+                for split in 1..b.len() {
+                    let out = sent(cap as u64, &[&b[..split], &b[split..]]);
+                    let case = format!("{ch} cap {cap} split {split}");
+                    assert!(
+                        out.len() <= cap && cap - out.len() < w,
+                        "{case}: {}",
+                        out.len()
+                    );
+                    assert!(text.is_char_boundary(out.len()), "{case}: {}", out.len());
+                    assert_eq!(out, b[..out.len()], "{case}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn output_that_ends_at_the_cap_is_sent_whole_even_in_half_a_character() {
+        // The tool ends with half a `€` exactly at the cap: nothing cut it.
+        let text = "ab€".as_bytes();
+        assert_eq!(sent(4, &[&text[..4]]), &text[..4]);
+        assert_eq!(sent(4, &[&text[..3], &text[3..4]]), &text[..4]);
+    }
 }

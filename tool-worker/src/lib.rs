@@ -10,6 +10,7 @@
 
 pub mod channel;
 pub mod confine;
+pub mod fault;
 pub mod input;
 pub mod sandbox;
 pub mod serve;

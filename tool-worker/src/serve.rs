@@ -27,6 +27,8 @@ pub fn serve(expected_parent: Option<i32>) -> io::Result<()> {
     // multi-threaded process. A signal that comes meanwhile waits, pending.
     let termination = Termination::block()?;
     let channel = bulkhead_ipc::transport::WorkerChannel::from_fds(from_host, to_host);
+    // For an injected fault that breaks the stream on purpose (`fault`).
+    let to_host_fd = std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&channel.to_host));
     let mut reader = FrameReader::new(channel.from_host, FRAME_CAP);
     let mut writer = FrameWriter::new(channel.to_host, FRAME_CAP);
     let pid = std::process::id();
@@ -93,7 +95,7 @@ pub fn serve(expected_parent: Option<i32>) -> io::Result<()> {
     let watch = termination.start()?;
     let shared = Shared::with_credit(opening_credit);
     let input = std::sync::Arc::new(InputQueue::new()?);
-    channel::spawn_reader(reader, watch, shared.clone(), input.clone())?;
+    channel::spawn_reader(reader, watch, shared.clone(), input.clone(), to_host_fd)?;
     let sandbox = match pending.map(sandbox::Pending::finish) {
         None => Vec::new(),
         Some(Ok(states)) => states,
@@ -130,6 +132,9 @@ pub fn serve(expected_parent: Option<i32>) -> io::Result<()> {
     crate::hold_if_tearing_down();
     // Nothing of the call outlives it, whatever the tool did.
     crate::tree::kill_descendants();
+    if result.is_ok() {
+        sink.finish()?;
+    }
     let msg = match result {
         Ok(end) => WorkerMessage::Done(Done {
             // An in-worker tool that returned because the sink said stop

@@ -72,8 +72,25 @@ pub fn render(view: &ResultView, budget: u64) -> String {
     let tail_start = stored.saturating_sub(tail_max).max(head_end);
     // The store may have read more than this budget wants (the window
     // reads the agent's default view); only these two ranges are shown.
-    let head = slice(view, 0, head_end);
-    let tail = slice(view, tail_start, stored);
+    let mut head = slice(view, 0, head_end);
+    let mut tail = std::borrow::Cow::Borrowed(slice(view, tail_start, stored));
+    if tail_start > head_end {
+        // Bytes are left out between the two: each side of the gap is
+        // cut on a character, so the model reads no half of one.
+        head = &head[..bulkhead_ipc::utf8::incomplete_tail_start(head)];
+        let start = bulkhead_ipc::utf8::suffix_start(&tail, 0);
+        tail = std::borrow::Cow::Borrowed(&slice(view, tail_start, stored)[start..]);
+    } else if !tail.is_empty() {
+        // One run of bytes in two pieces: a character across the join
+        // moves whole into the tail.
+        let whole = bulkhead_ipc::utf8::incomplete_tail_start(head);
+        if whole < head.len() {
+            let mut joined = head[whole..].to_vec();
+            joined.extend_from_slice(&tail);
+            tail = std::borrow::Cow::Owned(joined);
+            head = &head[..whole];
+        }
+    }
     let info = &view.info;
     let mut out = String::with_capacity(head.len() + tail.len() + FRAME_BYTES as usize);
     out.push_str(&String::from_utf8_lossy(head));
@@ -83,7 +100,7 @@ pub fn render(view: &ResultView, budget: u64) -> String {
     if cut > 0 {
         let lines_cut = info
             .lines_seen
-            .saturating_sub(count_lines(head) + count_lines(tail));
+            .saturating_sub(count_lines(head) + count_lines(&tail));
         if !out.ends_with('\n') && !out.is_empty() {
             out.push('\n');
         }
@@ -105,7 +122,7 @@ pub fn render(view: &ResultView, budget: u64) -> String {
             view.item.0
         );
     }
-    out.push_str(&String::from_utf8_lossy(tail));
+    out.push_str(&String::from_utf8_lossy(&tail));
     if !out.is_empty() && !out.ends_with('\n') {
         out.push('\n');
     }
@@ -243,5 +260,48 @@ mod tests {
         assert_eq!(group(0), "0");
         assert_eq!(group(999), "999");
         assert_eq!(group(2_481_004), "2,481,004");
+    }
+
+    #[test]
+    fn head_and_tail_of_the_view_end_on_two_three_and_four_byte_characters() {
+        for ch in ['é', '€', '🦀'] {
+            let stored: String = std::iter::repeat_n(ch, 4000).collect();
+            let n = stored.len() as u64;
+            for budget in 1000..1012 {
+                let (head, tail) = head_tail(budget);
+                let v = view(stored.as_bytes(), n, 0, head, tail);
+                let text = render(&v, budget);
+                assert!(!text.contains('\u{fffd}'), "{ch} budget {budget}: {text}");
+                let (shown_head, rest) = text.split_once('\n').unwrap_or_default();
+                assert!(shown_head.chars().all(|c| c == ch));
+                assert!(shown_head.len() as u64 + ch.len_utf8() as u64 > head);
+                let marker = format!(
+                    "[… {} bytes",
+                    group(
+                        n - {
+                            let tail_text = rest.lines().nth(1).unwrap_or_default();
+                            (shown_head.len() + tail_text.len()) as u64
+                        }
+                    )
+                );
+                assert!(rest.starts_with(&marker), "{ch} budget {budget}: {rest}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_character_across_the_join_of_head_and_tail_stays_whole() {
+        let stored: String = std::iter::repeat_n('€', 1000).collect();
+        let n = stored.len() as u64;
+        for budget in n + FRAME_BYTES..n + FRAME_BYTES + 6 {
+            // Head and tail meet, with nothing between them, somewhere
+            // inside a character.
+            let (head, tail) = head_tail(budget);
+            let v = view(stored.as_bytes(), n, 0, head, tail);
+            let text = render(&v, budget);
+            assert!(text.starts_with(&stored), "budget {budget}: {text}");
+            assert!(!text.contains('\u{fffd}'));
+            assert!(!text.contains("bytes cut"));
+        }
     }
 }

@@ -49,6 +49,7 @@ fn report(output: CapturedOutput, bytes_produced: u64) -> CallReport {
         lines_seen: 0,
         streamed_bytes: 0,
         egress: None,
+        injected: None,
     }
 }
 

@@ -118,6 +118,8 @@ pub mod spawn;
 pub mod units;
 mod worker_io;
 
+/// The fault vocabulary of [`CallRequest::inject`].
+pub use bulkhead_faults::{Fault, FaultSpec, Injected, Trigger};
 pub use handle::{CallHandle, InputClosed, InputSender};
 pub use host::{HostConfig, HostError, ToolHost};
 pub use limits::{CallLimits, LimitsError};

@@ -4,6 +4,8 @@
 //! one chunk ([`bulkhead_ipc::MAX_CHUNK_BYTES`]), whatever is pushed into it.
 //! Past the limit, bytes are counted, not stored. With a tail wanted, the
 //! head keeps `limit - tail` bytes and a ring keeps the last `tail` bytes.
+//! Each cut falls on a character (`bulkhead_ipc::utf8`), so a side may
+//! keep up to 3 bytes less: kept text never ends or starts in half of one.
 
 use std::collections::VecDeque;
 
@@ -29,8 +31,12 @@ pub struct CapturedOutput {
     tail_limit: u64,
     head: Vec<Segment>,
     head_len: u64,
+    /// The head was cut: it takes nothing more.
+    head_closed: bool,
     tail: VecDeque<Segment>,
     tail_len: u64,
+    /// Bytes were dropped from the tail's start.
+    tail_cut: bool,
     /// Everything pushed, kept or not.
     seen: u64,
     lines_seen: u64,
@@ -54,8 +60,23 @@ impl CapturedOutput {
         // SIMD count: a byte loop here stood out in the host's CPU profile
         // of output-heavy calls.
         self.lines_seen += memchr::memchr_iter(b'\n', &data).count() as u64;
-        let room = self.head_limit.saturating_sub(self.head_len);
-        let take = usize::try_from(room).unwrap_or(usize::MAX).min(data.len());
+        let room = if self.head_closed {
+            0
+        } else {
+            self.head_limit.saturating_sub(self.head_len)
+        };
+        let mut take = usize::try_from(room).unwrap_or(usize::MAX).min(data.len());
+        let mut moved = Vec::new();
+        if take < data.len() && !self.head_closed && self.head_limit > 0 {
+            // The head ends here: on a character, so the kept text does
+            // not end in half of one. Its start may be in earlier chunks.
+            let (cut, retracted) = self.head_cut(&data, take);
+            take = cut;
+            moved = retracted;
+            // Nothing more goes into the head, though a few bytes of its
+            // room may be left.
+            self.head_closed = true;
+        }
         let kept = (take > 0).then(|| data.slice(..take));
         if let Some(k) = &kept {
             self.head_len += k.len() as u64;
@@ -64,15 +85,76 @@ impl CapturedOutput {
                 data: k.clone(),
             });
         }
-        if self.tail_limit > 0 && take < data.len() {
-            self.push_tail(stream, data.slice(take..));
+        if self.tail_limit > 0 {
+            for seg in moved {
+                self.push_tail(seg.stream, seg.data);
+            }
+            if take < data.len() {
+                self.push_tail(stream, data.slice(take..));
+            }
         }
         kept
+    }
+
+    /// Where the head's cut at `room` bytes into `data` falls on a
+    /// character: how much of `data` to keep, and the ends of earlier head
+    /// segments given back when the character started in them (at most 3
+    /// bytes, already shown live: a chunk that ends inside a character
+    /// right at the cap is rare, and the kept output must still be whole).
+    fn head_cut(&mut self, data: &[u8], room: usize) -> (usize, Vec<Segment>) {
+        if room >= 3 {
+            // The character the cut would split starts in this chunk.
+            return (bulkhead_ipc::utf8::prefix_len(data, room), Vec::new());
+        }
+        // The last bytes of the head, then this chunk up to the cut.
+        let mut window = [0u8; 3 + 3];
+        let mut back = 0;
+        'fill: for seg in self.head.iter().rev() {
+            for &b in seg.data.iter().rev() {
+                if back == 3 {
+                    break 'fill;
+                }
+                back += 1;
+                window[3 - back] = b;
+            }
+        }
+        window[3..3 + room + 1].copy_from_slice(&data[..room + 1]);
+        let window = &window[3 - back..3 + room + 1];
+        let cut = bulkhead_ipc::utf8::prefix_len(window, back + room);
+        if cut >= back {
+            return (cut - back, Vec::new());
+        }
+        let mut give_back = back - cut;
+        let mut moved = Vec::new();
+        while give_back > 0 {
+            let Some(last) = self.head.last_mut() else {
+                break;
+            };
+            let n = last.data.len();
+            if n <= give_back {
+                give_back -= n;
+                self.head_len -= n as u64;
+                if let Some(seg) = self.head.pop() {
+                    moved.push(seg);
+                }
+            } else {
+                moved.push(Segment {
+                    stream: last.stream,
+                    data: last.data.slice(n - give_back..),
+                });
+                last.data = last.data.slice(..n - give_back);
+                self.head_len -= give_back as u64;
+                give_back = 0;
+            }
+        }
+        moved.reverse();
+        (0, moved)
     }
 
     fn push_tail(&mut self, stream: StreamId, data: Bytes) {
         // A piece longer than the whole tail only contributes its end.
         let data = if data.len() as u64 > self.tail_limit {
+            self.tail_cut = true;
             data.slice(data.len() - self.tail_limit as usize..)
         } else {
             data
@@ -83,6 +165,7 @@ impl CapturedOutput {
             let Some(front) = self.tail.front_mut() else {
                 break;
             };
+            self.tail_cut = true;
             let excess = (self.tail_len - self.tail_limit) as usize;
             if front.data.len() <= excess {
                 self.tail_len -= front.data.len() as u64;
@@ -90,6 +173,43 @@ impl CapturedOutput {
             } else {
                 front.data = front.data.slice(excess..);
                 self.tail_len -= excess as u64;
+            }
+        }
+        // Once the tail's start was cut, its first bytes may be the rest of
+        // a character whose start is gone, whichever push brought them.
+        if self.tail_cut {
+            self.tail_to_char();
+        }
+    }
+
+    /// Drops the rest of a character the tail's cut start left behind
+    /// (at most 3 bytes), so the kept tail starts whole.
+    fn tail_to_char(&mut self) {
+        let mut window = [0u8; 4];
+        let mut n = 0;
+        'fill: for seg in &self.tail {
+            for &b in seg.data.iter() {
+                if n == window.len() {
+                    break 'fill;
+                }
+                window[n] = b;
+                n += 1;
+            }
+        }
+        let mut drop = bulkhead_ipc::utf8::suffix_start(&window[..n], 0);
+        while drop > 0 {
+            let Some(front) = self.tail.front_mut() else {
+                break;
+            };
+            let len = front.data.len();
+            if len <= drop {
+                drop -= len;
+                self.tail_len -= len as u64;
+                self.tail.pop_front();
+            } else {
+                front.data = front.data.slice(drop..);
+                self.tail_len -= drop as u64;
+                drop = 0;
             }
         }
     }
@@ -279,5 +399,37 @@ mod tests {
             String::from_utf8_lossy(b"a\xffb\xe2z\xf0\x9f"),
             "a\u{fffd}b\u{fffd}z\u{fffd}"
         );
+    }
+
+    /// Head and tail of `text` pushed in two chunks split at `split`.
+    fn cut_in_two(text: &str, split: usize, limit: u64, tail: u64) -> (String, u64) {
+        let bytes = text.as_bytes();
+        let mut c = CapturedOutput::new(limit, tail);
+        c.push(StreamId::Stdout, Bytes::copy_from_slice(&bytes[..split]));
+        c.push(StreamId::Stdout, Bytes::copy_from_slice(&bytes[split..]));
+        (c.display(Some("|")).to_string(), c.kept())
+    }
+
+    #[test]
+    fn head_and_tail_cuts_end_on_two_three_and_four_byte_characters() {
+        for ch in ['é', '€', '🦀'] {
+            let text: String = std::iter::repeat_n(ch, 12).collect();
+            let w = ch.len_utf8() as u64;
+            for split in 0..=text.len() {
+                for limit in 0..text.len() as u64 {
+                    for tail in [0, limit / 2, limit] {
+                        let (shown, kept) = cut_in_two(&text, split, limit, tail);
+                        let case = format!("{ch} split {split} limit {limit} tail {tail}");
+                        assert!(!shown.contains('\u{fffd}'), "{case}: {shown}");
+                        let (head, rest) = shown.split_once('|').unwrap_or((&shown, ""));
+                        assert_eq!((head.len() + rest.len()) as u64, kept, "{case}");
+                        assert!(kept <= limit, "{case}");
+                        // Each cut drops less than one character.
+                        assert!(limit - kept < 2 * w, "{case}: kept {kept}");
+                        assert!(head.chars().all(|c| c == ch) && rest.chars().all(|c| c == ch));
+                    }
+                }
+            }
+        }
     }
 }

@@ -158,6 +158,10 @@ pub struct CallReport {
     /// What the call's egress proxy let through and refused; `None` for a
     /// call with no allow list.
     pub egress: Option<bulkhead_egress::EgressReport>,
+    /// The injected fault that fired, on what and when
+    /// ([`crate::CallRequest::inject`]); `None` for a call without one, or
+    /// whose faults did not fire. Its outcome is the real fault's.
+    pub injected: Option<bulkhead_faults::Injected>,
 }
 
 impl CallReport {
@@ -216,6 +220,7 @@ impl CallReport {
             lines_seen: 0,
             streamed_bytes: 0,
             egress: None,
+            injected: None,
         }
     }
 }
@@ -246,14 +251,25 @@ impl CallReport {
             Some(e) => format!(" · egress {} allowed, {} refused", e.allowed, e.refused),
             None => String::new(),
         };
+        let injected = match &r.injected {
+            Some(i) => format!(" · {i}"),
+            None => String::new(),
+        };
         format!(
-            "bulkhead: {what}{exit} · peak {} · cpu {} ms · wall {} ms · memory cap by {} · policy {}{egress}",
+            "bulkhead: {what}{exit} · peak {} · cpu {} ms · wall {} ms · memory cap by {} · policy {}{egress}{injected}",
             crate::units::format_size(r.usage.peak_rss_bytes),
             r.usage.cpu_ms,
             r.usage.wall_ms,
             r.enforcement.memory,
             r.enforcement.policy
         )
+    }
+
+    /// The injected fault as JSON (`{"fault", "trigger", "at_ms"}`), for
+    /// `--json` and `mcp wrap`'s end line; `None` when none fired.
+    pub fn injected_json(&self) -> Option<serde_json::Value> {
+        let i = self.injected.as_ref()?;
+        Some(serde_json::json!({"fault": i.fault, "trigger": i.trigger, "at_ms": i.at_ms}))
     }
 
     /// The egress proxy's record as JSON (`--json`, `mcp wrap`'s end line):

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use bulkhead_faults::FaultSpec;
+
 use crate::limits::CallLimits;
 use crate::policy::CallPolicy;
 
@@ -47,6 +49,11 @@ pub struct CallRequest {
     /// stops at `max_output_bytes`; `tail_bytes` needs the host's copy and
     /// does not apply.
     pub stream_output: bool,
+    /// Faults to inject into this call (see [`CallRequest::inject`]);
+    /// empty for every ordinary call, which then does no fault work at all.
+    pub inject: Vec<FaultSpec>,
+    /// The seed of the `@p:` draws; `None` draws one from the clock.
+    pub inject_seed: Option<u64>,
 }
 
 impl CallRequest {
@@ -62,6 +69,8 @@ impl CallRequest {
             cwd: None,
             policy: CallPolicy::default(),
             stream_output: false,
+            inject: Vec::new(),
+            inject_seed: None,
         }
     }
 
@@ -94,6 +103,45 @@ impl CallRequest {
     #[must_use]
     pub fn stream_output(mut self, on: bool) -> Self {
         self.stream_output = on;
+        self
+    }
+
+    /// Makes the call fail on cue, the real way: the host applies `fault`
+    /// when its trigger fires, and the call ends in exactly the outcome the
+    /// real failure gives (an injected `oom` makes the worker really cross
+    /// its memory cap, and the call is reported `killed: memory` by the cap's
+    /// own mechanism). The report's [`CallReport::injected`] says which
+    /// fault fired, on what and when, so a test can tell the two apart.
+    /// Repeatable; an MCP fault (`drop`, `error`, …) cannot apply to a tool
+    /// call and fails it with the reason.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use bulkhead_host::{CallRequest, HostConfig, KillReason, Outcome, ToolHost};
+    ///
+    /// let host = ToolHost::new(HostConfig::default())?;
+    /// let req = CallRequest::new("shell", r#"{"command":"yes"}"#)
+    ///     .inject("kill@200ms".parse()?);
+    /// let report = host.call(req).wait().await;
+    /// // SIGKILL, from outside, 200 ms in: as if someone killed the worker.
+    /// assert_eq!(report.outcome, Outcome::Killed { reason: KillReason::Signal(9) });
+    /// let injected = report.injected.expect("the fault fired");
+    /// assert_eq!((injected.fault.as_str(), injected.trigger.as_str()), ("kill", "200ms"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// [`CallReport::injected`]: crate::CallReport::injected
+    #[must_use]
+    pub fn inject(mut self, fault: FaultSpec) -> Self {
+        self.inject.push(fault);
+        self
+    }
+
+    /// The seed of the `@p:` draws, so a run can be reproduced.
+    #[must_use]
+    pub fn inject_seed(mut self, seed: u64) -> Self {
+        self.inject_seed = Some(seed);
         self
     }
 }

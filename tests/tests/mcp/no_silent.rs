@@ -256,6 +256,51 @@ fn egress_refusals_show_live_and_in_the_diagnosis() {
     );
 }
 
+/// The start is one short readable line, so the server's own messages stand
+/// out in a client's MCP log; the whole report only with `--report-json`.
+#[test]
+fn the_start_is_one_short_line_before_the_servers_own_output() {
+    const SERVER: [&str; 3] = ["sh", "-c", "echo hello-from-the-server >&2; cat >/dev/null"];
+    let mut wrap = Wrap::start(&[], &SERVER);
+    wrap.wait_stderr("hello-from-the-server");
+    let before: Vec<&String> = wrap
+        .stderr
+        .iter()
+        .take_while(|l| !l.contains("hello-from-the-server"))
+        .collect();
+    let ours: Vec<&&String> = before
+        .iter()
+        .filter(|l| l.starts_with("bulkhead: mcp wrap:"))
+        .collect();
+    assert_eq!(ours.len(), 1, "{before:#?}");
+    let line = ours[0];
+    assert!(line.len() < 300, "{} bytes: {line}", line.len());
+    assert!(
+        line.starts_with("bulkhead: mcp wrap: policy untrusted (network none")
+            && line.contains(" mechanisms enforced"),
+        "{line}"
+    );
+    // Anything else before the server's output names a mechanism not in force.
+    for l in &before {
+        assert!(
+            l.starts_with("bulkhead: mcp wrap:") || l.contains(": NOT ENFORCED: "),
+            "{l}"
+        );
+    }
+    let (_, _, stderr) = wrap.finish();
+    assert!(!stderr.contains("mcp wrap: sandbox {"), "{stderr}");
+
+    let mut wrap = Wrap::start(&["--report-json"], &SERVER);
+    wrap.wait_stderr("hello-from-the-server");
+    let (_, _, stderr) = wrap.finish();
+    let report: Value = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("bulkhead: mcp wrap: sandbox "))
+        .map(|j| serde_json::from_str(j).expect("the report is JSON"))
+        .unwrap_or_else(|| panic!("no report with --report-json: {stderr}"));
+    assert!(report["sandbox"].is_array(), "{report}");
+}
+
 #[test]
 fn a_server_that_exits_before_answering_says_how_it_ended() {
     let mark = marker("no-silent-exit");

@@ -36,6 +36,8 @@ async fn report_of(mode: &str) -> CallReport {
             cwd: None,
             policy: Default::default(),
             stream_output: false,
+            inject: Vec::new(),
+            inject_seed: None,
         })
         .wait()
         .await;

@@ -28,6 +28,8 @@ fn shell(cmd: &str) -> CallRequest {
         cwd: None,
         policy: Default::default(),
         stream_output: false,
+        inject: Vec::new(),
+        inject_seed: None,
     }
 }
 

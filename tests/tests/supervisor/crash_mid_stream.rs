@@ -58,6 +58,8 @@ async fn sigkill_mid_stream() {
             cwd: None,
             policy: Default::default(),
             stream_output: false,
+            inject: Vec::new(),
+            inject_seed: None,
         });
     let mut received = 0usize;
     let mut killed = 0usize;

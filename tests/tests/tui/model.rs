@@ -42,6 +42,40 @@ async fn a_prompt_streams_an_answer_with_a_tool_card() {
     assert_eq!(server.requests().len(), 2, "one request per turn");
 }
 
+/// The conversation reads in the order things happened: what the model
+/// said before a tool call above the call's card, its answer after the
+/// call below it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_answer_after_a_tool_call_is_drawn_below_its_card() {
+    let server = ModelServer::start().await;
+    let p = ProviderKind::Anthropic;
+    let setup = ChatSetup::new(&server.base_url(), "anthropic", 8000, "");
+    server.push(
+        Turn::new()
+            .text(&["Looking first."])
+            .call("toolu_1", "list_directory", &[r#"{"path":"."}"#])
+            .reply(p),
+    );
+    server.push(Turn::new().text(&["Done looking."]).reply(p));
+    in_terminal(&setup, "what is here?", move |t| {
+        let screen = t.wait_for("the answer after the call", DEADLINE, |s| {
+            s.contains("Done looking.") && s.contains("completed")
+        });
+        let at = |what: &str| {
+            screen
+                .find(what)
+                .unwrap_or_else(|| panic!("no {what:?} on screen:\n{screen}"))
+        };
+        assert!(
+            at("Looking first.") < at("list_directory")
+                && at("list_directory") < at("Done looking."),
+            "out of order:\n{screen}"
+        );
+        assert_eq!(t.quit(DEADLINE), 0);
+    })
+    .await;
+}
+
 /// An agent tool call's card shows its worker's live figures while it runs
 /// (RSS against the agent's memory cap, bytes against its `output` limit,
 /// elapsed against its timeout), not a bare spinner; Ctrl-C then cancels

@@ -135,8 +135,7 @@ impl Tool for ReadToolResult {
             )
             .map_err(store_failure)?;
         let stored = stored.max(0) as u64;
-        let start = args.offset.min(stored);
-        let end = start.saturating_add(args.limit).min(stored);
+        let (start, end) = char_range(&conn, item, args.offset, args.limit, stored)?;
         let mut out = ChunkWriter::new(sink, StreamId::Stdout);
         copy_slice(&conn, item, start, end, &mut out)?;
         out.flush().map_err(output_failure)?;
@@ -151,6 +150,66 @@ impl Tool for ReadToolResult {
             })),
         })
     }
+}
+
+/// `offset..offset+limit` within the stored bytes, each end moved (by at
+/// most 3 bytes, the start forward and the end back) onto a character, so
+/// the model reads no half of one; reading on from `offset + returned`
+/// loses nothing. A range too short to hold one whole character stays as
+/// asked, so reading always moves on.
+fn char_range(
+    conn: &Connection,
+    item: i64,
+    offset: u64,
+    limit: u64,
+    stored: u64,
+) -> Result<(u64, u64), ToolFailure> {
+    use bulkhead_ipc::utf8::{prefix_len, suffix_start};
+    let start = offset.min(stored);
+    let end = start.saturating_add(limit).min(stored);
+    let mut s = start;
+    if start > 0 && start < end {
+        let ahead = read_bytes(conn, item, start, (start + 4).min(end))?;
+        s = start + suffix_start(&ahead, 0) as u64;
+    }
+    let mut e = end;
+    if end < stored && s < end {
+        let from = end.saturating_sub(3).max(s);
+        let around = read_bytes(conn, item, from, end + 1)?;
+        e = from + prefix_len(&around, (end - from) as usize) as u64;
+    }
+    if e <= s {
+        return Ok((start, end));
+    }
+    Ok((s, e))
+}
+
+/// Stored bytes `from..to` of `item` (a few bytes: the ends of a range).
+fn read_bytes(conn: &Connection, item: i64, from: u64, to: u64) -> Result<Vec<u8>, ToolFailure> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT offset, data FROM chunks WHERE item_id = ?1 AND offset < ?3 \
+             AND offset + len > ?2 ORDER BY offset",
+        )
+        .map_err(store_failure)?;
+    let mut rows = stmt
+        .query(params![item, from as i64, to as i64])
+        .map_err(store_failure)?;
+    let mut out = Vec::with_capacity((to - from) as usize);
+    while let Some(row) = rows.next().map_err(store_failure)? {
+        let offset = row.get::<_, i64>(0).map_err(store_failure)?.max(0) as u64;
+        let data = row.get_ref(1).map_err(store_failure)?;
+        let bytes = data.as_blob().map_err(|e| ToolFailure {
+            kind: ToolErrorKind::Io,
+            message: format!("reading the session store: chunk of r{item}: {e}"),
+        })?;
+        let a = from.saturating_sub(offset).min(bytes.len() as u64) as usize;
+        let b = to.saturating_sub(offset).min(bytes.len() as u64) as usize;
+        if a < b {
+            out.extend_from_slice(&bytes[a..b]);
+        }
+    }
+    Ok(out)
 }
 
 fn open(store: &std::path::Path) -> Result<Connection, ToolFailure> {
@@ -230,5 +289,54 @@ fn store_failure(e: rusqlite::Error) -> ToolFailure {
     ToolFailure {
         kind: ToolErrorKind::Io,
         message: format!("reading the session store: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `chunks` table holding `text` in rows of `row` bytes.
+    fn stored(text: &str, row: usize) -> Connection {
+        let conn = Connection::open_in_memory().expect("memory db");
+        conn.execute_batch(
+            "CREATE TABLE chunks (item_id INTEGER, offset INTEGER, len INTEGER, data BLOB)",
+        )
+        .expect("table");
+        for (i, piece) in text.as_bytes().chunks(row).enumerate() {
+            conn.execute(
+                "INSERT INTO chunks VALUES (1, ?1, ?2, ?3)",
+                params![(i * row) as i64, piece.len() as i64, piece],
+            )
+            .expect("row");
+        }
+        conn
+    }
+
+    #[test]
+    fn a_read_starts_and_ends_on_two_three_and_four_byte_characters() {
+        for ch in ['é', '€', '🦀'] {
+            let text: String = std::iter::repeat_n(ch, 40).collect();
+            let n = text.len() as u64;
+            let conn = stored(&text, 7);
+            // Every range here holds a whole character, wherever it starts.
+            for offset in 0..n - 14 {
+                for limit in 7..14 {
+                    let (s, e) = char_range(&conn, 1, offset, limit, n).expect("range");
+                    let case = format!("{ch} offset {offset} limit {limit}: {s}..{e}");
+                    assert!(text.is_char_boundary(s as usize), "{case}");
+                    assert!(text.is_char_boundary(e as usize), "{case}");
+                    assert!(s >= offset && s - offset <= 3, "{case}");
+                    assert!(e <= offset + limit && e > s, "{case}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_read_too_short_for_one_character_stays_as_asked() {
+        let text: String = std::iter::repeat_n('🦀', 4).collect();
+        let conn = stored(&text, 5);
+        assert_eq!(char_range(&conn, 1, 1, 2, 16).expect("range"), (1, 3));
     }
 }

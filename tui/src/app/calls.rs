@@ -170,8 +170,10 @@ fn push_preview(slot: &CallSlot, data: &[u8]) {
     let tail = &data[data.len().saturating_sub(PREVIEW_BYTES)..];
     s.preview.extend_from_slice(tail);
     let excess = s.preview.len().saturating_sub(PREVIEW_BYTES);
-    if excess > 0 {
-        s.preview.drain(..excess);
+    if excess > 0 || tail.len() < data.len() {
+        // Cut: the preview starts on a character, not in the rest of one.
+        let start = bulkhead_ipc::utf8::suffix_start(&s.preview, excess);
+        s.preview.drain(..start);
     }
 }
 
@@ -225,5 +227,35 @@ fn finish(
         kept: capture.kept(),
         source,
         source_in_memory: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_preview_starts_on_two_three_and_four_byte_characters() {
+        for ch in ['é', '€', '🦀'] {
+            let text: String = std::iter::repeat_n(ch, 2 * PREVIEW_BYTES).collect();
+            for piece in [1, 7, 100, PREVIEW_BYTES + 1, text.len()] {
+                let slot = CallSlot {
+                    call_id: 1,
+                    snapshot: Mutex::new(Snapshot::default()),
+                    cancel: CancellationToken::new(),
+                };
+                for chunk in text.as_bytes().chunks(piece) {
+                    push_preview(&slot, chunk);
+                }
+                let preview = slot
+                    .snapshot
+                    .lock()
+                    .map(|s| s.preview.clone())
+                    .unwrap_or_default();
+                let shown = String::from_utf8_lossy(&preview);
+                assert!(!shown.contains('\u{fffd}'), "{ch} in pieces of {piece}");
+                assert!(preview.len() + 3 >= PREVIEW_BYTES, "{}", preview.len());
+            }
+        }
     }
 }

@@ -27,32 +27,81 @@ pub fn prompt(app: &mut App, ctx: &Ctx, text: &str) {
         return;
     }
     app.turn_running = true;
+    app.answer_from = 0;
     app.push(Entry::Streaming(String::new()));
 }
 
-/// Copies the streaming answer into the last streaming entry.
+/// Copies the part of the streaming answer since the latest tool calls
+/// into the streaming entry below their cards, starting one if there is
+/// none yet.
 pub fn refresh_answer(app: &mut App, ctx: &Ctx) {
     let Some(link) = &ctx.agent else { return };
     let Ok(text) = link.answer.text.lock() else {
         return;
     };
-    if let Some(Entry::Streaming(shown)) = app
+    let part = text.get(app.answer_from..).unwrap_or_default();
+    match app
         .entries
         .iter_mut()
         .rev()
         .find(|e| matches!(e, Entry::Streaming(_)))
     {
-        shown.clone_from(&text);
+        Some(Entry::Streaming(shown)) => {
+            shown.clear();
+            shown.push_str(part);
+        }
+        _ if !part.is_empty() => {
+            let part = part.to_owned();
+            drop(text);
+            app.push(Entry::Streaming(part));
+        }
+        _ => {}
     }
+}
+
+/// The model called tools after writing `upto` bytes of the answer slot:
+/// the part before becomes a finished note where it is, above the cards,
+/// and what the model writes next streams into a new entry below them.
+fn split_answer(app: &mut App, ctx: &Ctx, upto: usize) {
+    let part = ctx.agent.as_ref().and_then(|link| {
+        let text = link.answer.text.lock().ok()?;
+        Some(
+            text.get(app.answer_from..upto)
+                .unwrap_or_default()
+                .to_owned(),
+        )
+    });
+    let streaming = app
+        .entries
+        .iter()
+        .rposition(|e| matches!(e, Entry::Streaming(_)));
+    match (part, streaming) {
+        (Some(part), Some(at)) if part.trim().is_empty() => {
+            // Nothing was said before the calls: no empty row above them.
+            app.entries.remove(at);
+        }
+        (Some(part), Some(at)) => app.entries[at] = Entry::Streaming(part),
+        (Some(part), None) if !part.trim().is_empty() => app.push(Entry::Streaming(part)),
+        _ => {}
+    }
+    finish_streaming(app);
+    app.answer_from = upto.max(app.answer_from);
 }
 
 pub fn agent_event(app: &mut App, ctx: &Ctx, event: AgentEvent) {
     match event {
-        AgentEvent::ToolStarted { index, name, args } => {
+        AgentEvent::ToolStarted {
+            index,
+            name,
+            args,
+            answer_bytes,
+        } => {
             if index == 0 {
                 app.agent_cards.clear();
+                app.agent_answers += 1;
+                split_answer(app, ctx, answer_bytes);
             }
-            let id = AGENT_CARD_BIT | (app.entries.len() as u64) << 16 | index as u64;
+            let id = AGENT_CARD_BIT | (app.agent_answers << 16) | index as u64;
             let mut card = Card::new(
                 id,
                 &name,
@@ -119,6 +168,8 @@ pub fn agent_event(app: &mut App, ctx: &Ctx, event: AgentEvent) {
         AgentEvent::Ended(end) => {
             app.turn_running = false;
             app.agent_calls.clear();
+            // The last words may have come after the last wake.
+            refresh_answer(app, ctx);
             finish_streaming(app);
             match end {
                 Ok(how) => tracing::info!(how, "turn ended"),

@@ -38,6 +38,10 @@ pub enum AgentEvent {
         index: usize,
         name: String,
         args: String,
+        /// How much of the answer slot's text the model wrote before this
+        /// call: that part is drawn above the call's card, what follows
+        /// below it.
+        answer_bytes: usize,
     },
     /// A call's worker started: its card shows the figures `figures`
     /// holds (a task on the agent's runtime keeps them current) against
@@ -190,10 +194,14 @@ impl Observer for UiObserver {
         // observer sees them in that order.
         let index = self.started;
         self.started += 1;
+        // Taken here, on the thread that writes the text, so the split
+        // falls exactly where the call came, however late the UI reads it.
+        let answer_bytes = self.answer.text.lock().map_or(0, |t| t.len());
         self.event(AgentEvent::ToolStarted {
             index,
             name: call.name.clone(),
             args: call.arguments.clone(),
+            answer_bytes,
         });
     }
 

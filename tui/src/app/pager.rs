@@ -210,7 +210,12 @@ impl Pager {
             let end = next.unwrap_or(self.source.len());
             // Only the part that fits the width is read and shown.
             let show = ((end - start) as usize).min(usize::from(width) * 4);
-            let bytes = self.read(start, show).unwrap_or_default();
+            let mut bytes = self.read(start, show).unwrap_or_default();
+            if show < (end - start) as usize {
+                // A line cut at the width's bytes ends on a character, not
+                // in half of one.
+                bytes.truncate(bulkhead_ipc::utf8::incomplete_tail_start(&bytes));
+            }
             let text = String::from_utf8_lossy(&bytes);
             let text = text.trim_end_matches(['\n', '\r']);
             lines.push(Line::raw(super::format::clip(
@@ -279,6 +284,20 @@ mod tests {
         assert_eq!(src.read(2, 4).ok(), Some(b"cdef".to_vec()));
         assert_eq!(src.read(7, 10).ok(), Some(b"h".to_vec()));
         assert_eq!(src.read(8, 10).ok(), Some(Vec::new()));
+    }
+
+    #[test]
+    fn a_long_line_cut_at_the_width_ends_on_two_three_and_four_byte_characters() {
+        for ch in ['é', '€', '🦀'] {
+            for width in 1..12u16 {
+                // A line longer than the bytes read for the width.
+                let line: String = std::iter::repeat_n(ch, usize::from(width) * 4).collect();
+                let mut p = pager(&format!("{line}\nnext\n"));
+                let row = p.rows(1, width)[0].to_string();
+                assert!(!row.contains('\u{fffd}'), "{ch} width {width}: {row}");
+                assert!(row.chars().all(|c| c == ch || c == '…'), "{row}");
+            }
+        }
     }
 
     #[test]

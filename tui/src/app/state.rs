@@ -95,6 +95,12 @@ pub struct App {
     pub turn_running: bool,
     /// Card ids of the current answer's tool calls, by their place in it.
     pub agent_cards: Vec<u64>,
+    /// Answers with tool calls so far: part of each agent card's id, so ids
+    /// stay apart however many entries come and go.
+    pub agent_answers: u64,
+    /// Where in the answer slot's text the part after the latest tool calls
+    /// starts; what comes before is drawn above their cards.
+    pub answer_from: usize,
     /// The agent's running worker calls (figures and cancel), by card id.
     pub agent_calls: HashMap<u64, AgentCall>,
     /// Tools the user allowed for the rest of the session.
@@ -131,6 +137,8 @@ impl App {
             session: None,
             turn_running: false,
             agent_cards: Vec::new(),
+            agent_answers: 0,
+            answer_from: 0,
             agent_calls: HashMap::new(),
             approved_tools: std::collections::HashSet::new(),
         }

@@ -190,6 +190,65 @@ pub struct RunArgs {
     /// from `bulkhead sessions list`, or `new`.
     #[arg(long, value_name = "ID|new")]
     pub session: Option<SessionChoice>,
+    #[command(flatten)]
+    pub inject: InjectArgs,
+}
+
+/// Fault injection: `--inject FAULT[:ARG][@TRIGGER]` and its seed.
+#[derive(Debug, Args)]
+pub struct InjectArgs {
+    /// Make the call fail on cue, the real way (repeatable):
+    /// FAULT[:ARG][@TRIGGER], e.g. kill@200ms, oom, hang@bytes:64K,
+    /// exit:3@msg:2, slow:1K. Faults: kill, crash, hang, oom, cpu, exit:N,
+    /// delay:DUR, slow:RATE, cut:SIZE, garbage, oversize, truncate (and,
+    /// under `mcp wrap`, drop, error[:CODE], timeout, disconnect,
+    /// malformed). Triggers: @DUR, @bytes:SIZE, @msg:N, @on:NAME,
+    /// @every:N, @p:PROBABILITY. The outcome is the real fault's; the
+    /// report adds `injected`.
+    #[arg(long = "inject", value_name = "FAULT[@TRIGGER]", value_parser = fault_spec)]
+    pub specs: Vec<bulkhead_faults::FaultSpec>,
+    /// Seed of the @p: draws, so a run can be repeated [default: from the
+    /// clock, printed on stderr].
+    #[arg(long = "inject-seed", value_name = "S")]
+    pub seed: Option<u64>,
+}
+
+impl InjectArgs {
+    /// The seed to use: the one given, else one from the clock, printed so
+    /// the run can be repeated (only when a fault draws at all).
+    pub fn seed(&self) -> Option<u64> {
+        let draws = self
+            .specs
+            .iter()
+            .any(|s| matches!(s.trigger, bulkhead_faults::Trigger::Probability(_)));
+        match self.seed {
+            Some(seed) => Some(seed),
+            None if draws => {
+                let seed = bulkhead_faults::seed_from_clock();
+                eprintln!("bulkhead: inject seed {seed} (repeat with --inject-seed {seed})");
+                Some(seed)
+            }
+            None => None,
+        }
+    }
+
+    /// The process faults, which act on a worker (under `mcp wrap`, the
+    /// server's).
+    pub fn process_faults(&self) -> Vec<bulkhead_faults::FaultSpec> {
+        self.specs
+            .iter()
+            .filter(|s| s.fault.kind() == bulkhead_faults::FaultKind::Process)
+            .cloned()
+            .collect()
+    }
+
+    /// The first fault that cannot apply to `target`, as a usage error.
+    pub fn refused(&self, target: bulkhead_faults::Target) -> Option<String> {
+        self.specs
+            .iter()
+            .find_map(|s| s.check(target).err())
+            .map(|e| e.to_string())
+    }
 }
 
 /// The sandbox and limits of a call or an MCP server.
@@ -267,6 +326,47 @@ pub enum McpCommand {
     /// list its tools; print what it is, what it was allowed and refused,
     /// and either a client config that runs it or why it failed.
     Check(Box<CheckArgs>),
+    /// Rewrite an MCP client's config (Claude Desktop, Cursor, VS Code,
+    /// Codex, …) so every stdio server runs behind `bulkhead mcp wrap`;
+    /// keeps a backup that `--undo` restores.
+    Install(InstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// The client whose config to rewrite (`--list` shows each one's file).
+    #[arg(
+        required_unless_present = "list",
+        value_parser = clap::builder::PossibleValuesParser::new(super::mcp_install::CLIENT_NAMES)
+    )]
+    pub client: Option<String>,
+    /// The client's config file to rewrite, instead of its usual one.
+    /// (Not `--config`: that global flag names bulkhead's own config.)
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// The client's config in the current directory (`.vscode/mcp.json`,
+    /// `.mcp.json`, `.cursor/mcp.json`, …) instead of the user's.
+    #[arg(long, conflicts_with = "file")]
+    pub project: bool,
+    /// Show the known clients, their config files and whether they exist.
+    #[arg(long, exclusive = true)]
+    pub list: bool,
+    /// Show the change as a diff; write nothing.
+    #[arg(long, conflicts_with = "undo")]
+    pub dry_run: bool,
+    /// Put back the file from before the install, and drop the backup.
+    #[arg(long)]
+    pub undo: bool,
+    /// The bulkhead the client should run [default: this executable's
+    /// absolute path]; e.g. `bulkhead` when it is on the client's PATH.
+    #[arg(long, value_name = "NAME")]
+    pub command: Option<String>,
+    /// A flag for `mcp wrap` in each entry, before its `--` (repeatable).
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    pub wrap_arg: Vec<String>,
+    /// More `mcp wrap` flags, after `--`: `mcp install cursor -- --net none`.
+    #[arg(last = true, value_name = "WRAP_FLAGS")]
+    pub wrap_args: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -364,6 +464,11 @@ pub struct StatusArgs {
 pub struct WrapArgs {
     #[command(flatten)]
     pub sandbox: SandboxArgs,
+    /// MCP faults (drop, error[:CODE], timeout, disconnect, malformed) act
+    /// on the client's requests (@on:METHOD or tool, @msg:N, @every:N,
+    /// @p:P); process faults act on the server's worker as under `run`.
+    #[command(flatten)]
+    pub inject: InjectArgs,
     /// Hard cap on one message from the server; an answer over it is
     /// dropped and its request answered with an error.
     #[arg(long, value_parser = size, default_value = "4MiB")]
@@ -403,6 +508,12 @@ pub struct WrapArgs {
     /// cache (see `bulkhead mcp fetch`).
     #[arg(long, conflicts_with = "url")]
     pub no_fetch: bool,
+    /// Also print the whole sandbox report, mechanism by mechanism, as one
+    /// line of JSON (`bulkhead: mcp wrap: sandbox {…}`) to stderr at start.
+    /// Without it the start is one readable line, so the client's MCP log
+    /// shows the server's own messages.
+    #[arg(long)]
+    pub report_json: bool,
     /// The server's command and arguments: everything after the flags
     /// (or after `--`) belongs to the server.
     #[arg(
@@ -447,6 +558,11 @@ fn size(s: &str) -> Result<u64, String> {
 
 fn duration(s: &str) -> Result<Duration, String> {
     parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn fault_spec(s: &str) -> Result<bulkhead_faults::FaultSpec, String> {
+    s.parse()
+        .map_err(|e: bulkhead_faults::ParseError| e.to_string())
 }
 
 fn allow_rule(s: &str) -> Result<bulkhead_egress::AllowRule, String> {

@@ -14,7 +14,6 @@
 //! does not come within `--init-timeout`, and drop the late one.
 
 use std::collections::HashSet;
-use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -25,14 +24,15 @@ use bulkhead_ipc::{StreamId, ToolExit};
 use bytes::Bytes;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use bulkhead_mcp::{FetchOptions, Prepared};
 
 use crate::cli::mcp_diagnose::{
     Diagnosis, EgressSeen, Facts, Failure, PolicyFacts, StderrTail, seconds,
 };
-use crate::cli::mcp_watch::{Answer, InitSpotter, LineGate, Piece, Spotted, answer_to};
+use crate::cli::mcp_inject::McpInjector;
+use crate::cli::mcp_watch::{Answer, LineGate, Piece, Spotted, answer_to};
 use crate::cli::policy_args::{Extra, Use, choose};
 use crate::cli::{EXIT_USAGE, WrapArgs};
 
@@ -40,21 +40,28 @@ use crate::cli::{EXIT_USAGE, WrapArgs};
 /// ten years stands for "none" where the host wants a deadline.
 const NO_SESSION_LIMIT: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
-/// One read of the client's stdin: one input chunk.
-const STDIN_READ_BYTES: usize = bulkhead_ipc::MAX_CHUNK_BYTES;
-
-pub async fn wrap(args: WrapArgs, config: Option<&Path>) -> anyhow::Result<u8> {
+pub async fn wrap(mut args: WrapArgs, config: Option<&Path>) -> anyhow::Result<u8> {
+    // A fault that cannot apply to a session is refused, with the reason.
+    if let Some(why) = args.inject.refused(bulkhead_faults::Target::McpSession) {
+        eprintln!("bulkhead: {why}");
+        return Ok(EXIT_USAGE);
+    }
+    args.inject.seed = args.inject.seed();
+    let inject = McpInjector::new(&args.inject.specs, args.inject.seed, args.max_message);
     let Launched { host, call, policy } = match launch(&args, config).await? {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
     let (spot_tx, spot_rx) = oneshot::channel();
-    feed_stdin(call.input(), spot_tx);
+    let fired = crate::cli::mcp_stdin::feed_stdin(call.input(), spot_tx, inject.clone());
     let relay = Relay {
+        inject,
+        fired,
         live: call.live(),
         call,
         policy,
         command: args.command.clone(),
+        report_json: args.report_json,
         init_timeout: (!args.init_timeout.is_zero()).then_some(args.init_timeout),
         init: Init::Unknown,
         gate: LineGate::new(args.max_message),
@@ -160,13 +167,16 @@ pub(crate) async fn launch(
     };
     let policy = PolicyFacts::of(&chosen.policy);
     let host = ToolHost::new(host_config)?;
-    let call = host.call(
-        CallRequest::new(tool, args_json)
-            .limits(chosen.limits)
-            .cwd(chosen.cwd)
-            .policy(chosen.policy)
-            .stream_output(true),
-    );
+    let mut request = CallRequest::new(tool, args_json)
+        .limits(chosen.limits)
+        .cwd(chosen.cwd)
+        .policy(chosen.policy)
+        .stream_output(true);
+    // Process faults act on the server's worker, as under `run`; the MCP
+    // faults are the relay's (`mcp_inject`).
+    request.inject = args.inject.process_faults();
+    request.inject_seed = args.inject.seed;
+    let call = host.call(request);
     Ok(Ok(Launched { host, call, policy }))
 }
 
@@ -195,10 +205,19 @@ enum Init {
 /// One `mcp wrap` session: the server's output to the client and to
 /// stderr, the watch of `initialize`, and the egress refusals as they come.
 struct Relay {
+    /// `--inject`'s MCP faults; `None` without, and the server's bytes
+    /// then pass through unsplit.
+    inject: Option<McpInjector>,
+    /// Answers bulkhead gives in the server's stead (`error`), and wakes
+    /// to print which fault fired, from the client's reader.
+    fired: Option<mpsc::Receiver<Vec<u8>>>,
     call: CallHandle,
     live: watch::Receiver<LiveStatus>,
     policy: PolicyFacts,
     command: Vec<String>,
+    /// `--report-json`: the whole sandbox report at start, not only its
+    /// summary line.
+    report_json: bool,
     /// `None`: `--init-timeout 0`, no watch.
     init_timeout: Option<Duration>,
     init: Init,
@@ -215,10 +234,51 @@ struct Relay {
 /// The prefix of every line `mcp wrap` writes to stderr of its own.
 const PREFIX: &str = "bulkhead: mcp wrap: ";
 
+/// The most the start line's policy summary takes: a long allow list is
+/// cut, since the line shares the client's log with the server's messages.
+const START_SUMMARY_BYTES: usize = 200;
+
+/// The one line `mcp wrap` prints at start, e.g. `bulkhead: mcp wrap:
+/// policy untrusted (network none; own PID namespace; seccomp), 6
+/// mechanisms enforced`: the policy's network and process parts (its
+/// filesystem part names paths, too long for a log line), and a count.
+fn start_line(e: &bulkhead_host::report::Enforcement) -> String {
+    let mut summary = e
+        .policy_explained
+        .split("; ")
+        .filter(|part| {
+            ["network", "own PID", "seccomp"]
+                .iter()
+                .any(|p| part.starts_with(p))
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    if summary.len() > START_SUMMARY_BYTES {
+        summary.truncate(bulkhead_ipc::utf8::prefix_len(
+            summary.as_bytes(),
+            START_SUMMARY_BYTES,
+        ));
+        summary.push('…');
+    }
+    let enforced = e.sandbox.iter().filter(|m| m.enforced).count();
+    let missing = e.not_enforced().count();
+    let mut line = format!("{PREFIX}policy {}", e.policy);
+    if !summary.is_empty() {
+        line.push_str(&format!(" ({summary})"));
+    }
+    line.push_str(&format!(", {enforced} mechanisms enforced"));
+    if missing > 0 {
+        line.push_str(&format!(", {missing} NOT ENFORCED"));
+    }
+    line.push('\n');
+    line
+}
+
 impl Relay {
     async fn run(mut self, mut spot: oneshot::Receiver<(Spotted, Instant)>) -> u8 {
         let mut live = self.live.clone();
         let (mut spot_open, mut live_open) = (true, true);
+        let mut fired_open = self.fired.is_some();
         loop {
             let deadline = match &self.init {
                 Init::Waiting { deadline, .. } => Some(*deadline),
@@ -240,6 +300,10 @@ impl Relay {
                     }
                     Some(event) => self.event(event).await,
                     None => break,
+                },
+                line = crate::cli::mcp_stdin::recv_fired(&mut self.fired), if fired_open => match line {
+                    Some(line) => self.injected(&line).await,
+                    None => fired_open = false,
                 },
                 () = sleep_until(deadline) => self.answer_in_stead().await,
                 changed = live.changed(), if live_open => match changed {
@@ -273,14 +337,18 @@ impl Relay {
     async fn event(&mut self, event: CallEvent) {
         match event {
             CallEvent::Started(enforcement) => {
-                let line = serde_json::json!({
-                    "policy": enforcement.policy,
-                    "explained": enforcement.policy_explained,
-                    "sandbox": enforcement.sandbox,
-                    "worker": enforcement.worker.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
-                    "not_enforced": enforcement.not_enforced().map(|m| &m.mechanism).collect::<Vec<_>>(),
-                });
-                let mut text = format!("{PREFIX}sandbox {line}\n");
+                let mut text = start_line(&enforcement);
+                if self.report_json {
+                    let line = serde_json::json!({
+                        "policy": enforcement.policy,
+                        "explained": enforcement.policy_explained,
+                        "sandbox": enforcement.sandbox,
+                        "worker": enforcement.worker.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+                        "not_enforced": enforcement.not_enforced().map(|m| &m.mechanism).collect::<Vec<_>>(),
+                    });
+                    text.push_str(&format!("{PREFIX}sandbox {line}\n"));
+                }
+                // Weaker isolation is never silent, with or without the JSON.
                 for m in enforcement.not_enforced() {
                     text.push_str(&format!(
                         "bulkhead: policy {}: NOT ENFORCED: {}: {}\n",
@@ -293,6 +361,15 @@ impl Relay {
                 stream: StreamId::Stdout,
                 data,
             } => {
+                let data = match self.inject.clone() {
+                    Some(inject) => {
+                        // Which faults fired on requests passed on (drop,
+                        // malformed) is told as their answers come.
+                        self.write_err(&inject.take_notes().concat()).await;
+                        Bytes::from(inject.server(&data))
+                    }
+                    None => data,
+                };
                 if matches!(self.init, Init::Done) {
                     self.write_out(&data).await;
                 } else {
@@ -428,6 +505,16 @@ impl Relay {
         line
     }
 
+    /// A fault fired on a client request: what it answers, if anything,
+    /// goes to the client, and which fault it was to stderr.
+    async fn injected(&mut self, line: &[u8]) {
+        self.write_out(line).await;
+        if let Some(inject) = &self.inject {
+            let notes = inject.take_notes().concat();
+            self.write_err(&notes).await;
+        }
+    }
+
     async fn finished(&mut self, report: CallReport) {
         let why = match &report.outcome {
             Outcome::Completed | Outcome::Truncated { .. } => {
@@ -477,6 +564,7 @@ impl Relay {
             "why": why,
             "relay": report.summary,
             "egress": report.egress_json(),
+            "injected": report.injected_json().or_else(|| self.inject.as_ref()?.injected_json()),
             "host_peak_rss_bytes": crate::cli::run::host_peak_rss_bytes(),
         });
         self.write_err(&format!("{PREFIX}ended {summary}\n")).await;
@@ -515,49 +603,5 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Reads the client's stdin on a plain thread and feeds the call. Not a
-/// tokio blocking task: a read blocked on a client that keeps stdin open
-/// must not hold the runtime's shutdown when the server has ended.
-///
-/// The client's first request is reported on `spot` before its bytes are
-/// passed on, so the answer cannot come back before the watch knows what
-/// it answers.
-fn feed_stdin(input: bulkhead_host::InputSender, spot: oneshot::Sender<(Spotted, Instant)>) {
-    let handle = tokio::runtime::Handle::current();
-    let spawned = std::thread::Builder::new()
-        .name("mcp-stdin".into())
-        .spawn(move || {
-            let mut stdin = std::io::stdin().lock();
-            let mut buf = vec![0u8; STDIN_READ_BYTES];
-            let mut spotter = InitSpotter::default();
-            // Dropped unsent when the input ends first: nothing to watch.
-            let mut spot = Some(spot);
-            loop {
-                let n = match stdin.read(&mut buf) {
-                    Ok(0) | Err(_) => 0,
-                    Ok(n) => n,
-                };
-                if n > 0
-                    && spot.is_some()
-                    && let Some(spotted) = spotter.feed(&buf[..n])
-                    && let Some(tx) = spot.take()
-                {
-                    let _ = tx.send((spotted, Instant::now()));
-                }
-                let sent = if n == 0 {
-                    handle.block_on(input.close())
-                } else {
-                    handle.block_on(input.send(Bytes::copy_from_slice(&buf[..n])))
-                };
-                if n == 0 || sent.is_err() {
-                    return;
-                }
-            }
-        });
-    if let Err(e) = spawned {
-        eprintln!("bulkhead: cannot start the stdin reader: {e}");
     }
 }

@@ -11,7 +11,10 @@ mod mcp;
 mod mcp_check;
 mod mcp_diagnose;
 mod mcp_fetch;
+mod mcp_inject;
+mod mcp_install;
 mod mcp_remote;
+mod mcp_stdin;
 mod mcp_watch;
 mod mcp_wrap;
 mod model_setup;
@@ -54,6 +57,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             McpCommand::Serve(args) => mcp::serve(args, config).await,
             McpCommand::Status(args) => mcp::status(args, config).await,
             McpCommand::Call(args) => mcp::call(args, config).await,
+            McpCommand::Install(args) => mcp_install::install(args),
         },
         // The store is synchronous and each call short; this command
         // has nothing else to run meanwhile.

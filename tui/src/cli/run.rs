@@ -20,7 +20,7 @@ fn exit_code(outcome: &Outcome) -> u8 {
 }
 
 pub async fn run(
-    args: RunArgs,
+    mut args: RunArgs,
     config: Option<&std::path::Path>,
     store: Option<&std::path::Path>,
 ) -> anyhow::Result<u8> {
@@ -28,6 +28,11 @@ pub async fn run(
         serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&args.args_json)
     {
         eprintln!("bulkhead: ARGS_JSON must be a JSON object, e.g. '{{\"command\":\"ls\"}}': {e}");
+        return Ok(EXIT_USAGE);
+    }
+    // A fault that cannot apply to a tool call is refused, with the reason.
+    if let Some(why) = args.inject.refused(bulkhead_faults::Target::ToolCall) {
+        eprintln!("bulkhead: {why}");
         return Ok(EXIT_USAGE);
     }
     let extra = Extra {
@@ -66,8 +71,13 @@ pub async fn run(
         ..HostConfig::default()
     };
     let host = ToolHost::new(config)?;
+    let mut request = CallRequest::new(&args.tool, &args.args_json);
+    if let Some(seed) = args.inject.seed() {
+        request = request.inject_seed(seed);
+    }
+    request.inject = std::mem::take(&mut args.inject.specs);
     let mut call = host.call(
-        CallRequest::new(&args.tool, &args.args_json)
+        request
             .limits(chosen.limits)
             .cwd(chosen.cwd)
             .policy(chosen.policy)
@@ -169,6 +179,9 @@ struct JsonReport<'a> {
     /// What the egress proxy let through and refused (an allow list only).
     #[serde(skip_serializing_if = "Option::is_none")]
     egress: Option<serde_json::Value>,
+    /// The injected fault that fired (`--inject` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    injected: Option<serde_json::Value>,
     tool: &'a str,
     call_id: u64,
     host_peak_rss_bytes: u64,
@@ -246,6 +259,7 @@ fn write_json_report(r: &CallReport) -> std::io::Result<()> {
         exit,
         summary: &r.summary,
         egress: r.egress_json(),
+        injected: r.injected_json(),
         tool: &r.tool,
         call_id: r.call_id,
         host_peak_rss_bytes: host_peak_rss_bytes(),

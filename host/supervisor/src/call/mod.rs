@@ -51,6 +51,7 @@ use crate::request::CallRequest;
 
 mod egress;
 mod host_shared;
+mod inject;
 mod off_thread;
 mod outcome;
 mod start;
@@ -154,6 +155,9 @@ struct Supervisor<'a> {
     streamed_bytes: u64,
     /// `Input` messages the worker has granted and not yet received.
     input_credit: u64,
+    /// The call's faults (`CallRequest::inject`); `None` for a call
+    /// without, which then does no fault work.
+    inject: Option<Box<inject::Injector>>,
 }
 
 impl<'a> Supervisor<'a> {
@@ -188,6 +192,7 @@ impl<'a> Supervisor<'a> {
             streamed_chunks: 0,
             streamed_bytes: 0,
             input_credit: 0,
+            inject: None,
         }
     }
 

@@ -111,6 +111,7 @@ impl Supervisor<'_> {
             lines_seen,
             streamed_bytes: self.streamed_bytes,
             egress: self.egress_report,
+            injected: self.inject.and_then(|i| i.fired),
         }
     }
 }

@@ -78,6 +78,8 @@ pub(super) async fn start(
             error: format!("invalid limits: {e}"),
         });
     }
+    // A fault that cannot apply to a tool call is refused, never ignored.
+    sup.inject = super::inject::Injector::new(req).map_err(|error| Outcome::Failed { error })?;
     if let Some(cwd) = req.cwd.as_ref().filter(|c| !c.is_dir()) {
         // Checked here because a spawn into a missing directory fails with
         // a bare ENOENT that reads as if the worker binary were missing.

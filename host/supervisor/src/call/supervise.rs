@@ -48,16 +48,23 @@ pub(super) async fn supervise(
     let cpu_limit_ms = sup.limits.cpu.map(|d| d.as_millis() as u64);
 
     loop {
+        // Only a call with a fault on a timer has one; the arm below is
+        // disabled (never polled) for every other call.
+        let fault_at = sup.inject_timer();
         tokio::select! {
             frame = run.frames.recv() => match frame {
-                Some(Ok(Some(msg))) => {
+                Some(Ok(Some(mut msg))) => {
                     if let Err(v) = sup.validator.accept(&msg) {
                         break Some(Outcome::Failed { error: format!("protocol violation by the worker: {v}") });
                     }
+                    let cut = sup.inject.is_some() && sup.inject_on(&mut msg, run, cancel, deadline).await;
                     match sup.handle(msg, events) {
                         Step::Continue => {}
                         Step::Ended => break None,
                         Step::Kill(outcome) => break Some(outcome),
+                    }
+                    if cut {
+                        break Some(sup.cut_outcome());
                     }
                     sup.top_up_credit(&run.granted, &io.shared);
                 }
@@ -77,6 +84,7 @@ pub(super) async fn supervise(
                 }
             }
             _ = cancel.cancelled() => break Some(Outcome::Killed { reason: KillReason::Cancelled }),
+            () = sleep_until_some(fault_at), if fault_at.is_some() => sup.inject_timed(run).await,
             // A streamed call's caller took output: credit may follow.
             _ = io.shared.notify.notified(), if sup.stream => sup.top_up_credit(&run.granted, &io.shared),
             // Input goes out only against the worker's input credit; the
@@ -179,5 +187,13 @@ impl Supervisor<'_> {
             }
         }
         Step::Continue
+    }
+}
+
+/// Sleeps until `at`; never without one (its arm is disabled then).
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

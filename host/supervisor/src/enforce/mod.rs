@@ -100,6 +100,7 @@ use cage::Inner;
 pub(crate) use cage_cgroup::DeferredAttach;
 use cage_cgroup::{CgroupCage, Flavor};
 pub(crate) use carry::{Carried, SpawnCgroups, own_cgroups};
+pub(crate) use proctree::signal_tree;
 use spare::SpareSlot;
 use stale::Graveyard;
 use watchdog::WatchdogCage;

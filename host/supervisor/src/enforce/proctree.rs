@@ -207,6 +207,25 @@ impl Tracker {
     }
 }
 
+/// Sends `sig` to the process `pid` and every descendant of it found in
+/// one snapshot of the process table (an injected `kill` or `hang`, which
+/// act as someone outside the call would). Returns how many were signalled.
+/// Each is signalled by its identity, so a pid reused meanwhile is spared.
+pub(crate) fn signal_tree(pid: u32, sig: libc::c_int) -> usize {
+    let Ok(pid) = i32::try_from(pid) else {
+        return 0;
+    };
+    let Some(root) = read_stat(pid) else {
+        return 0;
+    };
+    let known = HashMap::from([(pid, root.start)]);
+    super::treewalk::members(&scan_all(), &known)
+        .iter()
+        .filter(|p| !p.is_dead())
+        .filter(|p| signal_exact(p.pid, Some(p.start), |_| true, sig) == Signalled::Sent)
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

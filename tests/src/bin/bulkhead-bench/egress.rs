@@ -3,8 +3,9 @@
 //! same run.
 //!
 //! The proxy runs in a process of its own, `bench_proxy` (an example of
-//! `bulkhead-egress`; `BULKHEAD_BENCH_PROXY=PATH` runs another build of it): one `EgressProxy` on a Unix socket, served on a
-//! current-thread tokio runtime as `bulkhead run` and `mcp wrap` serve a
+//! `bulkhead-egress`; `BULKHEAD_BENCH_PROXY=PATH` runs another build of
+//! it): one `EgressProxy` on a Unix socket, served on a current-thread
+//! tokio runtime as `bulkhead run` and `mcp wrap` serve a
 //! call's proxy, allowing `127.0.0.1`. The clients and the targets (local
 //! TCP servers on 127.0.0.1) are threads of the bench. A client of the
 //! proxy connects to its Unix socket, as the worker's relay does for a
@@ -14,10 +15,12 @@
 //! 1. Throughput: `TOTAL` bytes through a `CONNECT` tunnel, up (client →
 //!    proxy → a sink, which answers the count) and down (a source →
 //!    proxy → client), against the same transfer over a direct loopback
-//!    TCP connection; `ROUNDS` runs of each, interleaved; MiB/s from the
-//!    median run. Every byte is counted at the far end. Informational: the
-//!    same through a proxy on a two-thread runtime (the TUI's calls
-//!    runtime).
+//!    TCP connection; `ROUNDS` rounds of `REPS` runs of each path back to
+//!    back; MiB/s from the median run, and the proxy's share of a core and
+//!    context switches per MiB (from `/proc/PID/stat` and
+//!    `…/task/*/status`). Every byte is counted at the far end.
+//!    Informational: the same through a proxy on a two-thread runtime (the
+//!    TUI's calls runtime).
 //! 2. Latency: time to the first byte of a small HTTP answer (a 2-byte
 //!    body) on a new connection each time, `REQUESTS` of each path
 //!    interleaved after `WARMUP` of each: direct (TCP connect, `GET`, first
@@ -56,11 +59,16 @@ const BENCH: &str = "egress";
 /// seen here, so the connect and the first page faults are noise.
 const TOTAL: u64 = 256 << 20;
 
-/// Runs of each throughput path, interleaved; loopback rates on this 2-core
-/// VM move by tens of percent from run to run (where the scheduler puts
-/// three busy processes on two cores; a direct run spread 1.7–8 GB/s in one
-/// run of the bench), so the median of 9 is reported with the range.
-const ROUNDS: usize = 9;
+/// Rounds of the throughput paths, and runs of each path back to back in a
+/// round. Loopback rates on this 2-core VM depend on where the scheduler
+/// puts the two or three busy processes: runs alternating path by path
+/// spread 1.2–8 GB/s for the same direct transfer, and the ratios moved by
+/// ±30% between runs of the bench; runs of one path back to back settle
+/// (20 in a row: 2.4–2.7 GB/s). So each round runs each path `REPS` times
+/// in a row, the rounds alternate the paths, and the median of all
+/// `ROUNDS × REPS` runs is reported with their range.
+const ROUNDS: usize = 3;
+const REPS: usize = 5;
 
 /// Timed requests per latency path, and untimed ones first.
 const REQUESTS: usize = 1000;
@@ -168,6 +176,13 @@ fn busy(runs: &[Through]) -> f64 {
     cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9)
 }
 
+/// The proxy's CPU time per GiB relayed: unlike a rate, barely moved by
+/// what else the machine runs.
+fn cpu_per_gib(runs: &[Through]) -> Duration {
+    let cpu: Duration = runs.iter().map(|r| r.cpu).sum();
+    cpu.div_f64(runs.len() as f64 * TOTAL as f64 / f64::from(1 << 30))
+}
+
 /// The proxy's context switches per MiB relayed.
 fn switches_per_mib(runs: &[Through]) -> f64 {
     let n: u64 = runs.iter().map(|r| r.switches).sum();
@@ -189,19 +204,19 @@ fn throughput(scratch: &Scratch) {
     };
     for round in 1..=ROUNDS {
         eprintln!(
-            "   round {round}/{ROUNDS}: {} MiB up and down, direct and through the proxy…",
+            "   round {round}/{ROUNDS}: {REPS} × {} MiB up and down, direct and through the proxy…",
             TOTAL >> 20
         );
-        d_up.push(timed(|| upload(direct(sink.port), TOTAL)));
-        runs[0].push(through(&proxy, || up(&proxy)));
-        d_down.push(timed(|| download(direct(source.port), TOTAL, 0)));
-        runs[1].push(through(&proxy, || down(&proxy)));
-        runs[2].push(through(&multi, || up(&multi)));
-        runs[3].push(through(&multi, || down(&multi)));
+        d_up.extend((0..REPS).map(|_| timed(|| upload(direct(sink.port), TOTAL))));
+        runs[0].extend((0..REPS).map(|_| through(&proxy, || up(&proxy))));
+        d_down.extend((0..REPS).map(|_| timed(|| download(direct(source.port), TOTAL, 0))));
+        runs[1].extend((0..REPS).map(|_| through(&proxy, || down(&proxy))));
+        runs[2].extend((0..REPS).map(|_| through(&multi, || up(&multi))));
+        runs[3].extend((0..REPS).map(|_| through(&multi, || down(&multi))));
     }
     let counts = proxy.stop();
     let _ = multi.stop();
-    let expected = format!("bytes_up={}", TOTAL * ROUNDS as u64);
+    let expected = format!("bytes_up={}", TOTAL * (ROUNDS * REPS) as u64);
     assert!(
         counts.contains(&expected),
         "the proxy's log disagrees: {counts}"
@@ -224,8 +239,9 @@ fn throughput(scratch: &Scratch) {
             measured: through.text(),
             baseline: format!("direct loopback TCP: {}", direct.text()),
             figure: format!(
-                "{:.0}% of direct (medians); the proxy kept {:.0}% of a core busy, {:.0} context switches per MiB",
+                "{:.0}% of direct (medians); the proxy: {} CPU per GiB, {:.0}% of a core, {:.0} context switches per MiB",
                 ratio * 100.0,
+                ms(cpu_per_gib(runs)),
                 busy * 100.0,
                 switches_per_mib(runs)
             ),
@@ -234,7 +250,9 @@ fn throughput(scratch: &Scratch) {
             data: serde_json::json!({
                 "tunnel": through.json(), "direct": direct.json(), "ratio": ratio,
                 "proxy_cpu_share": busy, "proxy_switches_per_mib": switches_per_mib(runs),
-                "bytes_per_run": TOTAL, "rounds": ROUNDS, "runtime": "current_thread",
+                "proxy_cpu_ms_per_gib": cpu_per_gib(runs).as_secs_f64() * 1e3,
+                "bytes_per_run": TOTAL, "rounds": ROUNDS, "runs_per_round": REPS,
+                "runtime": "current_thread",
             }),
         }
         .emit();
@@ -246,19 +264,21 @@ fn throughput(scratch: &Scratch) {
         measured: format!("up {}; down {}", m_up.text(), m_down.text()),
         baseline: format!("direct: up {:.0}, down {:.0} MiB/s", d_up_r.median, d_down_r.median),
         figure: format!(
-            "{:.0}% / {:.0}% of direct (current-thread: {:.0}% / {:.0}%); the proxy kept {:.0}% / {:.0}% of a core busy",
+            "{:.0}% / {:.0}% of direct (current-thread: {:.0}% / {:.0}%); the proxy: {} / {} CPU per GiB",
             m_up.median / d_up_r.median * 100.0,
             m_down.median / d_down_r.median * 100.0,
             rate(&runs[0]).median / d_up_r.median * 100.0,
             rate(&runs[1]).median / d_down_r.median * 100.0,
-            busy(&runs[2]) * 100.0,
-            busy(&runs[3]) * 100.0,
+            ms(cpu_per_gib(&runs[2])),
+            ms(cpu_per_gib(&runs[3])),
         ),
         target: "—".into(),
         met: None,
         data: serde_json::json!({
             "up": m_up.json(), "down": m_down.json(),
             "proxy_cpu_share_up": busy(&runs[2]), "proxy_cpu_share_down": busy(&runs[3]),
+            "proxy_cpu_ms_per_gib_up": cpu_per_gib(&runs[2]).as_secs_f64() * 1e3,
+            "proxy_cpu_ms_per_gib_down": cpu_per_gib(&runs[3]).as_secs_f64() * 1e3,
             "direct_up": d_up_r.json(), "direct_down": d_down_r.json(), "worker_threads": 2,
         }),
     }

@@ -238,6 +238,8 @@ fn bomb(
         cwd: None,
         policy: Default::default(),
         stream_output: false,
+        inject: Vec::new(),
+        inject_seed: None,
     });
     let (report, finished) = rt.block_on(async {
         loop {

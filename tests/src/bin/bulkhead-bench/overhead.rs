@@ -142,6 +142,8 @@ pub fn trivial_request(file: &Path) -> CallRequest {
         cwd: None,
         policy: Default::default(),
         stream_output: false,
+        inject: Vec::new(),
+        inject_seed: None,
     }
 }
 

@@ -114,6 +114,8 @@ fn timed_call(
         cwd: Some(dir.to_path_buf()),
         policy,
         stream_output: false,
+        inject: Vec::new(),
+        inject_seed: None,
     };
     let started = Instant::now();
     let report = rt.block_on(host.call(req).wait());

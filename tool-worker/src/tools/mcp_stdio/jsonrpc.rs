@@ -127,11 +127,9 @@ pub fn cut_tool_result(msg: &mut Value, line_len: usize, limit: usize) -> Option
                     text.push('\n');
                 }
                 let room = budget.saturating_sub(text.len());
-                let mut end = t.len().min(room);
-                while !t.is_char_boundary(end) {
-                    end -= 1;
-                }
-                text.push_str(&t[..end]);
+                // The text is a `str`, so the cut lands on a character.
+                let end = bulkhead_ipc::utf8::prefix_len(t.as_bytes(), room);
+                text.push_str(t.get(..end).unwrap_or_default());
                 if text.len() >= budget {
                     break;
                 }
@@ -223,5 +221,28 @@ mod tests {
         assert!(text.starts_with("yyyy") && text.contains("bulkhead cut this tools/call result"));
         assert!(v["result"].get("structuredContent").is_none());
         assert_eq!(v["result"]["isError"], false);
+    }
+
+    #[test]
+    fn a_cut_result_keeps_whole_two_three_and_four_byte_characters() {
+        for ch in ['é', '€', '🦀'] {
+            for extra in 0..4 {
+                // `extra` ASCII bytes move the cut through each byte of a character.
+                let text = format!("{}{}", "a".repeat(extra), ch.to_string().repeat(20_000));
+                let mut msg = serde_json::json!({
+                    "jsonrpc": "2.0", "id": 1,
+                    "result": {"content": [{"type": "text", "text": text}]}
+                });
+                let len = serde_json::to_vec(&msg).unwrap().len();
+                let line = cut_tool_result(&mut msg, len, 8192).unwrap();
+                let v: Value = serde_json::from_slice(&line).unwrap();
+                let kept = v["result"]["content"][0]["text"].as_str().unwrap();
+                let (body, _note) = kept.split_once("\n[bulkhead cut").unwrap();
+                assert!(!body.contains('\u{fffd}'));
+                assert!(body.trim_start_matches('a').chars().all(|c| c == ch));
+                // The longest whole prefix within the budget.
+                assert!(8192 - 1024 - body.len() < ch.len_utf8(), "{ch} {extra}");
+            }
+        }
     }
 }
