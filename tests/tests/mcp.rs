@@ -15,6 +15,8 @@
 mod check;
 #[path = "mcp/conformance.rs"]
 mod conformance;
+#[path = "mcp/conformance_ref.rs"]
+mod conformance_ref;
 #[path = "mcp/hostile.rs"]
 mod hostile;
 #[path = "mcp/inject.rs"]
@@ -27,5 +29,7 @@ mod no_silent;
 mod remote;
 #[path = "mcp/serve.rs"]
 mod serve;
+#[path = "mcp/sse.rs"]
+mod sse;
 #[path = "mcp/wrap_fidelity.rs"]
 mod wrap_fidelity;

@@ -6,6 +6,9 @@
 //! The client's messages are read under the same cap as a server's
 //! ([`bulkhead_ipc::lines`]); each `tools/call` runs in its own task, so a
 //! slow tool does not hold the others; answers go out through one writer.
+//! The client is the one peer, so the servers' notifications all go to it,
+//! and so do their requests (sampling, elicitation, roots) when its
+//! initialize declared the capability (`crate::client`).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -21,6 +24,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
+use crate::client::{self, Waiting};
 use crate::prepare::{FetchOptions, prepare};
 use crate::session::ServerSession;
 use crate::{GatewayError, NAMESPACE_SEPARATOR};
@@ -194,6 +198,30 @@ pub async fn serve_stdio(gateway: Arc<Gateway>) -> std::io::Result<()> {
             }
         }));
     }
+    // Servers' requests (sampling, elicitation, roots) go to the one
+    // client, if its initialize declared the capability.
+    let caps = Arc::new(std::sync::Mutex::new(Value::Null));
+    let waiting = Arc::new(Waiting::default());
+    for session in &gateway.sessions {
+        // Weak: the handlers outlive this function (the sessions keep
+        // them), and a strong sender would keep the writer's queue open
+        // after the client has gone, so the gateway would never exit.
+        let (caps, waiting, out) = (caps.clone(), waiting.clone(), out_tx.downgrade());
+        session.set_request_handler(Arc::new(move |msg: Value| {
+            let (caps, waiting, out) = (caps.clone(), waiting.clone(), out.clone());
+            Box::pin(async move {
+                let gone = || json!({"code": -32603, "message": "the client went away"});
+                let declared = caps.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                client::takes(&declared, &msg)?;
+                let (request, _guard, answer) = waiting.register("", &msg);
+                out.upgrade()
+                    .ok_or_else(gone)?
+                    .send(request)
+                    .map_err(|_| gone())?;
+                client::outcome(answer.await)
+            })
+        }));
+    }
     let mut input = read_stdin();
     while let Some(line) = input.recv().await {
         let msg = match line {
@@ -212,6 +240,13 @@ pub async fn serve_stdio(gateway: Arc<Gateway>) -> std::io::Result<()> {
         let Some(id) = msg.get("id").cloned() else {
             continue; // a notification
         };
+        if msg.get("method").is_none() {
+            waiting.answer("", &msg); // an answer to a server's request
+            continue;
+        }
+        if msg["method"] == "initialize" {
+            *caps.lock().unwrap_or_else(|p| p.into_inner()) = msg["params"]["capabilities"].clone();
+        }
         let gateway = gateway.clone();
         let out = out_tx.clone();
         tokio::spawn(async move {

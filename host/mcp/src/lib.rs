@@ -15,6 +15,7 @@
 /// catalogue and an agent's tools.
 pub const NAMESPACE_SEPARATOR: &str = "__";
 
+mod client;
 mod gateway;
 mod http;
 pub mod prepare;
@@ -26,7 +27,10 @@ pub use gateway::{Gateway, MAX_CLIENT_MESSAGE, READY_TIMEOUT, serve_stdio, start
 pub use http::{HttpOptions, serve_http};
 pub use prepare::{FetchOptions, PackageInfo, PrepareError, Prepared, prepare};
 pub use remote::call_remote;
-pub use session::{McpError, ServerSession, ServerState, ServerStatus};
+pub use session::{
+    McpError, RequestFuture, RequestHandler, SERVER_REQUEST_TIMEOUT, ServerSession, ServerState,
+    ServerStatus,
+};
 
 /// Why the gateway or a client of a server could not do what was asked.
 #[derive(Debug, thiserror::Error)]

@@ -57,6 +57,22 @@ impl Gateway {
         })
     }
 
+    /// The server a client's request goes to, by index, when it goes to
+    /// one (`None`: the gateway itself, or every server): where that
+    /// server's notifications and requests for it are sent back.
+    pub(crate) fn target(&self, msg: &Value) -> Option<usize> {
+        if self.expose.is_some() {
+            return self.expose;
+        }
+        let name = match msg["method"].as_str()? {
+            "tools/call" | "prompts/get" => msg["params"]["name"].as_str()?,
+            "completion/complete" => msg["params"]["ref"]["name"].as_str()?,
+            _ => return None,
+        };
+        let (server, _) = name.split_once(NAMESPACE_SEPARATOR)?;
+        self.sessions.iter().position(|s| s.name() == server)
+    }
+
     /// The one server `--expose` names.
     pub(crate) fn exposed(&self) -> Option<&ServerSession> {
         self.expose.and_then(|i| self.sessions.get(i))

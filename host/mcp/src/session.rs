@@ -11,7 +11,10 @@
 //!
 //! # Caveats
 //! - Requests the server sends the client (sampling, elicitation, roots)
-//!   are answered "method not found": the gateway has no user to ask.
+//!   go to the handler the gateway set ([`ServerSession::set_request_handler`]),
+//!   which passes them to its own client; with no handler they are
+//!   answered "method not found". Either way the server gets an answer
+//!   within [`SERVER_REQUEST_TIMEOUT`].
 //! - A request in flight when the server dies fails; it is not replayed on
 //!   the restarted server, whose state is new.
 
@@ -41,6 +44,32 @@ const STDERR_TAIL_BYTES: usize = 8 << 10;
 
 /// The protocol version bulkhead speaks as a client.
 const PROTOCOL_VERSION: &str = "2025-06-18";
+
+/// How long a server's request (sampling, elicitation) may wait for the
+/// client's answer: a person answering an elicitation form, or a model
+/// sampling a long reply, takes minutes, not hours.
+pub const SERVER_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A server's requests waiting for a client's answer at once; more are
+/// refused at once, so a server cannot pile up waiting tasks.
+const MAX_SERVER_REQUESTS: usize = 16;
+
+/// What the gateway tells a server it can take: the requests it can pass
+/// to its own client (which then answers, or says it cannot).
+fn client_capabilities() -> Value {
+    json!({"sampling": {}, "elicitation": {}, "roots": {"listChanged": false}})
+}
+
+/// What a [`RequestHandler`] returns: the client's `result`, or the
+/// JSON-RPC error object the server gets instead.
+pub type RequestFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, Value>> + Send>>;
+
+/// Answers a server's request (the whole JSON-RPC message). Set by
+/// whoever serves the session's client.
+pub type RequestHandler = Arc<dyn Fn(Value) -> RequestFuture + Send + Sync>;
+
+type HandlerSlot = Arc<Mutex<Option<RequestHandler>>>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -105,6 +134,7 @@ pub struct ServerSession {
     live: CurrentLive,
     state: watch::Receiver<ServerState>,
     notifications: broadcast::Sender<Value>,
+    handler: HandlerSlot,
 }
 
 impl ServerSession {
@@ -129,7 +159,10 @@ impl ServerSession {
         let (cmds, cmd_rx) = mpsc::channel(64);
         let (state_tx, state) = watch::channel(ServerState::Starting);
         let (notifications, _) = broadcast::channel(NOTIFICATION_BACKLOG);
+        let handler = HandlerSlot::default();
         let driver = Driver {
+            handler: handler.clone(),
+            server_requests: Arc::new(tokio::sync::Semaphore::new(MAX_SERVER_REQUESTS)),
             host,
             spec: spec.clone(),
             status: status.clone(),
@@ -145,7 +178,14 @@ impl ServerSession {
             live,
             state,
             notifications,
+            handler,
         }
+    }
+
+    /// Who answers the server's requests from now on (replacing any
+    /// before); each gets at most [`SERVER_REQUEST_TIMEOUT`].
+    pub fn set_request_handler(&self, handler: RequestHandler) {
+        *self.handler.lock().unwrap_or_else(|p| p.into_inner()) = Some(handler);
     }
 
     pub fn name(&self) -> &str {
@@ -229,6 +269,8 @@ struct Driver {
     state: watch::Sender<ServerState>,
     notifications: broadcast::Sender<Value>,
     live: CurrentLive,
+    handler: HandlerSlot,
+    server_requests: Arc<tokio::sync::Semaphore>,
 }
 
 /// Server notifications held for a slow subscriber; past this the oldest
@@ -331,7 +373,7 @@ impl Driver {
         pending.insert(0, init_tx);
         send(
             &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": PROTOCOL_VERSION, "capabilities": {},
+            "protocolVersion": PROTOCOL_VERSION, "capabilities": client_capabilities(),
             "clientInfo": {"name": "bulkhead", "version": bulkhead_host::VERSION}}}),
         );
         let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
@@ -349,7 +391,7 @@ impl Driver {
                         lines.feed(&data, &mut events);
                         for ev in events {
                             if let LineEvent::Line(line) = ev {
-                                self.route(&line, &mut pending, &send);
+                                self.route(&line, &mut pending, &lines_tx);
                             }
                         }
                     }
@@ -442,7 +484,7 @@ impl Driver {
 
     /// One line from the server: an answer to route, a request to decline,
     /// or a notification to drop.
-    fn route(&self, line: &[u8], pending: &mut Pending, send: &impl Fn(&Value)) {
+    fn route(&self, line: &[u8], pending: &mut Pending, lines: &mpsc::UnboundedSender<Bytes>) {
         let Ok(msg) = serde_json::from_slice::<Value>(line) else {
             return;
         };
@@ -467,15 +509,48 @@ impl Driver {
                 };
                 let _ = reply.send(answer);
             }
-            (Some(id), true) => send(&json!({"jsonrpc": "2.0", "id": id, "error": {
-                "code": -32601,
-                "message": "bulkhead's gateway does not take requests from servers (sampling, elicitation, roots)",
-            }})),
+            (Some(id), true) => self.server_request(id, msg, lines.clone()),
             // Nobody listening is fine: the notification is dropped.
             (None, true) => {
                 let _ = self.notifications.send(msg);
             }
             (None, false) => {}
         }
+    }
+
+    /// A request from the server: to the handler, off the driver (whose
+    /// loop must keep reading), within the bounds.
+    fn server_request(&self, id: Value, msg: Value, lines: mpsc::UnboundedSender<Bytes>) {
+        let send = move |v: Value| {
+            let mut line = v.to_string().into_bytes();
+            line.push(b'\n');
+            let _ = lines.send(Bytes::from(line));
+        };
+        let handler = self
+            .handler
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let (Some(handler), Ok(permit)) =
+            (handler, self.server_requests.clone().try_acquire_owned())
+        else {
+            send(json!({"jsonrpc": "2.0", "id": id, "error": {
+                "code": -32601,
+                "message": "bulkhead's gateway has no client to pass this request to (sampling, elicitation, roots), or too many are waiting",
+            }}));
+            return;
+        };
+        tokio::spawn(async move {
+            let _permit = permit;
+            let answer = match tokio::time::timeout(SERVER_REQUEST_TIMEOUT, handler(msg)).await {
+                Ok(Ok(result)) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+                Ok(Err(error)) => json!({"jsonrpc": "2.0", "id": id, "error": error}),
+                Err(_) => json!({"jsonrpc": "2.0", "id": id, "error": {
+                    "code": -32603,
+                    "message": format!("the client did not answer within {} s", SERVER_REQUEST_TIMEOUT.as_secs()),
+                }}),
+            };
+            send(answer);
+        });
     }
 }
