@@ -34,7 +34,7 @@ pub struct HostConfig {
     /// The config file's `worker` key: the last place searched.
     pub worker_from_config: Option<PathBuf>,
     /// Variables passed to workers from the host's environment, unless a
-    /// call's policy names its own ([`CallPolicy::env_allowlist`]). The
+    /// call's policy names its own ([`crate::CallPolicy::env_allowlist`]). The
     /// default holds no secrets: `PATH`, `HOME`, `USER`, `LOGNAME`, `LANG`,
     /// `LC_ALL`, `LC_CTYPE`, `TERM`, `TZ`, `TMPDIR`.
     pub env_allowlist: Vec<String>,

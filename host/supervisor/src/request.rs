@@ -31,7 +31,7 @@ use crate::policy::CallPolicy;
 #[derive(Debug, Clone)]
 pub struct CallRequest {
     /// The tool's name, as the worker's catalogue lists it
-    /// ([`ToolHost::list_tools`]).
+    /// ([`crate::ToolHost::list_tools`]).
     pub tool: String,
     /// Arguments as JSON text; the tool validates them.
     pub args_json: String,

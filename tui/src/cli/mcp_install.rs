@@ -42,7 +42,7 @@ enum Format {
 struct Client {
     name: &'static str,
     title: &'static str,
-    /// The user config, relative to HOME (see [`user_path`]).
+    /// The user config, relative to HOME (see `user_path`).
     user: fn(&Path) -> PathBuf,
     /// The project config, relative to the current directory, if the
     /// client reads one.

@@ -40,8 +40,11 @@
 //!    localhost:PORT` (curl → the worker's relay in the tool's network
 //!    namespace → the host's proxy → the server), against `--policy
 //!    trusted` (the host's network, no proxy); `E2E_RUNS` of each,
-//!    interleaved; curl's own rate (`size_download / time_total`) and the
-//!    whole call's wall time.
+//!    interleaved; curl's own rate (`size_download / time_total`), the
+//!    whole call's wall time, and its CPU split between the host (all of
+//!    `getrusage(RUSAGE_CHILDREN)` around the call less the call's own
+//!    `usage.cpu_ms`: `bulkhead`, whose only work here is the proxy) and
+//!    the call's process tree (the worker with its relay, and curl).
 
 mod peers;
 
@@ -55,18 +58,19 @@ use crate::{Row, Scratch, Stats, ms, sibling, size};
 
 const BENCH: &str = "egress";
 
-/// Bytes per throughput run: a quarter of a second or more at the rates
-/// seen here, so the connect and the first page faults are noise.
+/// Bytes per throughput run: a tenth of a second or more at the rates
+/// seen here (1–3 GB/s), so the connect and the first page faults are
+/// noise.
 const TOTAL: u64 = 256 << 20;
 
 /// Rounds of the throughput paths, and runs of each path back to back in a
 /// round. Loopback rates on this 2-core VM depend on where the scheduler
-/// puts the two or three busy processes: runs alternating path by path
-/// spread 1.2–8 GB/s for the same direct transfer, and the ratios moved by
-/// ±30% between runs of the bench; runs of one path back to back settle
-/// (20 in a row: 2.4–2.7 GB/s). So each round runs each path `REPS` times
-/// in a row, the rounds alternate the paths, and the median of all
-/// `ROUNDS × REPS` runs is reported with their range.
+/// puts the two or three busy threads and processes: runs alternating path
+/// by path spread 940–8,300 MiB/s for the same direct transfer within one
+/// run of the bench; runs of one path back to back were steadier (the
+/// middle six of 20 in a row: 2,445–2,669 MiB/s). So each round runs each
+/// path `REPS` times in a row, the rounds alternate the paths, and the
+/// median of all `ROUNDS × REPS` runs is reported with their range.
 const ROUNDS: usize = 3;
 const REPS: usize = 5;
 
