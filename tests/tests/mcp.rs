@@ -23,6 +23,8 @@ mod hostile;
 mod inject;
 #[path = "mcp/launchers.rs"]
 mod launchers;
+#[path = "mcp/launchers_cache.rs"]
+mod launchers_cache;
 #[path = "mcp/no_silent.rs"]
 mod no_silent;
 #[path = "mcp/remote.rs"]

@@ -20,38 +20,36 @@
 //! launchers keep their own caches.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use bulkhead_tests::launchers::{
     Inspected, PackageLine, RUN_LIMIT, Scratch, as_client, bulkhead_cmd, client_env,
     entries_starting, inspect_as_client, inspect_bare, output_within, package_line, shared_cache,
     test_venv, tool_names, wrapped,
 };
-use bulkhead_tests::peer;
 use serde_json::Value;
 
-const EVERYTHING: &str = "@modelcontextprotocol/server-everything";
-const FILESYSTEM: &str = "@modelcontextprotocol/server-filesystem";
+pub(super) const EVERYTHING: &str = "@modelcontextprotocol/server-everything";
+pub(super) const FILESYSTEM: &str = "@modelcontextprotocol/server-filesystem";
 
-fn strings(words: &[&str]) -> Vec<String> {
+pub(super) fn strings(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| (*w).to_owned()).collect()
 }
 
-fn npx(package: &str, args: &[&str]) -> Vec<String> {
+pub(super) fn npx(package: &str, args: &[&str]) -> Vec<String> {
     let mut argv = strings(&["npx", "-y", package]);
     argv.extend(strings(args));
     argv
 }
 
 /// The text of a tool result's first content item.
-fn first_text(result: &Value) -> &str {
+pub(super) fn first_text(result: &Value) -> &str {
     result["content"][0]["text"]
         .as_str()
         .unwrap_or_else(|| panic!("no text content in {result}"))
 }
 
 /// `bulkhead mcp fetch --json -- CMD…` as a client would run it; parsed.
-fn fetch_json(home: &Path, env: &[(String, String)], command: &[String]) -> Value {
+pub(super) fn fetch_json(home: &Path, env: &[(String, String)], command: &[String]) -> Value {
     let mut args = vec!["mcp", "fetch", "--json", "--"];
     args.extend(command.iter().map(String::as_str));
     let out = output_within(
@@ -73,7 +71,7 @@ fn fetch_json(home: &Path, env: &[(String, String)], command: &[String]) -> Valu
 }
 
 /// The package line of a wrapped start, which must name `name`.
-fn package_of(run: &Inspected, installer: &str, name: &str) -> PackageLine {
+pub(super) fn package_of(run: &Inspected, installer: &str, name: &str) -> PackageLine {
     let p = package_line(&run.stderr).unwrap_or_else(|| {
         panic!(
             "no `bulkhead: mcp wrap: {installer} {name}@…` line: {}",
@@ -90,7 +88,7 @@ fn package_of(run: &Inspected, installer: &str, name: &str) -> PackageLine {
 
 /// The fetch wrote only bulkhead's cache: no `~/.npm`, no `~/.cache/uv`,
 /// no pip or pipx directories in the client's `HOME`.
-fn assert_no_user_caches(home: &Path) {
+pub(super) fn assert_no_user_caches(home: &Path) {
     for d in [".npm", ".cache/uv", ".cache/pip", ".local/share/pipx"] {
         assert!(
             !home.join(d).exists(),
@@ -100,7 +98,7 @@ fn assert_no_user_caches(home: &Path) {
 }
 
 /// A fetch, finished or failed, leaves no scratch beside the versions.
-fn assert_no_scratch_left(package_root: &Path) {
+pub(super) fn assert_no_scratch_left(package_root: &Path) {
     let left = entries_starting(package_root, ".scratch");
     assert!(
         left.is_empty(),
@@ -111,7 +109,7 @@ fn assert_no_scratch_left(package_root: &Path) {
 
 /// A package directory of the cache: the package's files are there, and
 /// the fetch finished.
-fn assert_cached_npm(dir: &Path, name: &str, version: &str) {
+pub(super) fn assert_cached_npm(dir: &Path, name: &str, version: &str) {
     let manifest = dir.join("node_modules").join(name).join("package.json");
     let text = std::fs::read_to_string(&manifest)
         .unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
@@ -505,259 +503,7 @@ fn the_server_cannot_write_its_own_package() {
     assert_no_user_caches(&s.home);
 }
 
-/// A fetched package starts again with `--no-fetch` and the registry out of
-/// reach, from the version pinned at its fetch; `mcp fetch --json` says
-/// which.
-#[test]
-fn a_pinned_package_starts_offline() {
-    let s = Scratch::new();
-    let env = client_env(Some(shared_cache()));
-    let fetched = fetch_json(&s.home, &env, &npx(EVERYTHING, &[]));
-    let pkg = &fetched["package"];
-    assert_eq!(pkg["installer"], "npm", "{fetched}");
-    assert_eq!(pkg["name"], EVERYTHING, "{fetched}");
-    let version = pkg["version"].as_str().expect("version").to_owned();
-    let dir = PathBuf::from(pkg["dir"].as_str().expect("dir"));
-    assert_eq!(dir.file_name().unwrap().to_str(), Some(version.as_str()));
-    assert_cached_npm(&dir, EVERYTHING, &version);
-    let pin = dir.parent().unwrap().join("pin");
-    assert_eq!(std::fs::read_to_string(&pin).expect("pin").trim(), version);
-    let command: Vec<&str> = fetched["command"]
-        .as_array()
-        .expect("command")
-        .iter()
-        .map(|c| c.as_str().unwrap())
-        .collect();
-    assert!(
-        command[0].starts_with(&dir.display().to_string()),
-        "runs from the cache: {fetched}"
-    );
-    assert!(
-        fetched["read"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r.as_str() == dir.to_str()),
-        "reads its package directory: {fetched}"
-    );
-
-    // Asked again: from the cache, the same version.
-    let again = fetch_json(&s.home, &env, &npx(EVERYTHING, &[]));
-    assert_eq!(again["package"]["fetched_now"], false, "{again}");
-    assert_eq!(again["package"]["version"], version.as_str());
-
-    // Offline: --no-fetch, and a registry that cannot be reached.
-    let mut offline = env.clone();
-    offline.push(("npm_config_registry".into(), "http://127.0.0.1:1/".into()));
-    let target = wrapped(&["--no-fetch"], &npx(EVERYTHING, &[]));
-    let list = inspect_as_client(&s.home, &offline, &target, &["tools/list"]);
-    assert!(tool_names(list.answer()).contains(&"echo".to_owned()));
-    let p = package_of(&list, "npm", EVERYTHING);
-    assert!(!p.fetched, "{}", list.stderr);
-    assert_eq!(
-        (p.version.as_str(), p.dir.as_path()),
-        (version.as_str(), dir.as_path())
-    );
-    assert!(
-        list.stderr.contains(&format!(
-            "(from {}, read-only to the server)",
-            dir.display()
-        )),
-        "{}",
-        list.stderr
-    );
-
-    // --no-fetch with an empty cache: an error that says what to run.
-    let empty = Scratch::new();
-    let out = output_within(
-        &mut bulkhead_cmd(&empty.home, &client_env(None), &{
-            let mut a = vec!["mcp", "wrap", "--no-fetch", "--"];
-            a.extend(["npx", "-y", EVERYTHING]);
-            a
-        }),
-        RUN_LIMIT,
-        "mcp wrap --no-fetch",
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
-    assert!(
-        err.contains("is not in bulkhead's package cache") && err.contains("bulkhead mcp fetch"),
-        "{err}"
-    );
-    assert!(
-        !empty
-            .home
-            .join(".cache/bulkhead/packages/npm")
-            .join("@modelcontextprotocol+server-everything")
-            .join(&version)
-            .exists()
-    );
-}
-
-/// A launcher bulkhead does not know runs as it is, with a note, and
-/// nothing fetched.
-#[test]
-fn an_unknown_launcher_runs_as_before_with_a_note() {
-    let s = Scratch::new();
-    let env = client_env(None);
-    let node = peer("MCP_NODE");
-    let everything = peer("MCP_EVERYTHING");
-    let line = format!("exec '{node}' '{everything}' stdio");
-    let server = strings(&["sh", "-c", &line]);
-    let peers = peer("MCP_PEERS_DIR");
-    let target = wrapped(&["--allow-read", &peers], &server);
-
-    let list = inspect_as_client(&s.home, &env, &target, &["tools/list"]);
-    let listed = list.answer().clone();
-    assert_eq!(package_line(&list.stderr), None, "{}", list.stderr);
-    let bare = inspect_bare(
-        &s.bare_home,
-        &env,
-        &[node, everything, "stdio".into()],
-        &["tools/list"],
-    );
-    assert_eq!(tool_names(&listed), tool_names(&bare));
-    let call = [
-        "tools/call",
-        "--tool-name",
-        "echo",
-        "--tool-arg",
-        "message=as before",
-    ];
-    let through = inspect_as_client(&s.home, &env, &target, &call);
-    assert_eq!(first_text(through.answer()), "Echo: as before");
-
-    let plan = fetch_json(&s.home, &env, &server);
-    assert_eq!(plan["package"], Value::Null, "{plan}");
-    assert_eq!(plan["read"], serde_json::json!([]), "{plan}");
-    let command = plan["command"].as_array().expect("command");
-    assert_eq!(command.len(), 3, "{plan}");
-    assert!(command[0].as_str().unwrap().ends_with("/sh"), "{plan}");
-    assert_eq!(
-        command[2],
-        line.as_str(),
-        "the arguments as they were: {plan}"
-    );
-    let notes = plan["notes"].to_string();
-    assert!(
-        notes.contains("unknown launcher sh") && notes.contains("--allow-read"),
-        "{plan}"
-    );
-    assert!(
-        !s.home.join(".cache/bulkhead").exists(),
-        "nothing to fetch, no cache"
-    );
-}
-
-/// Two starts of the same package at once, from an empty cache (two
-/// clients opening their configs together): one fetches, the other waits
-/// for it and runs what it fetched, with no second lookup.
-#[test]
-fn cold_concurrent_starts_fetch_once() {
-    let s = Scratch::new();
-    let env = client_env(None);
-    let spawn = || {
-        let home = s.home.clone();
-        let env = env.clone();
-        std::thread::spawn(move || {
-            let mut args = vec!["mcp", "fetch", "--json", "--"];
-            args.extend(["npx", "-y", EVERYTHING]);
-            let out = output_within(
-                &mut bulkhead_cmd(&home, &env, &args),
-                RUN_LIMIT,
-                "mcp fetch",
-            );
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            serde_json::from_slice::<Value>(&out.stdout).expect("JSON")
-        })
-    };
-    let (a, b) = (spawn(), spawn());
-    let (a, b) = (a.join().expect("first"), b.join().expect("second"));
-    assert_eq!(a["package"]["version"], b["package"]["version"]);
-    assert_eq!(a["package"]["dir"], b["package"]["dir"]);
-    let fetched = [&a, &b]
-        .iter()
-        .filter(|v| v["package"]["fetched_now"] == true)
-        .count();
-    assert_eq!(fetched, 1, "exactly one of them fetched:\n{a}\n{b}");
-    let root = s
-        .home
-        .join(".cache/bulkhead/packages/npm/@modelcontextprotocol+server-everything");
-    let versions: Vec<String> = entries_starting(&root, "")
-        .into_iter()
-        .filter(|n| !n.starts_with('.') && n != "pin")
-        .collect();
-    assert_eq!(versions.len(), 1, "{versions:?}");
-    assert_no_scratch_left(&root);
-    assert_no_user_caches(&s.home);
-}
-
-/// A registry that cannot be reached: `mcp fetch` and `mcp wrap` end
-/// promptly with an error that names the step and the connection that
-/// failed, and leave nothing in the cache.
-#[test]
-fn an_unreachable_registry_is_a_clear_error() {
-    let s = Scratch::new();
-    let mut env = client_env(None);
-    // Straight to the registry named here: no other registry, no proxy.
-    env.retain(|(k, _)| {
-        !k.starts_with("npm_config_") && !k.to_ascii_lowercase().ends_with("_proxy")
-    });
-    // Port 1 on loopback: refused at once. npm's own retries (two, with
-    // back-off: about 70 s here) are turned off to keep the test short; the
-    // bound below is about bulkhead, not npm's patience.
-    env.push(("npm_config_registry".into(), "http://127.0.0.1:1/".into()));
-    env.push(("npm_config_fetch_retries".into(), "0".into()));
-    let limit = Duration::from_secs(120);
-
-    let started = Instant::now();
-    let mut args = vec!["mcp", "fetch", "--"];
-    args.extend(["npx", "-y", EVERYTHING]);
-    let out = output_within(&mut bulkhead_cmd(&s.home, &env, &args), limit, "mcp fetch");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(5), "{err}");
-    assert!(started.elapsed() < limit);
-    for needle in [
-        &format!("fetching {EVERYTHING}"),
-        "npm view",
-        "egress to 127.0.0.1:1 failed",
-        "Connection refused",
-    ] {
-        assert!(err.contains(needle), "{needle:?} not in: {err}");
-    }
-    let root = s
-        .home
-        .join(".cache/bulkhead/packages/npm/@modelcontextprotocol+server-everything");
-    assert!(
-        !root.join("pin").exists(),
-        "a failed fetch pinned a version"
-    );
-    assert_no_scratch_left(&root);
-    let versions: Vec<String> = entries_starting(&root, "")
-        .into_iter()
-        .filter(|n| !n.starts_with('.'))
-        .collect();
-    assert!(versions.is_empty(), "a failed fetch left {versions:?}");
-
-    // What a client sees: the server ends before initialize, and bulkhead's
-    // stderr (which the client shows or logs) says why.
-    let target = wrapped(&[], &npx(EVERYTHING, &[]));
-    let run = inspect_as_client(&s.home, &env, &target, &["tools/list"]);
-    assert!(!run.ok, "{}", run.stdout);
-    assert!(
-        run.stderr
-            .contains(&format!("bulkhead: fetching {EVERYTHING}"))
-            && run.stderr.contains("egress to 127.0.0.1:1 failed"),
-        "{}",
-        run.stderr
-    );
-}
-
-fn which(program: &str) -> bool {
+pub(super) fn which(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()))
 }
