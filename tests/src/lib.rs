@@ -341,3 +341,33 @@ pub fn exit_and_peak_rss(cmd: &mut Command) -> (i32, u64) {
     // Linux reports ru_maxrss in KiB.
     (code, usage.ru_maxrss as u64 * 1024)
 }
+
+/// A loopback port nobody listens on now, for a server the test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed and reaped when dropped, so a failing assertion
+/// leaves no server behind.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until something listens on loopback `port`, failing the test
+/// after `bound`.
+pub fn wait_listening(port: u16, bound: std::time::Duration) {
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < bound, "nothing listens on {port}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -6,40 +6,11 @@
 //! the suite exits non-zero on any failure outside it, so whatever passes
 //! directly must pass through bulkhead.
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use bulkhead_tests::{bin, peer};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Kills the child when dropped, so a failing assertion leaves no server.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for(port: u16) {
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "nothing listens on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use bulkhead_tests::{KillOnDrop, bin, free_port, peer, wait_listening};
 
 fn conformance(port: u16) -> (bool, String) {
     let baseline = concat!(
@@ -65,7 +36,7 @@ fn conformance(port: u16) -> (bool, String) {
 #[test]
 fn what_passes_directly_passes_through_the_gateway() {
     let direct_port = free_port();
-    let _direct = Running(
+    let _direct = KillOnDrop(
         Command::new(peer("MCP_NODE"))
             .args([peer("MCP_EVERYTHING"), "streamableHttp".into()])
             .env("PORT", direct_port.to_string())
@@ -74,7 +45,7 @@ fn what_passes_directly_passes_through_the_gateway() {
             .spawn()
             .unwrap(),
     );
-    wait_for(direct_port);
+    wait_listening(direct_port, Duration::from_secs(30));
     let (ok, text) = conformance(direct_port);
     assert!(
         ok,
@@ -87,7 +58,7 @@ fn what_passes_directly_passes_through_the_gateway() {
         "command": peer("MCP_NODE"), "args": [peer("MCP_EVERYTHING"), "stdio"]}}});
     std::fs::write(&servers, doc.to_string()).unwrap();
     let gateway_port = free_port();
-    let _gateway = Running(
+    let _gateway = KillOnDrop(
         Command::new(bin("bulkhead"))
             .args(["mcp", "serve", "--servers", servers.to_str().unwrap()])
             .args([
@@ -101,7 +72,7 @@ fn what_passes_directly_passes_through_the_gateway() {
             .spawn()
             .unwrap(),
     );
-    wait_for(gateway_port);
+    wait_listening(gateway_port, Duration::from_secs(30));
     let (ok, text) = conformance(gateway_port);
     assert!(
         ok,
@@ -115,7 +86,7 @@ fn what_passes_directly_passes_through_the_gateway() {
 fn foreign_host_or_origin_is_refused() {
     use std::io::{Read, Write};
     let port = free_port();
-    let _gateway = Running(
+    let _gateway = KillOnDrop(
         Command::new(bin("bulkhead"))
             .args(["mcp", "serve", "--http", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::null())
@@ -123,7 +94,7 @@ fn foreign_host_or_origin_is_refused() {
             .spawn()
             .unwrap(),
     );
-    wait_for(port);
+    wait_listening(port, Duration::from_secs(30));
     let send = |host: &str, origin: Option<&str>| -> String {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let body = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;

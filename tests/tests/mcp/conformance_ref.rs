@@ -6,41 +6,15 @@
 //! that passes directly must pass through bulkhead (`CONFORMANCE.md`).
 
 use std::collections::BTreeSet;
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use bulkhead_tests::{bin, peer};
+use bulkhead_tests::{KillOnDrop, bin, free_port, peer, wait_listening};
 
 /// How long a server may take to listen: node with tsx compiling the
 /// server's TypeScript takes seconds; a loaded machine, more.
 const LISTEN_BOUND: Duration = Duration::from_secs(60);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for(port: u16) {
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < LISTEN_BOUND, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// The reference server's command lines (HTTP, stdio), installed (once:
 /// the script is idempotent) under the workspace's `target/`.
@@ -105,7 +79,7 @@ fn scenarios(port: u16, spec: &str, only: Option<&str>) -> (BTreeSet<String>, BT
 fn the_reference_servers_scenarios_pass_through_the_gateway() {
     let (http, stdio) = reference_server();
     let direct_port = free_port();
-    let _direct = Running(
+    let _direct = KillOnDrop(
         Command::new(&http[0])
             .args(&http[1..])
             .env("PORT", direct_port.to_string())
@@ -120,7 +94,7 @@ fn the_reference_servers_scenarios_pass_through_the_gateway() {
         "command": stdio[0], "args": &stdio[1..]}}});
     std::fs::write(&servers, doc.to_string()).unwrap();
     let gateway_port = free_port();
-    let _gateway = Running(
+    let _gateway = KillOnDrop(
         Command::new(bin("bulkhead"))
             .args(["mcp", "serve", "--servers", servers.to_str().unwrap()])
             .args([
@@ -134,8 +108,8 @@ fn the_reference_servers_scenarios_pass_through_the_gateway() {
             .spawn()
             .unwrap(),
     );
-    wait_for(direct_port);
-    wait_for(gateway_port);
+    wait_listening(direct_port, LISTEN_BOUND);
+    wait_listening(gateway_port, LISTEN_BOUND);
     for spec in ["2025-06-18", "2025-11-25"] {
         let (direct, direct_fail) = scenarios(direct_port, spec, None);
         // A sanity floor, not the count (26 and 30 when the machine is

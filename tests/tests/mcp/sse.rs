@@ -8,11 +8,11 @@
 //! here, so what goes over the wire is what is checked.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use bulkhead_tests::{bin, peer};
+use bulkhead_tests::{KillOnDrop, bin, free_port, peer, wait_listening};
 use serde_json::{Value, json};
 
 /// Every read waits at most this: generous for a loaded machine, and a
@@ -21,24 +21,6 @@ const READ_BOUND: Duration = Duration::from_secs(120);
 
 /// Events read from one stream before the test gives up on it.
 const MAX_EVENTS: usize = 200;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Kills the child when dropped, so a failing assertion leaves no server.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn servers_file(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("servers.json");
@@ -50,7 +32,7 @@ fn servers_file(dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 /// The HTTP gateway over server-everything, and its port.
-fn http_gateway(dir: &std::path::Path, expose: bool) -> (Running, u16) {
+fn http_gateway(dir: &std::path::Path, expose: bool) -> (KillOnDrop, u16) {
     let port = free_port();
     let mut cmd = Command::new(bin("bulkhead"));
     cmd.args(["mcp", "serve", "--servers"])
@@ -59,17 +41,13 @@ fn http_gateway(dir: &std::path::Path, expose: bool) -> (Running, u16) {
     if expose {
         cmd.args(["--expose", "everything"]);
     }
-    let child = Running(
+    let child = KillOnDrop(
         cmd.stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < READ_BOUND, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_listening(port, READ_BOUND);
     (child, port)
 }
 
@@ -353,7 +331,7 @@ fn sampling_reaches_the_http_client_that_offers_it() {
 #[test]
 fn elicitation_reaches_the_stdio_client_that_offers_it() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Running(
+    let mut child = KillOnDrop(
         Command::new(bin("bulkhead"))
             .args(["mcp", "serve", "--servers"])
             .arg(servers_file(dir.path()))
