@@ -1,9 +1,7 @@
 //! node, bun, deno, uv run, containers and unknown launchers, on fake trees.
 
-mod common;
-
+use crate::common::{Tree, noted, s, with_var};
 use bulkhead_launch::{LaunchError, Launcher, analyze};
-use common::{Tree, noted, s, with_var};
 
 fn node_tree() -> Tree {
     let t = Tree::new();

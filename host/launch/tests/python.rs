@@ -1,9 +1,7 @@
 //! Python interpreters, venvs and scripts, on fake trees.
 
-mod common;
-
+use crate::common::{Tree, noted, s, with_var};
 use bulkhead_launch::{Launcher, analyze};
-use common::{Tree, noted, s, with_var};
 
 #[test]
 fn venv_with_symlinked_python_grants_venv_and_base_prefix() {

@@ -1,11 +1,9 @@
 //! Registry hosts and the config files the fetch reads, from fake configs.
 
-mod common;
-
+use crate::common::{Tree, s, with_var};
 use bulkhead_launch::{
     LaunchEnv, LaunchError, PackageRef, analyze, registry_hosts, registry_settings,
 };
-use common::{Tree, s, with_var};
 
 fn pkg(env: &LaunchEnv, cmd: &[&str]) -> PackageRef {
     analyze(&s(cmd), env).unwrap().package.unwrap()

@@ -1,10 +1,8 @@
 //! Version managers, on fake layouts: pyenv, asdf, mise, volta (shims
 //! resolved from their files), nvm and fnm (real binaries behind symlinks).
 
-mod common;
-
+use crate::common::{Tree, noted, s, with_var};
 use bulkhead_launch::{Launcher, analyze};
-use common::{Tree, noted, s, with_var};
 
 fn pyenv_shim(t: &Tree, name: &str) {
     t.exe(
