@@ -32,10 +32,16 @@ pub enum HostMessage {
 }
 
 /// A fault the worker carries out on the host's word (see
-/// [`HostMessage::Fault`]). Faults the host applies from outside (kill,
-/// hang) and to what it delivers (delay, slow, cut) are not here.
+/// [`HostMessage::Fault`] and [`Invoke::start_faults`]). Faults the host
+/// applies to what it delivers (delay, slow, cut) are not here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WorkerFault {
+    /// SIGKILL itself: at the start, before the tool runs, the worker is
+    /// its whole tree, so this is the kill from outside. Later the host
+    /// signals the tree itself.
+    Kill,
+    /// SIGSTOP itself, at the start, for the same reason.
+    Stop,
     /// Abort (SIGABRT) with no report, as a crashing process does.
     Crash,
     /// Allocate and touch memory until the call's memory cap fires.
@@ -50,6 +56,56 @@ pub enum WorkerFault {
     Oversize,
     /// Send part of a frame, then exit: the stream ends mid-message.
     Truncate,
+}
+
+/// A stream fault that the MCP relay (`mcp_stdio`) applies to its
+/// server's output as if the server had done it (`mcp wrap --inject`), so
+/// that the relay's real handling and the host's meet it. The host puts it
+/// in the relay's arguments; a server cannot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayFault {
+    pub kind: RelayFaultKind,
+    pub trigger: RelayTrigger,
+    /// The fault and its trigger as the user wrote them (`delay:200ms`,
+    /// `msg:2`), for the session's `injected`.
+    pub spec_fault: String,
+    pub spec_trigger: String,
+}
+
+/// What a [`RelayFault`] does to the server's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RelayFaultKind {
+    /// A line that is not JSON-RPC, before the message that fires it.
+    Garbage,
+    /// A message over the relay's message cap in place of the one that
+    /// fires it.
+    Oversize,
+    /// Half of the message that fires it, then the server's end.
+    Truncate,
+    /// The server's output held back this many milliseconds.
+    DelayMs(u64),
+    /// The server's output passed on at most this many bytes a second.
+    Slow(u64),
+    /// This many more bytes of the server's output, then its end.
+    Cut(u64),
+}
+
+/// When a [`RelayFault`] fires, counted in the server's messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RelayTrigger {
+    /// The server's first message.
+    Start,
+    /// The first message this many milliseconds after the server started.
+    AfterMs(u64),
+    /// The message with which the server's output reaches this many bytes.
+    Bytes(u64),
+    /// The Nth message of the server's, from 1.
+    Msg(u64),
+    /// Every Nth message of the server's.
+    Every(u64),
+    /// The answer to a request of this method, or a `tools/call` of this
+    /// tool.
+    On(String),
 }
 
 /// What a worker sends to the host.
@@ -92,6 +148,11 @@ pub struct Invoke {
     pub limits: WorkerLimits,
     /// `None`: the `trusted` policy, limits only.
     pub sandbox: Option<crate::SandboxSpec>,
+    /// Faults to carry out once confined, before the tool runs: those due
+    /// at the call's start. Sent as a message after `Confined` instead,
+    /// they would race a tool that ends within a millisecond.
+    #[serde(default)]
+    pub start_faults: Vec<WorkerFault>,
 }
 
 /// The limits a worker applies to itself and to its tool.

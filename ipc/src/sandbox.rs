@@ -157,6 +157,7 @@ mod tests {
                 stop_at_output_cap: true,
             },
             sandbox: Some(sandbox),
+            start_faults: Vec::new(),
         }))
     }
 

@@ -47,7 +47,12 @@ pub struct SseParser {
     retry_ms: Option<u64>,
     /// The stream's first bytes, where a byte-order mark may be, are behind.
     started: bool,
+    /// Bytes of a byte-order mark read so far, before `started`.
+    bom_held: usize,
 }
+
+/// U+FEFF, which a stream may start with and which is not part of it.
+const BOM: &[u8] = "\u{feff}".as_bytes();
 
 impl SseParser {
     pub fn new(cap: usize) -> Self {
@@ -63,6 +68,7 @@ impl SseParser {
             last_event_id: None,
             retry_ms: None,
             started: false,
+            bom_held: 0,
         }
     }
 
@@ -88,11 +94,32 @@ impl SseParser {
     }
 
     pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<SseEvent>) {
-        if !self.started && !chunk.is_empty() {
-            self.started = true;
-            chunk = chunk.strip_prefix("\u{feff}".as_bytes()).unwrap_or(chunk);
+        if !self.started {
+            // A byte-order mark may arrive split across reads: its bytes
+            // are held until the mark is whole (and dropped) or broken
+            // (and were the stream's first bytes after all).
+            let held = self.bom_held;
+            let n = (BOM.len() - held).min(chunk.len());
+            if chunk[..n] == BOM[held..held + n] {
+                self.bom_held += n;
+                chunk = &chunk[n..];
+                if self.bom_held < BOM.len() {
+                    return;
+                }
+                self.started = true;
+            } else {
+                self.started = true;
+                self.bom_held = 0;
+                self.feed_started(&BOM[..held], out);
+            }
         }
-        if self.after_cr {
+        self.feed_started(chunk, out);
+    }
+
+    /// [`feed`](Self::feed) once the byte-order mark is behind.
+    fn feed_started(&mut self, mut chunk: &[u8], out: &mut Vec<SseEvent>) {
+        // An empty read says nothing about what follows a `\r`.
+        if self.after_cr && !chunk.is_empty() {
             self.after_cr = false;
             chunk = chunk.strip_prefix(b"\n").unwrap_or(chunk);
         }
@@ -292,5 +319,28 @@ mod tests {
     fn a_byte_order_mark_is_skipped() {
         let (out, _) = parse(100, &[b"\xef\xbb\xbfdata: a\n\n"]);
         assert_eq!(out, vec![msg("a")]);
+    }
+
+    #[test]
+    fn a_byte_order_mark_split_across_reads_is_skipped() {
+        let (out, _) = parse(100, &[b"\xef", b"", b"\xbb", b"\xbfdata: a\n\n"]);
+        assert_eq!(out, vec![msg("a")]);
+        // The start of a mark that turns out not to be one is kept: here
+        // it makes the first line's field unknown, split or not.
+        let (whole, _) = parse(100, &[b"\xef\xbbdata: a\n\ndata: b\n\n"]);
+        let (split, _) = parse(100, &[b"\xef", b"\xbb", b"data: a\n\ndata: b\n\n"]);
+        assert_eq!(whole, vec![msg("b")]);
+        assert_eq!(split, whole);
+    }
+
+    #[test]
+    fn an_empty_read_between_cr_and_lf_keeps_them_one_end_of_line() {
+        let (out, _) = parse(100, &[b"data: a\r", b"", b"\ndata: b\n\n"]);
+        assert_eq!(
+            out,
+            vec![SseEvent::Message {
+                data: b"a\nb".to_vec()
+            }]
+        );
     }
 }

@@ -9,7 +9,8 @@
 //! enforced*. It never skips silently.
 //!
 //! `cargo test -p bulkhead-tests --test escape -- --nocapture` prints one
-//! row of the escape matrix per attempt (BENCHMARKS.md keeps the table).
+//! row of the escape matrix per attempt (RELIABILITY.md keeps the table,
+//! "Escapes").
 
 mod builtin;
 mod files;

@@ -5,6 +5,8 @@
 //! command does both). They are found beside the test executable's profile
 //! directory, so `CARGO_TARGET_DIR` and `--release` both work.
 
+pub mod chaos_soak;
+pub mod fuzz_checks;
 pub mod launchers;
 pub mod readme;
 pub mod tmux;

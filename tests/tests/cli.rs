@@ -1,6 +1,7 @@
 //! The `bulkhead` command line through the real binary: exit codes and
 //! errors, completions, the man page, `--version`, the README's runnable
-//! blocks, and `run --session` with `bulkhead sessions`.
+//! blocks, `run --session` with `bulkhead sessions`, and that every test
+//! RELIABILITY.md's matrix names exists and runs.
 //!
 //! One test binary for the area, one module per former binary. Every test
 //! runs the binary in a child process with its own scratch files, so none
@@ -23,6 +24,8 @@ mod man_page;
 mod mcp_install;
 #[path = "cli/readme_runnable.rs"]
 mod readme_runnable;
+#[path = "cli/reliability_matrix.rs"]
+mod reliability_matrix;
 #[path = "cli/run_session_limits.rs"]
 mod run_session_limits;
 #[path = "cli/sessions_cli.rs"]

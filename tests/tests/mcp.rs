@@ -21,17 +21,29 @@ mod conformance_ref;
 mod hostile;
 #[path = "mcp/inject.rs"]
 mod inject;
+#[path = "mcp/inject_stream.rs"]
+mod inject_stream;
 #[path = "mcp/launchers.rs"]
 mod launchers;
 #[path = "mcp/launchers_cache.rs"]
 mod launchers_cache;
+#[path = "mcp/live_status.rs"]
+mod live_status;
 #[path = "mcp/no_silent.rs"]
 mod no_silent;
+#[path = "mcp/python_http.rs"]
+mod python_http;
 #[path = "mcp/remote.rs"]
 mod remote;
 #[path = "mcp/serve.rs"]
 mod serve;
+#[path = "mcp/serve_inject.rs"]
+mod serve_inject;
+#[path = "mcp/serve_inject_http.rs"]
+mod serve_inject_http;
 #[path = "mcp/sse.rs"]
 mod sse;
 #[path = "mcp/wrap_fidelity.rs"]
 mod wrap_fidelity;
+#[path = "mcp/wrap_restart.rs"]
+mod wrap_restart;

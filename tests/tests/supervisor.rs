@@ -27,6 +27,8 @@ mod environment;
 mod flood;
 #[path = "supervisor/fork_bomb.rs"]
 mod fork_bomb;
+#[path = "supervisor/fuzz_corpus.rs"]
+mod fuzz_corpus;
 #[path = "supervisor/host_death.rs"]
 mod host_death;
 #[path = "supervisor/inject.rs"]

@@ -1,5 +1,5 @@
 //! The TUI in a real terminal (tmux): direct mode's cards, a four-worker
-//! flood, model mode, and approvals.
+//! flood, model mode, approvals, and fault injection.
 //!
 //! One test binary for the area, one module per former binary. Each test
 //! runs its own tmux server on a socket in its own scratch directory.
@@ -11,7 +11,11 @@
 mod approval;
 #[path = "tui/flood.rs"]
 mod flood;
+#[path = "tui/inject.rs"]
+mod inject;
 #[path = "tui/model.rs"]
 mod model;
+#[path = "tui/model_inject.rs"]
+mod model_inject;
 #[path = "tui/tmux.rs"]
 mod tmux;

@@ -24,6 +24,14 @@ const PAGE_BYTES: usize = 4096;
 /// takes the host's cancel.
 pub fn obey(fault: WorkerFault, to_host: RawFd) {
     match fault {
+        // SAFETY: raise is async-signal-safe; SIGKILL ends the process.
+        WorkerFault::Kill => unsafe {
+            libc::raise(libc::SIGKILL);
+        },
+        // SAFETY: as above; SIGSTOP stops every thread until a SIGCONT.
+        WorkerFault::Stop => unsafe {
+            libc::raise(libc::SIGSTOP);
+        },
         // SAFETY: abort is async-signal-safe and ends the process.
         WorkerFault::Crash => unsafe { libc::abort() },
         WorkerFault::Exit(code) => crate::teardown_and_exit(code),
@@ -40,6 +48,22 @@ pub fn obey(fault: WorkerFault, to_host: RawFd) {
             // A header announcing 64 bytes, four of them, then the end.
             raw_write(to_host, &[64, 0, 0, 0, 0x81, 0xa5, b'C', b'h']);
             crate::teardown_and_exit(0);
+        }
+    }
+}
+
+/// Carries out the faults due at the call's start ([`Invoke::start_faults`]),
+/// on the main thread, once confined and before the tool runs. `oom` and
+/// `cpu` then take this thread for good: the tool never runs, and the cap
+/// or the CPU limit ends the call, as it would a tool that did the same.
+///
+/// [`Invoke::start_faults`]: bulkhead_ipc::Invoke::start_faults
+pub fn at_start(faults: &[WorkerFault], to_host: RawFd) {
+    for &fault in faults {
+        match fault {
+            WorkerFault::Oom => allocate_until_killed(),
+            WorkerFault::Cpu => spin_until_killed(),
+            other => obey(other, to_host),
         }
     }
 }

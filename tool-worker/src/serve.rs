@@ -117,6 +117,7 @@ pub fn serve(expected_parent: Option<i32>) -> io::Result<()> {
             sandbox,
         }),
     )?;
+    crate::fault::at_start(&invoke.start_faults, to_host_fd);
 
     let mut sink = IpcSink::new(
         writer,

@@ -20,6 +20,10 @@ pub struct Dispatched {
     pub outcome_line: String,
     /// Bytes the tool produced.
     pub bytes_seen: u64,
+    /// The injected fault that fired (`injected kill @200ms at 201 ms`),
+    /// for the user's view; the model sees only the outcome, as it would
+    /// see the real failure.
+    pub injected: Option<String>,
 }
 
 /// Which call of which answer.

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use bulkhead_faults::Fault;
 use bulkhead_host::report::CallEvent;
 use bulkhead_host::{CallLimits, CallRequest, LiveStatus, ToolHost};
 use bulkhead_model::ToolCall;
@@ -35,7 +36,17 @@ pub struct LiveCall {
     /// Kills this call alone: it ends `killed: cancelled` and the turn goes
     /// on. A child of the turn's token, so Ctrl-C still reaches it.
     pub cancel: CancellationToken,
+    /// Faults for the running call (`CallHandle::inject_now`): the TUI's
+    /// kill and memory keys. Never waits: a full queue refuses.
+    pub faults: mpsc::Sender<Fault>,
+    /// The faults the call was started with (armed by `/inject`).
+    pub armed: Vec<String>,
 }
+
+/// Faults on their way to one running call: a person pressing keys sends
+/// one or two; the supervisor's own queue holds
+/// [`bulkhead_host::MAX_PENDING_FAULTS`] more.
+const FAULT_QUEUE: usize = 2;
 
 /// What the dispatcher reports while its calls run.
 #[derive(Debug)]
@@ -128,23 +139,40 @@ async fn run_one(
 ) -> Result<Dispatched, StoreCallError> {
     let index = one.index;
     let limits = req.limits.clone();
+    let armed = req.inject.iter().map(ToString::to_string).collect();
     let mut recorder = one.begin(store, Some(&limits)).await?;
     let mut handle = host.call(req);
     let cancel = cancel.child_token();
+    let (faults, mut faults_rx) = mpsc::channel(FAULT_QUEUE);
     // Room for one per call: never full. Nobody listening is fine too.
     let _ = live_tx.try_send(LiveCall {
         index,
         live: handle.live(),
         limits: limits.clone(),
         cancel: cancel.clone(),
+        faults,
+        armed,
     });
     let mut cancelled = false;
+    let mut faults_open = true;
     loop {
         let event = tokio::select! {
             biased;
             () = cancel.cancelled(), if !cancelled => {
                 handle.cancel();
                 cancelled = true;
+                continue;
+            }
+            fault = faults_rx.recv(), if faults_open => {
+                match fault {
+                    // Refused only once the call has ended (its report
+                    // follows) or when faults still wait: either way the
+                    // outcome is the call's own.
+                    Some(fault) => if let Err(e) = handle.inject_now(fault) {
+                        tracing::info!(error = %e, "a fault for a model's call was not taken");
+                    },
+                    None => faults_open = false,
+                }
                 continue;
             }
             event = handle.next_event() => event,
@@ -177,6 +205,7 @@ async fn run_one(
                     item: done.item,
                     outcome_line: view::outcome_line(&report),
                     bytes_seen: report.usage.bytes_produced,
+                    injected: report.injected.as_ref().map(ToString::to_string),
                 });
             }
         }
@@ -192,6 +221,7 @@ async fn run_one(
         item: done.item,
         outcome_line: "[failed: the call ended without a report]".into(),
         bytes_seen: 0,
+        injected: None,
     })
 }
 
@@ -224,5 +254,6 @@ async fn refuse(
         item: done.item,
         outcome_line: text,
         bytes_seen: 0,
+        injected: None,
     })
 }

@@ -4,6 +4,7 @@
 
 mod call;
 pub mod dispatch;
+pub mod faults;
 pub mod history;
 pub mod mcp_tools;
 pub mod store_call;
@@ -12,5 +13,6 @@ pub mod turn;
 pub mod view;
 
 pub use bulkhead_config::agents::{AgentSettings, AgentSpec, ModelSpec};
+pub use faults::ArmedFaults;
 pub use tokio_util::sync::CancellationToken;
 pub use turn::{Agent, AgentError, Approval, Observer, RunEnd};

@@ -118,6 +118,7 @@ pub(crate) async fn run(
         item: done.item,
         outcome_line: line,
         bytes_seen: bytes,
+        injected: None,
     })
 }
 

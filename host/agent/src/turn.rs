@@ -8,6 +8,7 @@ use bulkhead_model::{ModelClient, ModelError, ModelEvent, ToolCall};
 use bulkhead_store::{ItemKind, NewItem, SessionId, Store, StoreError};
 
 use super::dispatch::{Dispatch, DispatchEvent, Dispatched, LiveCall};
+use super::faults::ArmedFaults;
 use super::history::{self, AssistantMeta, Budget};
 use super::store_call::{StoreCallError, StoreRun};
 use super::tools::ToolSet;
@@ -101,6 +102,9 @@ pub struct Agent {
     pub tools: ToolSet,
     pub budget: Budget,
     pub cancel: CancellationToken,
+    /// Faults armed for the next worker call the model makes (the TUI's
+    /// `/inject`); taken by the first such call of an answer.
+    pub armed: ArmedFaults,
 }
 
 impl Agent {
@@ -321,11 +325,18 @@ impl Agent {
         let mut prepared = Vec::with_capacity(calls.len());
         for (index, call) in calls.iter().enumerate() {
             observer.tool_started(call);
-            let p = if self.tools.needs_confirm(&self.agent, &call.name) {
+            let mut p = if self.tools.needs_confirm(&self.agent, &call.name) {
                 self.confirm(call, observer).await?
             } else {
                 self.tools.prepare(&self.agent, &call.name, &call.arguments)
             };
+            // Armed faults go to the first call that runs in a worker; an
+            // MCP call or a refusal leaves them armed.
+            if let super::tools::Prepared::Run(req) = &mut p {
+                for spec in self.armed.take() {
+                    req.inject.push(spec);
+                }
+            }
             prepared.push((index, call.clone(), p));
         }
         let mut running = Dispatch::start(

@@ -21,11 +21,9 @@ const DEFAULT_MAX_MESSAGE: u64 = 4 << 20;
 const DEFAULT_MAX_RESULT: u64 = 1 << 20;
 /// bulkhead's default tool-call time limit.
 const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(300);
-/// Erlang/OTP's supervisor default is 1 restart in 5 s; a tool server that
-/// crashes on one bad input deserves a few more chances in a minute, and no
-/// more: beyond that it is crash-looping.
-const DEFAULT_MAX_RESTARTS: u32 = 3;
-const DEFAULT_RESTART_WINDOW: Duration = Duration::from_secs(60);
+/// The default restart budget: see [`RestartBudget::DEFAULT`].
+const DEFAULT_MAX_RESTARTS: u32 = RestartBudget::DEFAULT.max;
+const DEFAULT_RESTART_WINDOW: Duration = RestartBudget::DEFAULT.window;
 
 /// The hosts a server may reach: its `allow_net`, and for a remote server
 /// under a sandboxed policy, its own URL's host and port. A remote server
@@ -168,6 +166,7 @@ pub fn specs(
                 )?,
             },
             package: None,
+            inject: settings.inject.clone(),
         });
     }
     Ok(out)
@@ -282,6 +281,24 @@ mod tests {
         assert_eq!(spec.limits.open_files, 128);
         assert_eq!(spec.limits.file_size_bytes, 1 << 30);
         assert_eq!(spec.limits.max_output_bytes, u64::MAX);
+    }
+
+    #[test]
+    fn server_faults_are_parsed_and_a_bad_one_is_named_at_its_line() {
+        let set = config("[servers.fs]\ninject = [\"error:-32000@on:tools/call\", \"kill@2s\"]\n")
+            .unwrap();
+        let spec = specs(&set, &one_server(), None).unwrap().remove(0);
+        let inject: Vec<String> = spec.inject.iter().map(ToString::to_string).collect();
+        assert_eq!(inject, ["error:-32000@on:tools/call", "kill@2000ms"]);
+        let e = config("[servers.fs]\ninject = [\"explode\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2")
+                && e.contains("inject \"explode\"")
+                && e.contains("the faults are"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -20,7 +20,14 @@
 //! max_restarts = 3
 //! restart_window = "60s"
 //! cwd = "~/notes"
+//! inject = ["error@on:tools/call"]  # faults under `mcp serve` (see below)
 //! ```
+//!
+//! `inject` lists faults (`FAULT[:ARG][@TRIGGER]`, as `--inject` takes
+//! them) that `bulkhead mcp serve` injects into this server, beside those
+//! of `--inject SERVER:SPEC`; a spec that does not parse is refused with
+//! its line. Other users of the servers (an agent, `mcp status`) ignore
+//! it.
 //!
 //! A server lives as long as its session, so `timeout` and `output` are not
 //! among its limits: `call_timeout` bounds each `tools/call` and
@@ -32,6 +39,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use bulkhead_host::FaultSpec;
 use bulkhead_host::limits::CallLimits;
 use bulkhead_host::policy::CallPolicy;
 
@@ -70,6 +78,22 @@ pub struct ServerSettings {
     pub max_restarts: Option<u32>,
     pub restart_window: Option<String>,
     pub cwd: Option<String>,
+    /// Faults `mcp serve` injects into this server.
+    pub inject: Vec<FaultSpec>,
+}
+
+/// `inject = ["FAULT[:ARG][@TRIGGER]", …]`, each parsed as `--inject`
+/// parses it; a bad one fails the table with the parser's reason, at its
+/// line.
+fn fault_specs<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Vec<FaultSpec>, D::Error> {
+    let texts = Vec::<String>::deserialize(de)?;
+    texts
+        .iter()
+        .map(|t| {
+            t.parse::<FaultSpec>()
+                .map_err(|e| serde::de::Error::custom(format!("inject \"{t}\": {e}")))
+        })
+        .collect()
 }
 
 /// `[servers.NAME]` as written: [`LimitsDef`]'s keys inline beside the
@@ -100,6 +124,8 @@ struct ServerTable {
     max_restarts: Option<u32>,
     restart_window: Option<String>,
     cwd: Option<String>,
+    #[serde(default, deserialize_with = "fault_specs")]
+    inject: Vec<FaultSpec>,
 }
 
 impl From<ServerTable> for ServerSettings {
@@ -124,6 +150,7 @@ impl From<ServerTable> for ServerSettings {
             max_restarts: t.max_restarts,
             restart_window: t.restart_window,
             cwd: t.cwd,
+            inject: t.inject,
         }
     }
 }
@@ -174,6 +201,16 @@ pub struct RestartBudget {
     pub window: Duration,
 }
 
+impl RestartBudget {
+    /// Erlang/OTP's supervisor default is 1 restart in 5 s; a tool server
+    /// that crashes on one bad input deserves a few more chances in a
+    /// minute, and no more: beyond that it is crash-looping.
+    pub const DEFAULT: Self = Self {
+        max: 3,
+        window: Duration::from_secs(60),
+    };
+}
+
 /// A server ready to start: everything resolved.
 #[derive(Debug, Clone)]
 pub struct McpServerSpec {
@@ -189,6 +226,9 @@ pub struct McpServerSpec {
     /// The package a package launcher runs from bulkhead's cache, as
     /// `npm NAME@VERSION`; set when the session prepares the command.
     pub package: Option<String>,
+    /// Faults `mcp serve` injects into the server (`[servers.NAME]
+    /// inject`); checked where they are applied.
+    pub inject: Vec<FaultSpec>,
 }
 
 impl ServerSettings {

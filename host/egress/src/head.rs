@@ -53,6 +53,9 @@ const HOP_BY_HOP: [&str; 8] = [
 /// `Connection` header names them, so the server reads the body as sent.
 const NEVER_DROPPED: [&str; 3] = ["host", "content-length", "transfer-encoding"];
 
+/// The last line of a forwarded head: one request per connection.
+const CLOSE: &[u8] = b"Connection: close\r\n\r\n";
+
 /// The HTTP statuses the proxy answers with itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Status {
@@ -282,23 +285,42 @@ fn forward(
         (None, _) => {}
     }
     let dropped = connection_tokens(headers);
-    let mut head = Vec::with_capacity(MAX_HEAD + 64);
-    head.extend_from_slice(
-        format!("{method} {path} HTTP/1.{version}\r\nHost: {authority}\r\n").as_bytes(),
-    );
-    for header in headers {
-        let name = header.name.to_ascii_lowercase();
-        let hop = HOP_BY_HOP.contains(&name.as_str())
-            || (dropped.contains(&name) && !NEVER_DROPPED.contains(&name.as_str()));
-        if name == "host" || hop {
-            continue;
-        }
+    let kept: Vec<&httparse::Header<'_>> = headers
+        .iter()
+        .filter(|header| {
+            let name = header.name.to_ascii_lowercase();
+            let hop = HOP_BY_HOP.contains(&name.as_str())
+                || (dropped.contains(&name) && !NEVER_DROPPED.contains(&name.as_str()));
+            name != "host" && !hop
+        })
+        .collect();
+    // The rewritten head can be longer than the one read (`name:value`
+    // and bare `\n` lines come back as `name: value\r\n`), so its buffer
+    // is sized exactly, once: a guess that fell short was a doubling of it
+    // on top of the read buffer.
+    let request_line = [method, " ", &path, " HTTP/1.x\r\nHost: ", authority, "\r\n"];
+    let need = request_line.iter().map(|s| s.len()).sum::<usize>()
+        + kept
+            .iter()
+            .map(|h| h.name.len() + 2 + h.value.len() + 2)
+            .sum::<usize>()
+        + CLOSE.len()
+        + rest.len();
+    let mut head = Vec::with_capacity(need);
+    for part in [method, " ", &path, " HTTP/1."] {
+        head.extend_from_slice(part.as_bytes());
+    }
+    head.push(b'0' + version);
+    for part in ["\r\nHost: ", authority, "\r\n"] {
+        head.extend_from_slice(part.as_bytes());
+    }
+    for header in kept {
         head.extend_from_slice(header.name.as_bytes());
         head.extend_from_slice(b": ");
         head.extend_from_slice(header.value);
         head.extend_from_slice(b"\r\n");
     }
-    head.extend_from_slice(b"Connection: close\r\n\r\n");
+    head.extend_from_slice(CLOSE);
     head.extend_from_slice(rest);
     Ok(Request {
         kind: Kind::Forward,

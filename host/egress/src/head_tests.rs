@@ -69,6 +69,26 @@ fn a_plain_request_is_rewritten_for_the_server() {
 }
 
 #[test]
+fn a_rewritten_head_that_grew_is_written_into_one_buffer_of_its_size() {
+    // A long method, bare `\n` line ends and `name:value` headers: the
+    // rewritten head is longer than the one read, and is still built in a
+    // buffer allocated once, at its size.
+    let mut head = format!("{} http://a.test/ HTTP/1.1\n", "M".repeat(12_000));
+    for i in 0..60 {
+        head.push_str(&format!("X-{i}:v\n"));
+    }
+    head.push_str("\nrest");
+    assert!(head.len() < MAX_HEAD);
+    let r = parsed(&head);
+    assert!(r.first_bytes.len() > head.len(), "the head grew");
+    assert_eq!(r.first_bytes.capacity(), r.first_bytes.len());
+    assert!(
+        r.first_bytes
+            .ends_with(b"X-59: v\r\nConnection: close\r\n\r\nrest")
+    );
+}
+
+#[test]
 fn framing_headers_survive_a_connection_header_naming_them() {
     let r = parsed(
         "PUT http://a.test/ HTTP/1.1\r\nConnection: transfer-encoding, content-length\r\n\

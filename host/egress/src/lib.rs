@@ -181,6 +181,8 @@ mod allow;
 mod config;
 mod conn;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod head;
 mod host;
 mod log;

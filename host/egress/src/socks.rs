@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::time::{Instant, timeout, timeout_at};
 
@@ -30,10 +30,10 @@ const ADDRESS_TYPE_NOT_SUPPORTED: u8 = 8;
 
 /// A refused opening: the reply code to send (none before the method is
 /// agreed), the target if one was read, and why.
-struct Refusal {
-    reply: Option<u8>,
-    target: Option<Target>,
-    reason: String,
+pub(crate) struct Refusal {
+    pub(crate) reply: Option<u8>,
+    pub(crate) target: Option<Target>,
+    pub(crate) reason: String,
 }
 
 fn refusal(reply: Option<u8>, target: Option<Target>, reason: impl Into<String>) -> Refusal {
@@ -106,8 +106,8 @@ fn reply(code: u8) -> [u8; 10] {
 /// Reads the greeting and the request: the target, and any bytes the
 /// client sent past the request. At most 2 + 255 + 4 + 1 + 255 + 2 bytes
 /// are read beyond what `buf` already holds.
-async fn read_request(
-    client: &mut UnixStream,
+pub(crate) async fn read_request(
+    client: &mut (impl AsyncRead + AsyncWrite + Unpin),
     mut buf: Vec<u8>,
 ) -> Result<(Target, Vec<u8>), Refusal> {
     let broken = || refusal(None, None, "not valid SOCKS5: the client closed early");
@@ -183,7 +183,11 @@ async fn read_request(
 }
 
 /// Reads until `buf` holds at least `need` bytes, never reading past `need`.
-async fn fill(client: &mut UnixStream, buf: &mut Vec<u8>, need: usize) -> std::io::Result<()> {
+async fn fill(
+    client: &mut (impl AsyncRead + Unpin),
+    buf: &mut Vec<u8>,
+    need: usize,
+) -> std::io::Result<()> {
     let mut chunk = [0; 256];
     while buf.len() < need {
         let want = (need - buf.len()).min(chunk.len());

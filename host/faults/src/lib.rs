@@ -8,12 +8,46 @@
 //! - **process** faults (`kill`, `crash`, `hang`, `oom`, `cpu`, `exit:N`)
 //!   act on the call's worker and its tree;
 //! - **stream** faults (`delay:DUR`, `slow:RATE`, `cut:SIZE`, `garbage`,
-//!   `oversize`, `truncate`) act on the stream the host reads or delivers;
+//!   `oversize`, `truncate`) act on the stream the host reads or delivers
+//!   (`run`), or on the server's output as the worker's relay reads it
+//!   (`mcp wrap`, below);
 //! - **MCP** faults (`drop`, `error[:CODE]`, `timeout`, `disconnect`,
 //!   `malformed`) act on JSON-RPC requests passing through `mcp wrap`.
 //!
 //! A fault that cannot apply where it is asked for is refused with the
 //! reason ([`FaultSpec::check`]), never silently ignored.
+//!
+//! # Stream faults under `mcp wrap`
+//!
+//! A session is long-lived and made of messages, so there a stream fault
+//! acts on the server's messages, in the worker's relay, as if the server
+//! had done it; the relay's and the host's real handling then applies. It
+//! fires on a server message: the first (no trigger), the Nth (`@msg:N`;
+//! `@every:N` for `garbage` and `oversize`), the first at or after a time
+//! from the server's start (`@DUR`) or a byte count of its output
+//! (`@bytes:SIZE`), or the answer to a request of a method or tool
+//! (`@on:NAME`). `@p:` is refused: the relay draws no seeded numbers.
+//! What fired is reported as the other faults are (`injected`, a stderr
+//! line), its `at_ms` counted from the server's start.
+//!
+//! - `garbage`: a line that is not JSON-RPC comes before that message; the
+//!   relay drops it and counts it, as for a server that prints to stdout
+//!   (16 such lines stop the server);
+//! - `oversize`: a message over `--max-message` comes in its place (the
+//!   same id when it was an answer), and the real cap fires: the request
+//!   it answers gets the cap's error, the session goes on (three such
+//!   messages stop the server);
+//! - `truncate`: the server is killed as that message is read: its output
+//!   ends in the middle of it, and the requests in flight are answered
+//!   with the server's end, as for a server that died there;
+//! - `delay:DUR`: that message and what follows are held back DUR (the
+//!   relay reads no more meanwhile, so the server meets a slow reader);
+//! - `slow:RATE`: from that message on, each goes on when its bytes would
+//!   have come at RATE bytes a second; whole messages, since a client
+//!   cannot use part of one;
+//! - `cut:SIZE`: SIZE more bytes of messages go on; the one that would
+//!   pass SIZE does not, the server is stopped as at an output cap, and
+//!   the requests in flight are answered with that reason.
 
 mod parse;
 mod rng;
@@ -154,9 +188,11 @@ pub enum Trigger {
     /// Once the output reaches this many bytes (`@bytes:64K`).
     Bytes(u64),
     /// On the Nth message, counted from 1 (`@msg:3`): the worker's
-    /// output chunks under `run`, the client's requests under `mcp wrap`.
+    /// output chunks under `run`; under `mcp wrap`, the client's requests
+    /// for an MCP fault, the server's messages for a stream fault.
     Msg(u64),
-    /// On a tool (`run`) or a JSON-RPC method or tool name (`mcp wrap`).
+    /// On a tool (`run`) or a JSON-RPC method or tool name (`mcp wrap`:
+    /// the request for an MCP fault, its answer for a stream fault).
     On(String),
     /// On every Nth message (`@every:N`): each one under `mcp wrap`; the
     /// first under a tool call, where a fault fires at most once.
@@ -217,12 +253,26 @@ impl FaultSpec {
                  (use it with `bulkhead mcp wrap`)",
                 self.fault.name()
             )),
-            (Target::McpSession, FaultKind::Stream) => refuse(format!(
-                "{} is a stream fault of a tool call's output, which `mcp wrap` does not \
-                 apply; for a server's answers use the MCP faults (drop, error, timeout, \
-                 disconnect, malformed), or a process fault for its worker",
-                self.fault.name()
-            )),
+            (Target::McpSession, FaultKind::Stream)
+                if matches!(self.trigger, Trigger::Probability(_)) =>
+            {
+                refuse(format!(
+                    "{} acts on the server's messages in its worker's relay, which draws no \
+                     seeded numbers: use @msg:N, @every:N, @on:NAME, @DUR or @bytes:SIZE, not @{}",
+                    self.fault.name(),
+                    self.trigger
+                ))
+            }
+            (Target::McpSession, FaultKind::Stream)
+                if matches!(self.trigger, Trigger::Every(_))
+                    && !matches!(self.fault, Fault::Garbage | Fault::Oversize) =>
+            {
+                refuse(format!(
+                    "{} changes the rest of the session once it fires, so it cannot repeat: \
+                     use @msg:N (only garbage and oversize take @every:)",
+                    self.fault.name()
+                ))
+            }
             (Target::McpSession, FaultKind::Mcp)
                 if matches!(self.trigger, Trigger::After(_) | Trigger::Bytes(_)) =>
             {
@@ -233,8 +283,55 @@ impl FaultSpec {
                     self.trigger
                 ))
             }
+            (Target::McpServe, kind) => serve_refusal(self, kind).map_or(Ok(()), refuse),
             _ => Ok(()),
         }
+    }
+}
+
+/// Why a fault cannot apply to a server behind `mcp serve`, if it cannot.
+/// MCP faults act on the requests the gateway sends the server; process
+/// faults on the server's worker: with a time or output trigger (none,
+/// `@DUR`, `@bytes:`, `@msg:N` for its Nth output chunk) through the
+/// worker, as under `run`, on the server's first run; with a request
+/// trigger (`@on:`, `@every:`, `@p:`) from outside at the matching
+/// request, which only a signal can do (`kill`, `crash`).
+fn serve_refusal(spec: &FaultSpec, kind: FaultKind) -> Option<String> {
+    let name = spec.fault.name();
+    let request_trigger = matches!(
+        spec.trigger,
+        Trigger::On(_) | Trigger::Every(_) | Trigger::Probability(_)
+    );
+    match kind {
+        FaultKind::Stream => Some(format!(
+            "{name} is a stream fault of a tool call's output, which `mcp serve` does not \
+             apply; for a server's answers use the MCP faults (drop, error, timeout, \
+             disconnect, malformed), or a process fault for its worker"
+        )),
+        FaultKind::Mcp if matches!(spec.trigger, Trigger::After(_) | Trigger::Bytes(_)) => {
+            Some(format!(
+                "{name} acts on requests: its trigger must be a request's method or tool \
+                 (@on:), its number (@msg:, @every:) or a probability (@p:), not @{}",
+                spec.trigger
+            ))
+        }
+        FaultKind::Process if matches!(spec.fault, Fault::Hang) => Some(
+            "hang stops a server that no timeout ends (a server lives as long as the \
+             gateway), so its requests would wait for ever; use timeout for an \
+             unanswered request, or kill"
+                .into(),
+        ),
+        FaultKind::Process
+            if request_trigger && !matches!(spec.fault, Fault::Kill | Fault::Crash) =>
+        {
+            Some(format!(
+                "{name} needs the server's worker to act on cue, which it does on a time or \
+                 output trigger (none, @DUR, @bytes:SIZE, @msg:N), not at a request \
+                 (@{}); at a request bulkhead can only signal the worker: kill or crash",
+                spec.trigger
+            ))
+        }
+        _ => None,
     }
 }
 
@@ -254,6 +351,8 @@ pub enum Target {
     ToolCall,
     /// The JSON-RPC session of `bulkhead mcp wrap`.
     McpSession,
+    /// One server behind the `bulkhead mcp serve` gateway.
+    McpServe,
 }
 
 /// A fault asked for where it cannot apply.

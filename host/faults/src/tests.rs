@@ -92,11 +92,6 @@ fn errors_name_the_bad_part_and_list_the_valid_ones() {
 fn a_fault_is_refused_where_it_cannot_apply() {
     let e = parse("drop").unwrap().check(Target::ToolCall).unwrap_err();
     assert!(e.to_string().contains("MCP fault"), "{e}");
-    let e = parse("slow:1K")
-        .unwrap()
-        .check(Target::McpSession)
-        .unwrap_err();
-    assert!(e.to_string().contains("stream fault"), "{e}");
     let e = parse("error@200ms")
         .unwrap()
         .check(Target::McpSession)
@@ -107,11 +102,32 @@ fn a_fault_is_refused_where_it_cannot_apply() {
         .check(Target::McpSession)
         .unwrap();
     parse("oom").unwrap().check(Target::ToolCall).unwrap();
-    let e = parse("garbage")
-        .unwrap()
-        .check(Target::McpSession)
-        .unwrap_err();
-    assert!(e.to_string().contains("stream fault"), "{e}");
+}
+
+#[test]
+fn stream_faults_apply_to_a_session_on_the_servers_messages() {
+    for ok in [
+        "garbage",
+        "garbage@every:2",
+        "oversize@on:tools/call",
+        "truncate@msg:3",
+        "delay:1s@200ms",
+        "slow:1K@bytes:4K",
+        "cut:10K",
+    ] {
+        parse(ok).unwrap().check(Target::McpSession).unwrap();
+    }
+    for (refused, says) in [
+        ("garbage@p:0.5", "draws no seeded numbers"),
+        ("truncate@every:2", "cannot repeat"),
+        ("delay:1s@every:3", "cannot repeat"),
+    ] {
+        let e = parse(refused)
+            .unwrap()
+            .check(Target::McpSession)
+            .unwrap_err();
+        assert!(e.to_string().contains(says), "{refused}: {e}");
+    }
 }
 
 #[test]
@@ -134,4 +150,30 @@ fn injected_says_what_fired_when() {
     let spec = parse("hang@bytes:64K").unwrap();
     let i = Injected::new(&spec, Duration::from_millis(1234));
     assert_eq!(i.to_string(), "injected hang @bytes:65536 at 1234 ms");
+}
+
+#[test]
+fn a_server_behind_the_gateway_takes_mcp_faults_and_signals_at_requests() {
+    for ok in [
+        "error@on:tools/call",
+        "timeout@msg:2",
+        "drop@p:0.1",
+        "kill@every:3",
+        "crash@on:echo",
+        "oom@2s",
+        "exit:3@msg:4",
+        "kill",
+    ] {
+        parse(ok).unwrap().check(Target::McpServe).unwrap();
+    }
+    for (refused, says) in [
+        ("slow:1K", "stream fault"),
+        ("error@200ms", "@on:"),
+        ("hang", "no timeout ends"),
+        ("oom@on:tools/call", "kill or crash"),
+        ("exit:3@p:0.5", "kill or crash"),
+    ] {
+        let e = parse(refused).unwrap().check(Target::McpServe).unwrap_err();
+        assert!(e.to_string().contains(says), "{refused}: {e}");
+    }
 }

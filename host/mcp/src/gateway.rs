@@ -25,7 +25,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use crate::client::{self, Waiting};
+use crate::held::Held;
 use crate::prepare::{FetchOptions, prepare};
+use crate::serve_faults::{FaultPlan, Handled, ServeFaults};
 use crate::session::ServerSession;
 use crate::{GatewayError, NAMESPACE_SEPARATOR};
 
@@ -43,6 +45,8 @@ pub struct Gateway {
     builtins: Vec<Value>,
     tool_policy: CallPolicy,
     cwd: PathBuf,
+    /// Requests over HTTP left unanswered by an injected fault.
+    pub(crate) held: Held,
 }
 
 /// Starts a session with every server in the servers file (`servers`, or
@@ -52,18 +56,41 @@ pub async fn start_sessions(
     config: &Config,
     servers: Option<&Path>,
 ) -> Result<(ToolHost, Vec<ServerSession>), GatewayError> {
+    start_sessions_with(config, servers, None).await
+}
+
+/// [`start_sessions`], and with `faults` (`mcp serve`) the faults to
+/// inject: those given and each server's own (`[servers.NAME] inject`).
+async fn start_sessions_with(
+    config: &Config,
+    servers: Option<&Path>,
+    faults: Option<&ServeFaults>,
+) -> Result<(ToolHost, Vec<ServerSession>), GatewayError> {
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .filter(|h| h.is_absolute());
+    let specs = match servers_file(servers, config, home.as_deref()) {
+        Some(file) => {
+            let entries =
+                load_servers_file(&file).map_err(|e| GatewayError::Config(e.to_string()))?;
+            specs(config, &entries, home.as_deref())
+                .map_err(|e| GatewayError::Config(e.to_string()))?
+        }
+        None => Vec::new(),
+    };
+    let plan = FaultPlan::new(faults, &specs)?;
+    // Each server holds a worker slot for as long as its session lives: the
+    // slots are one per CPU for tool calls (and fetches), plus one per
+    // server. With only the CPUs', a server past their number would wait
+    // for a slot until another died, and never initialize.
+    let defaults = HostConfig::default();
     let host = ToolHost::new(HostConfig {
         worker_from_config: config.worker.clone(),
-        ..HostConfig::default()
+        max_workers: defaults.max_workers + specs.len(),
+        ..defaults
     })?;
     let mut sessions = Vec::new();
-    if let Some(file) = servers_file(servers, config, home.as_deref()) {
-        let entries = load_servers_file(&file).map_err(|e| GatewayError::Config(e.to_string()))?;
-        let specs = specs(config, &entries, home.as_deref())
-            .map_err(|e| GatewayError::Config(e.to_string()))?;
+    if !specs.is_empty() {
         let launch_env = bulkhead_launch::LaunchEnv::from_process()?;
         for mut spec in specs {
             if spec.name.contains(NAMESPACE_SEPARATOR) {
@@ -73,7 +100,8 @@ pub async fn start_sessions(
                 )));
             }
             with_package(&host, &mut spec, &launch_env).await?;
-            sessions.push(ServerSession::spawn(host.clone(), spec));
+            let faults = plan.for_server(&spec);
+            sessions.push(ServerSession::spawn_with_faults(host.clone(), spec, faults));
         }
     }
     Ok((host, sessions))
@@ -126,7 +154,20 @@ impl Gateway {
         servers: Option<&Path>,
         expose: Option<&str>,
     ) -> Result<Arc<Gateway>, GatewayError> {
-        let (host, sessions) = start_sessions(config, servers).await?;
+        Self::start_with_faults(config, servers, expose, &ServeFaults::default()).await
+    }
+
+    /// [`Gateway::start`], injecting `faults` into the servers (and each
+    /// server's own from the config): a server `faults` names that is not
+    /// in the servers file, or a fault that cannot apply to a server, is a
+    /// [`GatewayError::Config`] saying so.
+    pub async fn start_with_faults(
+        config: &Config,
+        servers: Option<&Path>,
+        expose: Option<&str>,
+        faults: &ServeFaults,
+    ) -> Result<Arc<Gateway>, GatewayError> {
+        let (host, sessions) = start_sessions_with(config, servers, Some(faults)).await?;
         let cwd = std::env::current_dir()?;
         let ctx = ResolveContext {
             home: std::env::var_os("HOME").map(PathBuf::from),
@@ -161,12 +202,33 @@ impl Gateway {
             builtins,
             tool_policy,
             cwd,
+            held: Held::default(),
         }))
+    }
+}
+
+impl Gateway {
+    /// Its servers' live status, for its control socket; empty once the
+    /// gateway is gone (the socket holds no gateway alive).
+    pub(crate) fn status_source(self: &Arc<Self>) -> crate::control::StatusSource {
+        let weak = Arc::downgrade(self);
+        Arc::new(move || {
+            weak.upgrade()
+                .map(|g| {
+                    g.sessions
+                        .iter()
+                        .map(|s| crate::control::LiveServer::from_status(s.status()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
     }
 }
 
 /// Serves `gateway` on stdin/stdout until the client closes stdin.
 pub async fn serve_stdio(gateway: Arc<Gateway>) -> std::io::Result<()> {
+    // `bulkhead mcp status` reads it; closed and removed on return.
+    let _control = crate::control::start(gateway.status_source(), "stdio".into());
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Value>();
     let writer = tokio::spawn(async move {
         let mut stdout = tokio::io::stdout();
@@ -250,8 +312,11 @@ pub async fn serve_stdio(gateway: Arc<Gateway>) -> std::io::Result<()> {
         let gateway = gateway.clone();
         let out = out_tx.clone();
         tokio::spawn(async move {
-            let answer = gateway.handle(id, &msg).await;
-            let _ = out.send(answer);
+            // A request a fault leaves unanswered (`timeout`, `drop`) ends
+            // here, holding nothing.
+            if let Handled::Answer(answer) = gateway.handle_client(id, &msg).await {
+                let _ = out.send(answer);
+            }
         });
     }
     // The client is gone: stop forwarding, so the writer's queue can close.

@@ -15,18 +15,25 @@
 /// catalogue and an agent's tools.
 pub const NAMESPACE_SEPARATOR: &str = "__";
 
+pub mod chaos;
 mod client;
+pub mod control;
 mod gateway;
+mod held;
 mod http;
+pub mod inject;
 pub mod prepare;
 mod remote;
+pub mod restart;
 mod route;
+mod serve_faults;
 pub mod session;
 
 pub use gateway::{Gateway, MAX_CLIENT_MESSAGE, READY_TIMEOUT, serve_stdio, start_sessions};
 pub use http::{HttpOptions, serve_http};
 pub use prepare::{FetchOptions, PackageInfo, PrepareError, Prepared, prepare};
 pub use remote::call_remote;
+pub use serve_faults::ServeFaults;
 pub use session::{
     McpError, RequestFuture, RequestHandler, SERVER_REQUEST_TIMEOUT, ServerSession, ServerState,
     ServerStatus,

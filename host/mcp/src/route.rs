@@ -57,20 +57,38 @@ impl Gateway {
         })
     }
 
-    /// The server a client's request goes to, by index, when it goes to
-    /// one (`None`: the gateway itself, or every server): where that
-    /// server's notifications and requests for it are sent back.
-    pub(crate) fn target(&self, msg: &Value) -> Option<usize> {
-        if self.expose.is_some() {
-            return self.expose;
+    /// Which servers a client's request reaches: where the notifications
+    /// and requests that a server sends while serving it may belong.
+    pub(crate) fn target(&self, msg: &Value) -> Reach {
+        let method = msg["method"].as_str().unwrap_or("");
+        if let Some(i) = self.expose {
+            return match method {
+                "initialize" | "ping" => Reach::Gateway,
+                _ => Reach::One(i),
+            };
         }
-        let name = match msg["method"].as_str()? {
-            "tools/call" | "prompts/get" => msg["params"]["name"].as_str()?,
-            "completion/complete" => msg["params"]["ref"]["name"].as_str()?,
-            _ => return None,
+        let by_name = |name: Option<&str>| {
+            name.and_then(|n| n.split_once(NAMESPACE_SEPARATOR))
+                .and_then(|(server, _)| self.sessions.iter().position(|s| s.name() == server))
+                .map_or(Reach::Gateway, Reach::One)
         };
-        let (server, _) = name.split_once(NAMESPACE_SEPARATOR)?;
-        self.sessions.iter().position(|s| s.name() == server)
+        match method {
+            // A built-in tool, or a name no server has: the gateway
+            // answers it alone.
+            "tools/call" | "prompts/get" => by_name(msg["params"]["name"].as_str()),
+            "completion/complete" if msg["params"]["ref"]["type"] == "ref/prompt" => {
+                by_name(msg["params"]["ref"]["name"].as_str())
+            }
+            "completion/complete"
+            | "resources/list"
+            | "resources/templates/list"
+            | "resources/read"
+            | "resources/subscribe"
+            | "resources/unsubscribe"
+            | "prompts/list"
+            | "logging/setLevel" => Reach::All,
+            _ => Reach::Gateway,
+        }
     }
 
     /// The one server `--expose` names.
@@ -139,6 +157,27 @@ impl Gateway {
             .iter()
             .find(|s| s.name() == server)
             .map(|s| (s, bare))
+    }
+}
+
+/// The servers a client's request reaches (see [`Gateway::target`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// None: the gateway answers it itself (`tools/list`, a built-in tool).
+    Gateway,
+    /// One server, by index.
+    One(usize),
+    /// Every server, or whichever answers first (`resources/read`).
+    All,
+}
+
+impl Reach {
+    pub(crate) fn includes(self, server: usize) -> bool {
+        match self {
+            Reach::Gateway => false,
+            Reach::One(s) => s == server,
+            Reach::All => true,
+        }
     }
 }
 

@@ -18,21 +18,18 @@
 //! - A request in flight when the server dies fails; it is not replayed on
 //!   the restarted server, whose state is new.
 
-use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bulkhead_ipc::StreamId;
-use bulkhead_ipc::lines::{BoundedLines, LineEvent};
-use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use bulkhead_config::{McpServerSpec, Transport};
-use bulkhead_host::outcome::Outcome;
-use bulkhead_host::report::CallEvent;
-use bulkhead_host::{CallRequest, LiveStatus, ToolHost};
+use bulkhead_config::McpServerSpec;
+use bulkhead_host::{LiveStatus, ToolHost};
+
+use crate::serve_faults::{Before, ServerFaults};
 
 /// How long a server may take to answer `initialize`. Node servers load in
 /// a second or two; `npx` that must fetch a package can take far longer,
@@ -71,7 +68,7 @@ pub type RequestHandler = Arc<dyn Fn(Value) -> RequestFuture + Send + Sync>;
 
 type HandlerSlot = Arc<Mutex<Option<RequestHandler>>>;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ServerState {
     Starting,
@@ -106,6 +103,24 @@ pub struct ServerStatus {
     /// The package it runs from bulkhead's cache, pinned: `npm
     /// NAME@VERSION` (a package launcher's server only).
     pub package: Option<String>,
+    /// The current run's refusal messages (each once, at most
+    /// `bulkhead_egress::MAX_MESSAGES`).
+    pub egress_refusals: Vec<String>,
+    /// The pid of the worker the server runs in now; `None` between runs.
+    pub worker_pid: Option<u32>,
+    /// Resident memory of the current run's worker tree, at its latest
+    /// sample.
+    pub rss_bytes: u64,
+    /// Time since the current run got its worker, at its latest sample.
+    pub uptime_ms: Option<u64>,
+    /// `tools/call` requests sent to the server.
+    pub calls: u64,
+    /// Of those, the ones that got an error, a result marked `isError`, or
+    /// no answer.
+    pub call_errors: u64,
+    /// Faults injected into this server so far (`mcp serve --inject`,
+    /// `--chaos`).
+    pub injected: u64,
 }
 
 /// Why a request did not get the server's answer.
@@ -134,12 +149,30 @@ pub struct ServerSession {
     live: CurrentLive,
     state: watch::Receiver<ServerState>,
     notifications: broadcast::Sender<Value>,
+    /// Notifications handed to subscribers so far ([`ServerSession::notes_sent`]).
+    notes_sent: Arc<AtomicU64>,
     handler: HandlerSlot,
+    /// Faults injected by `mcp serve` (`crate::serve_faults`); `None`: none.
+    faults: Option<Arc<ServerFaults>>,
 }
 
 impl ServerSession {
     /// Starts the session's driver. Must be called inside a tokio runtime.
     pub fn spawn(host: ToolHost, spec: McpServerSpec) -> Self {
+        Self::spawn_with_faults(host, spec, None)
+    }
+
+    /// The faults injected into this server, if any.
+    pub(crate) fn faults(&self) -> Option<&Arc<ServerFaults>> {
+        self.faults.as_ref()
+    }
+
+    /// [`ServerSession::spawn`], with faults to inject.
+    pub(crate) fn spawn_with_faults(
+        host: ToolHost,
+        spec: McpServerSpec,
+        faults: Option<Arc<ServerFaults>>,
+    ) -> Self {
         let status = Arc::new(Mutex::new(ServerStatus {
             name: spec.name.clone(),
             state: ServerState::Starting,
@@ -154,12 +187,20 @@ impl ServerSession {
             egress_refused: 0,
             last_egress_refusal: None,
             package: spec.package.clone(),
+            egress_refusals: Vec::new(),
+            worker_pid: None,
+            rss_bytes: 0,
+            uptime_ms: None,
+            calls: 0,
+            call_errors: 0,
+            injected: 0,
         }));
         let live = CurrentLive::default();
         let (cmds, cmd_rx) = mpsc::channel(64);
         let (state_tx, state) = watch::channel(ServerState::Starting);
         let (notifications, _) = broadcast::channel(NOTIFICATION_BACKLOG);
         let handler = HandlerSlot::default();
+        let notes_sent = Arc::new(AtomicU64::new(0));
         let driver = Driver {
             handler: handler.clone(),
             server_requests: Arc::new(tokio::sync::Semaphore::new(MAX_SERVER_REQUESTS)),
@@ -168,7 +209,9 @@ impl ServerSession {
             status: status.clone(),
             state: state_tx,
             notifications: notifications.clone(),
+            notes_sent: notes_sent.clone(),
             live: live.clone(),
+            faults: faults.clone(),
         };
         tokio::spawn(driver.run(cmd_rx));
         Self {
@@ -178,7 +221,9 @@ impl ServerSession {
             live,
             state,
             notifications,
+            notes_sent,
             handler,
+            faults,
         }
     }
 
@@ -230,7 +275,19 @@ impl ServerSession {
                 .rev()
                 .find(|m| m.contains(" refused"))
                 .cloned();
+            status.egress_refusals = l
+                .egress_messages
+                .iter()
+                .filter(|m| m.contains(" refused"))
+                .cloned()
+                .collect();
+            status.peak_rss_bytes = status.peak_rss_bytes.max(l.peak_rss_bytes);
+            if status.worker_pid.is_some() {
+                status.rss_bytes = l.rss_bytes;
+                status.uptime_ms = Some(u64::try_from(l.elapsed.as_millis()).unwrap_or(u64::MAX));
+            }
         }
+        status.injected = self.faults.as_ref().map_or(0, |f| f.count());
         status
     }
 
@@ -240,9 +297,42 @@ impl ServerSession {
         self.notifications.subscribe()
     }
 
+    /// How many notifications have been handed to subscribers so far. The
+    /// driver counts one before it takes the server's next line, so once
+    /// a request's answer is here, every notification the server sent
+    /// before it is counted: a subscriber that has taken this many has
+    /// seen them all (the HTTP gateway waits for that before it ends a
+    /// call's stream).
+    pub fn notes_sent(&self) -> u64 {
+        self.notes_sent.load(Ordering::Acquire)
+    }
+
     /// Sends a request and waits for its answer (`result`), or the error
-    /// that stands for it.
+    /// that stands for it. A `tools/call` is counted, with whether the
+    /// client got an error, for `mcp status`.
     pub async fn request(&self, method: &str, params: Value) -> Result<Value, McpError> {
+        let answer = self.exchange(method, params).await;
+        if method == "tools/call" {
+            let mut s = lock(&self.status);
+            s.calls += 1;
+            s.call_errors += u64::from(!answer.as_ref().is_ok_and(|r| r["isError"] != true));
+        }
+        answer
+    }
+
+    async fn exchange(&self, method: &str, params: Value) -> Result<Value, McpError> {
+        // Injected faults (`mcp serve --inject`, `--chaos`): a request may
+        // not reach the server, or its answer be changed.
+        let fault = match &self.faults {
+            None => None,
+            Some(f) => {
+                f.settled().await;
+                match f.before(method, &params, lock(&self.status).worker_pid) {
+                    Before::Send(fault) => fault,
+                    Before::Done(result) => return result.map_err(McpError),
+                }
+            }
+        };
         let (reply, answer) = oneshot::channel();
         self.cmds
             .send(Cmd::Request {
@@ -252,9 +342,10 @@ impl ServerSession {
             })
             .await
             .map_err(|_| McpError(format!("server \"{}\" is stopped", self.name)))?;
-        answer
+        let answer = answer
             .await
-            .unwrap_or_else(|_| Err(McpError(format!("server \"{}\" stopped", self.name))))
+            .unwrap_or_else(|_| Err(McpError(format!("server \"{}\" stopped", self.name))));
+        crate::serve_faults::after(fault, answer)
     }
 }
 
@@ -262,295 +353,9 @@ fn lock(m: &Mutex<ServerStatus>) -> std::sync::MutexGuard<'_, ServerStatus> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-struct Driver {
-    host: ToolHost,
-    spec: McpServerSpec,
-    status: Arc<Mutex<ServerStatus>>,
-    state: watch::Sender<ServerState>,
-    notifications: broadcast::Sender<Value>,
-    live: CurrentLive,
-    handler: HandlerSlot,
-    server_requests: Arc<tokio::sync::Semaphore>,
-}
-
 /// Server notifications held for a slow subscriber; past this the oldest
 /// are dropped (`broadcast` lag), so a chatty server cannot grow the host.
 const NOTIFICATION_BACKLOG: usize = 256;
 
-type Pending = HashMap<u64, oneshot::Sender<Result<Value, McpError>>>;
-
-impl Driver {
-    fn set_state(&self, state: ServerState, error: Option<String>) {
-        {
-            let mut s = lock(&self.status);
-            s.state = state.clone();
-            if error.is_some() {
-                s.last_error = error;
-            }
-        }
-        let _ = self.state.send(state);
-    }
-
-    async fn run(self, mut cmds: mpsc::Receiver<Cmd>) {
-        let mut restarts: VecDeque<Instant> = VecDeque::new();
-        loop {
-            let why = self.run_once(&mut cmds).await;
-            let Some(why) = why else {
-                // The gateway dropped every handle: stop for good.
-                self.set_state(ServerState::Stopped, None);
-                return;
-            };
-            let window = self.spec.restart.window;
-            restarts.retain(|t| t.elapsed() < window);
-            if restarts.len() as u32 >= self.spec.restart.max {
-                let msg = format!(
-                    "{why}; it was restarted {} times in {} s, the budget, and is now marked failed",
-                    restarts.len(),
-                    window.as_secs()
-                );
-                self.set_state(ServerState::Failed, Some(msg.clone()));
-                // Answer whoever still asks, with why.
-                while let Some(Cmd::Request { reply, .. }) = cmds.recv().await {
-                    let _ = reply.send(Err(McpError(format!(
-                        "server \"{}\" failed: {msg}",
-                        self.spec.name
-                    ))));
-                }
-                return;
-            }
-            restarts.push_back(Instant::now());
-            lock(&self.status).restarts += 1;
-            self.set_state(ServerState::Restarting, Some(why));
-        }
-    }
-
-    /// Runs the server until it ends. `None`: no more requests will come.
-    async fn run_once(&self, cmds: &mut mpsc::Receiver<Cmd>) -> Option<String> {
-        let (tool, args) = match &self.spec.transport {
-            Transport::Stdio { command, env } => {
-                ("mcp_stdio", json!({"command": command, "env": env}))
-            }
-            Transport::Http { url, headers } => {
-                ("mcp_http", json!({"url": url, "headers": headers}))
-            }
-        };
-        let mut args = args;
-        args["max_message_bytes"] = json!(self.spec.max_message);
-        args["max_result_bytes"] = json!(self.spec.max_result);
-        args["call_timeout_ms"] = json!(self.spec.call_timeout.as_millis() as u64);
-        let mut req = CallRequest::new(tool, args.to_string())
-            .limits(self.spec.limits.clone())
-            .policy(self.spec.policy.clone())
-            .stream_output(true);
-        if let Some(cwd) = &self.spec.cwd {
-            req = req.cwd(cwd);
-        }
-        let mut call = self.host.call(req);
-        let live = call.live();
-        *self.live.lock().unwrap_or_else(|p| p.into_inner()) = Some(live.clone());
-        let (lines_tx, mut lines_rx) = mpsc::unbounded_channel::<Bytes>();
-        let input = call.input();
-        // The writer: input waits for the worker's credit, off the driver.
-        tokio::spawn(async move {
-            while let Some(line) = lines_rx.recv().await {
-                if input.send(line).await.is_err() {
-                    return;
-                }
-            }
-        });
-        let send = |v: &Value| {
-            let mut line = v.to_string().into_bytes();
-            line.push(b'\n');
-            let _ = lines_tx.send(Bytes::from(line));
-        };
-        let mut lines =
-            BoundedLines::new(usize::try_from(self.spec.max_message).unwrap_or(usize::MAX));
-        let mut pending: Pending = HashMap::new();
-        let mut next_id: u64 = 1;
-
-        // Initialize: our own request, before any of the gateway's.
-        let (init_tx, mut init_rx) = oneshot::channel();
-        pending.insert(0, init_tx);
-        send(
-            &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": PROTOCOL_VERSION, "capabilities": client_capabilities(),
-            "clientInfo": {"name": "bulkhead", "version": bulkhead_host::VERSION}}}),
-        );
-        let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
-        tokio::pin!(init_deadline);
-        let mut initialized = false;
-        let mut tools_id = None;
-        loop {
-            tokio::select! {
-                event = call.next_event() => match event {
-                    Some(CallEvent::Started(e)) => {
-                        lock(&self.status).not_enforced = e.not_enforced().map(|m| m.mechanism.clone()).collect();
-                    }
-                    Some(CallEvent::Output { stream: StreamId::Stdout, data }) => {
-                        let mut events = Vec::new();
-                        lines.feed(&data, &mut events);
-                        for ev in events {
-                            if let LineEvent::Line(line) = ev {
-                                self.route(&line, &mut pending, &lines_tx);
-                            }
-                        }
-                    }
-                    Some(CallEvent::Output { stream: StreamId::Stderr, data }) => {
-                        let mut s = lock(&self.status);
-                        s.stderr_tail.push_str(&String::from_utf8_lossy(&data));
-                        if s.stderr_tail.len() > STDERR_TAIL_BYTES {
-                            let cut = s.stderr_tail.len() - STDERR_TAIL_BYTES;
-                            let cut = (cut..s.stderr_tail.len()).find(|i| s.stderr_tail.is_char_boundary(*i)).unwrap_or(0);
-                            s.stderr_tail.drain(..cut);
-                        }
-                    }
-                    Some(CallEvent::Finished(report)) => {
-                        let why = match &report.outcome {
-                            Outcome::Killed { reason } => format!("the server was killed: {reason}"),
-                            Outcome::Failed { error } => format!("the server failed: {error}"),
-                            _ => report.summary.as_ref().and_then(|s| s["ended"].as_str().map(str::to_owned))
-                                .unwrap_or_else(|| "the server ended".into()),
-                        };
-                        lock(&self.status).peak_rss_bytes = report.usage.peak_rss_bytes.max(live.borrow().peak_rss_bytes);
-                        for (_, reply) in pending.drain() {
-                            let _ = reply.send(Err(McpError(format!("{why} before answering"))));
-                        }
-                        return Some(why);
-                    }
-                    None => return Some("the session's worker vanished".into()),
-                },
-                answer = &mut init_rx, if !initialized => {
-                    match answer {
-                        Ok(Ok(_)) => {
-                            initialized = true;
-                            send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-                            let (tx, rx) = oneshot::channel();
-                            let id = next_id;
-                            next_id += 1;
-                            pending.insert(id, tx);
-                            tools_id = Some(rx);
-                            send(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/list", "params": {}}));
-                        }
-                        Ok(Err(e)) => {
-                            call.cancel();
-                            self.set_state(ServerState::Starting, Some(format!("initialize failed: {e}")));
-                        }
-                        Err(_) => call.cancel(),
-                    }
-                }
-                tools = async {
-                    match tools_id.as_mut() {
-                        Some(rx) => rx.await,
-                        None => std::future::pending().await,
-                    }
-                }, if tools_id.is_some() => {
-                    tools_id = None;
-                    let list = match tools {
-                        Ok(Ok(v)) => v["tools"].as_array().cloned().unwrap_or_default(),
-                        _ => Vec::new(),
-                    };
-                    lock(&self.status).tools = list;
-                    self.set_state(ServerState::Ready, None);
-                }
-                _ = &mut init_deadline, if !initialized => {
-                    lock(&self.status).last_error = Some(format!("no answer to initialize within {} s", INIT_TIMEOUT.as_secs()));
-                    call.cancel();
-                }
-                cmd = cmds.recv(), if initialized => match cmd {
-                    Some(Cmd::Request { method, params, reply }) => {
-                        let id = next_id;
-                        next_id += 1;
-                        pending.insert(id, reply);
-                        let mut msg = json!({"jsonrpc": "2.0", "id": id, "method": method});
-                        // No `params` rather than `null`, which JSON-RPC
-                        // does not allow and some SDKs drop unanswered.
-                        if !params.is_null() {
-                            msg["params"] = params;
-                        }
-                        send(&msg);
-                    }
-                    None => {
-                        call.cancel();
-                        let _ = call.wait().await;
-                        return None;
-                    }
-                },
-            }
-            let peak = live.borrow().peak_rss_bytes;
-            let mut s = lock(&self.status);
-            s.peak_rss_bytes = s.peak_rss_bytes.max(peak);
-        }
-    }
-
-    /// One line from the server: an answer to route, a request to decline,
-    /// or a notification to drop.
-    fn route(&self, line: &[u8], pending: &mut Pending, lines: &mpsc::UnboundedSender<Bytes>) {
-        let Ok(msg) = serde_json::from_slice::<Value>(line) else {
-            return;
-        };
-        let id = msg.get("id").cloned();
-        let has_method = msg.get("method").is_some();
-        match (id, has_method) {
-            (Some(id), false) => {
-                let Some(reply) = id.as_u64().and_then(|n| pending.remove(&n)) else {
-                    return;
-                };
-                let answer = match (msg.get("result"), msg.get("error")) {
-                    (Some(r), _) => Ok(r.clone()),
-                    (None, Some(e)) => Err(McpError(
-                        e["message"]
-                            .as_str()
-                            .unwrap_or("the server answered with an error")
-                            .to_owned(),
-                    )),
-                    (None, None) => Err(McpError(
-                        "the server's answer has neither result nor error".into(),
-                    )),
-                };
-                let _ = reply.send(answer);
-            }
-            (Some(id), true) => self.server_request(id, msg, lines.clone()),
-            // Nobody listening is fine: the notification is dropped.
-            (None, true) => {
-                let _ = self.notifications.send(msg);
-            }
-            (None, false) => {}
-        }
-    }
-
-    /// A request from the server: to the handler, off the driver (whose
-    /// loop must keep reading), within the bounds.
-    fn server_request(&self, id: Value, msg: Value, lines: mpsc::UnboundedSender<Bytes>) {
-        let send = move |v: Value| {
-            let mut line = v.to_string().into_bytes();
-            line.push(b'\n');
-            let _ = lines.send(Bytes::from(line));
-        };
-        let handler = self
-            .handler
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let (Some(handler), Ok(permit)) =
-            (handler, self.server_requests.clone().try_acquire_owned())
-        else {
-            send(json!({"jsonrpc": "2.0", "id": id, "error": {
-                "code": -32601,
-                "message": "bulkhead's gateway has no client to pass this request to (sampling, elicitation, roots), or too many are waiting",
-            }}));
-            return;
-        };
-        tokio::spawn(async move {
-            let _permit = permit;
-            let answer = match tokio::time::timeout(SERVER_REQUEST_TIMEOUT, handler(msg)).await {
-                Ok(Ok(result)) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-                Ok(Err(error)) => json!({"jsonrpc": "2.0", "id": id, "error": error}),
-                Err(_) => json!({"jsonrpc": "2.0", "id": id, "error": {
-                    "code": -32603,
-                    "message": format!("the client did not answer within {} s", SERVER_REQUEST_TIMEOUT.as_secs()),
-                }}),
-            };
-            send(answer);
-        });
-    }
-}
+mod driver;
+use driver::Driver;

@@ -24,6 +24,8 @@ mod calls;
 mod client;
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod openai;
 mod provider_error;
 mod retry;

@@ -122,6 +122,15 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// process), so waiting alone is not enough.
 const BUSY_RETRIES: u32 = 4;
 
+/// Each connection's page cache, in KiB (`PRAGMA cache_size = -N`). Stated
+/// here rather than left to SQLite's default (2,000 KiB) because it is
+/// the store's share of the host's memory: the TUI holds two connections,
+/// so 4 MiB, reached once the pages it touches exceed it, and never more
+/// however large the file grows. 2 MiB holds the sessions and items
+/// indexes and the pages of the newest records, which is what the bounded
+/// reads touch; a payload read streams its chunks through it.
+pub const PAGE_CACHE_KIB: u32 = 2048;
+
 /// A session's id: its row id. Ids are never reused (AUTOINCREMENT), so an
 /// id a user wrote down never names a different session after `rm`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -267,6 +276,10 @@ impl Store {
         conn.pragma_update(None, "synchronous", synchronous)
             .map_err(sql)?;
         conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(sql)?;
+        // Negative: a size in KiB, not in pages, so the bound holds
+        // whatever the file's page size.
+        conn.pragma_update(None, "cache_size", -i64::from(PAGE_CACHE_KIB))
             .map_err(sql)?;
         let store = Store {
             conn,

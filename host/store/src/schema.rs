@@ -114,22 +114,48 @@ pub(crate) fn check_file(path: &Path) -> Result<()> {
             });
         }
     };
-    let mut head = Vec::with_capacity(SQLITE_MAGIC.len());
+    let mut head = Vec::with_capacity(HEADER_BYTES);
     (&mut file)
-        .take(SQLITE_MAGIC.len() as u64)
+        .take(HEADER_BYTES as u64)
         .read_to_end(&mut head)
         .map_err(|source| StoreError::Open {
             path: path.to_path_buf(),
             source,
         })?;
-    if head.is_empty() || head == SQLITE_MAGIC {
+    if head.is_empty() {
         return Ok(());
     }
-    Err(StoreError::NotADatabase {
-        path: path.to_path_buf(),
-        detail: "its first bytes are not \"SQLite format 3\"".into(),
-    })
+    if !head.starts_with(SQLITE_MAGIC) {
+        return Err(StoreError::NotADatabase {
+            path: path.to_path_buf(),
+            detail: "its first bytes are not \"SQLite format 3\"".into(),
+        });
+    }
+    // Header fields SQLite reads lazily: a database with no tables opens
+    // and identifies as empty whatever they hold, and fails only at the
+    // first write, after WAL mode has rewritten the header. So they are
+    // checked before anything is written.
+    let field = |at: usize| {
+        head.get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let bad = [
+        // Schema format 1 to 4 (0 in a database never written).
+        (field(44).is_some_and(|v| v > 4), "schema format"),
+        // Text encoding 1 to 3: UTF-8, UTF-16le, UTF-16be (0 likewise).
+        (field(56).is_some_and(|v| v > 3), "text encoding"),
+    ];
+    if let Some((_, what)) = bad.iter().find(|(is_bad, _)| *is_bad) {
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!("its header's {what} is not one SQLite writes"),
+        });
+    }
+    Ok(())
 }
+
+/// The SQLite database header, whose fields [`check_file`] checks.
+const HEADER_BYTES: usize = 100;
 
 /// Refuses another program's database and a newer schema. Reads only.
 pub(crate) fn identify(conn: &Connection, path: &Path) -> Result<()> {
@@ -151,7 +177,10 @@ fn check_identity(conn: &Connection, path: &Path) -> Result<i64> {
         let objects: i64 = conn
             .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
             .map_err(sql)?;
-        if objects > 0 {
+        // A schema version with none of its tables is another program's
+        // database too (ours sets the id in the migration that creates
+        // them); migrating it would start past the tables it lacks.
+        if objects > 0 || version != 0 {
             return Err(StoreError::Foreign {
                 path: path.to_path_buf(),
                 found: 0,
@@ -171,6 +200,22 @@ fn check_identity(conn: &Connection, path: &Path) -> Result<i64> {
             found: version,
             supported: SCHEMA_VERSION,
         });
+    }
+    // A store to create or migrate, unless the file is damaged (a truncated
+    // or garbled database can read as empty or as an old store). Opening
+    // it writes (WAL mode rewrites the header, then the migration), so it
+    // is checked first: once per creation or upgrade, never on the open of
+    // a current store.
+    if version < SCHEMA_VERSION {
+        let verdict: String = conn
+            .pragma_query_value(None, "quick_check", |r| r.get(0))
+            .map_err(sql)?;
+        if verdict != "ok" {
+            return Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                detail: format!("PRAGMA quick_check: {verdict}"),
+            });
+        }
     }
     Ok(version)
 }

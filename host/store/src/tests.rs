@@ -350,6 +350,76 @@ fn files_that_are_not_ours_are_refused_untouched() {
 }
 
 #[test]
+fn a_damaged_database_that_reads_as_empty_is_refused_untouched() {
+    // No tables and no application id, so it reads as a store to create,
+    // but its freelist points past the end: the first write (WAL mode's
+    // header) must not happen.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("damaged.db");
+    {
+        let c = rusqlite::Connection::open(&path).expect("sqlite");
+        c.execute_batch("CREATE TABLE t (x); DROP TABLE t;")
+            .expect("table");
+    }
+    let mut bytes = std::fs::read(&path).expect("read");
+    // The header's first freelist trunk page and freelist page count.
+    bytes[32..40].copy_from_slice(&[0x80, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+    std::fs::write(&path, &bytes).expect("write");
+    let err = Store::open(&path).err().expect("refused");
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert_eq!(
+        std::fs::read(&path).expect("read"),
+        bytes,
+        "the file was modified"
+    );
+    // A sound file whose header's schema format or text encoding SQLite
+    // never writes: it opens as empty and would fail at the first write.
+    let sound = dir.path().join("sound.db");
+    {
+        let c = rusqlite::Connection::open(&sound).expect("sqlite");
+        c.execute_batch("CREATE TABLE t (x); DROP TABLE t; VACUUM;")
+            .expect("table");
+    }
+    // Our id, version 0, page 1 cut short inside its b-tree header (an
+    // input the fuzzer found): damaged, not a store to create.
+    let cut = dir.path().join("cut.db");
+    let mut bytes = b"SQLite format 3\0".to_vec();
+    bytes.extend_from_slice(&[0x10, 0, 1, 1, 0, 0x40, 0x20, 0x20, 0, 0, 0, 1, 0, 0, 0, 1]);
+    bytes.resize(0x44, 0);
+    bytes.extend_from_slice(&crate::APPLICATION_ID.to_be_bytes());
+    bytes.resize(0x50, 0);
+    bytes.extend_from_slice(&[6, 0, 0, 0]);
+    bytes.resize(0x5c, 0);
+    bytes.extend_from_slice(&[
+        0, 0, 0, 1, 0, 0x2e, 0x63, 1, 0x0d, 0, 0, 0, 0, 0x10, 0, 0x3d,
+    ]);
+    std::fs::write(&cut, &bytes).expect("write");
+    let err = Store::open(&cut).err().expect("refused");
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert_eq!(std::fs::read(&cut).expect("read"), bytes);
+
+    // No tables, no id, but a schema version: another program's.
+    let versioned = dir.path().join("versioned.db");
+    std::fs::copy(&sound, &versioned).expect("copy");
+    {
+        let c = rusqlite::Connection::open(&versioned).expect("sqlite");
+        c.pragma_update(None, "user_version", 2).expect("version");
+    }
+    let before = std::fs::read(&versioned).expect("read");
+    let err = Store::open(&versioned).err().expect("refused");
+    assert!(matches!(err, StoreError::Foreign { found: 0, .. }), "{err}");
+    assert_eq!(std::fs::read(&versioned).expect("read"), before);
+    for at in [44, 56] {
+        let mut bytes = std::fs::read(&sound).expect("read");
+        bytes[at..at + 4].copy_from_slice(&0xf700_0000_u32.to_be_bytes());
+        std::fs::write(&path, &bytes).expect("write");
+        let err = Store::open(&path).err().expect("refused");
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{at}: {err}");
+        assert_eq!(std::fs::read(&path).expect("read"), bytes, "{at}");
+    }
+}
+
+#[test]
 fn durability_sets_synchronous() {
     let dir = tempfile::tempdir().expect("tempdir");
     let level = |durability| {
@@ -367,4 +437,16 @@ fn durability_sets_synchronous() {
     // SQLite's numbers: NORMAL = 1, FULL = 2.
     assert_eq!(level(Durability::Full), 2);
     assert_eq!(level(Durability::Normal), 1);
+}
+
+#[test]
+fn page_cache_is_bounded_in_kib() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path().join("s.db")).expect("open");
+    let cache: i64 = store
+        .conn
+        .query_row("PRAGMA cache_size", [], |r| r.get(0))
+        .expect("pragma");
+    // Negative: KiB, whatever the page size.
+    assert_eq!(cache, -i64::from(crate::PAGE_CACHE_KIB));
 }

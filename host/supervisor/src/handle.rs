@@ -1,14 +1,23 @@
 //! [`CallHandle`]: the caller's end of one call: its events, its live
-//! figures, its input, its worker's pid, and cancel-on-drop.
+//! figures, its input, its worker's pid, faults for it while it runs, and
+//! cancel-on-drop.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use bulkhead_faults::{Fault, FaultSpec, NotApplicable, Target};
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::report::{CallEvent, CallReport, Enforcement, LiveStatus};
+use crate::report::{CallEvent, CallReport, CallState, Enforcement, LiveStatus};
+
+/// Faults asked for with [`CallHandle::inject_now`] that the supervisor
+/// has not taken yet. It takes each as soon as it is asked for, once the
+/// call's worker runs; until then (a call queued for a worker slot) they
+/// wait. Four is more than a person pressing keys asks for before a
+/// worker starts, and keeps a caller in a loop from growing the queue.
+pub const MAX_PENDING_FAULTS: usize = 4;
 
 /// Input for the tool, in the order the caller sent it.
 #[derive(Debug)]
@@ -33,6 +42,11 @@ pub(crate) struct Shared {
     /// supervisor stores it twice per call, and only a caller that asks
     /// ever reads it.
     worker_pid: AtomicU32,
+    /// Faults asked for while the call runs, oldest first, at most
+    /// [`MAX_PENDING_FAULTS`].
+    asked: Mutex<Vec<Fault>>,
+    /// Woken when a fault is asked for.
+    pub(crate) asked_notify: Notify,
 }
 
 impl Shared {
@@ -46,6 +60,13 @@ impl Shared {
     /// the pid may name another process.
     pub(crate) fn withdraw_pid(&self) {
         self.worker_pid.store(0, Ordering::Relaxed);
+    }
+
+    /// The faults asked for since the last take, oldest first.
+    pub(crate) fn take_asked(&self) -> Vec<Fault> {
+        // A poisoned lock only means a panic elsewhere held it; the list
+        // itself is always whole.
+        std::mem::take(&mut *self.asked.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
@@ -132,6 +153,49 @@ impl CallHandle {
         self.cancel.cancel();
     }
 
+    /// Injects `fault` into the call while it runs, as
+    /// [`CallRequest::inject`](crate::CallRequest::inject) does from the
+    /// start: `Fault::Kill` SIGKILLs the worker's tree (the call ends
+    /// `killed: signal(9)`), `Fault::Oom` makes the worker really allocate
+    /// past its memory cap (the cage's own mechanism ends it `killed:
+    /// memory`), and so on for every process and stream fault. It fires as
+    /// soon as the supervisor takes it: at once for a running worker; for
+    /// a call still queued for a worker slot, once its worker is in its
+    /// cage. The report's [`CallReport::injected`] records it, as the
+    /// trigger `@MS` of the moment it fired, unless another fault of the
+    /// call fired first.
+    ///
+    /// `Ok` means the fault was handed to the call's supervisor. A call
+    /// that reaches its end meanwhile ends as it would have, and its report
+    /// does not name this fault.
+    ///
+    /// # Errors
+    ///
+    /// [`InjectNowError::NotApplicable`] for an MCP fault (a tool call has
+    /// no JSON-RPC requests), [`InjectNowError::Ended`] once the call has
+    /// ended, [`InjectNowError::Full`] when [`MAX_PENDING_FAULTS`] faults
+    /// still wait for the worker.
+    pub fn inject_now(&self, fault: Fault) -> Result<(), InjectNowError> {
+        FaultSpec::new(fault.clone()).check(Target::ToolCall)?;
+        if self.finished || self.live.borrow().state == CallState::Ended {
+            return Err(InjectNowError::Ended);
+        }
+        {
+            let mut asked = self
+                .shared
+                .asked
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if asked.len() >= MAX_PENDING_FAULTS {
+                return Err(InjectNowError::Full);
+            }
+            asked.push(fault);
+        }
+        // A permit is kept when the supervisor is not waiting yet.
+        self.shared.asked_notify.notify_one();
+        Ok(())
+    }
+
     /// Waits for the report, skipping live output.
     pub async fn wait(mut self) -> CallReport {
         loop {
@@ -165,6 +229,21 @@ impl InputSender {
     pub async fn close(&self) -> Result<(), InputClosed> {
         self.0.send(InputMsg::Close).await.map_err(|_| InputClosed)
     }
+}
+
+/// Why [`CallHandle::inject_now`] did not take a fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InjectNowError {
+    /// The fault cannot apply to a tool call; the reason says why.
+    #[error(transparent)]
+    NotApplicable(#[from] NotApplicable),
+    /// The call has ended: there is no worker to inject into.
+    #[error("the call has ended; there is no worker to inject a fault into")]
+    Ended,
+    /// Too many faults already wait for the call's worker.
+    #[error("{MAX_PENDING_FAULTS} faults already wait for this call's worker to start")]
+    Full,
 }
 
 /// The call has ended; it takes no more input.

@@ -120,7 +120,7 @@ mod worker_io;
 
 /// The fault vocabulary of [`CallRequest::inject`].
 pub use bulkhead_faults::{Fault, FaultSpec, Injected, Trigger};
-pub use handle::{CallHandle, InputClosed, InputSender};
+pub use handle::{CallHandle, InjectNowError, InputClosed, InputSender, MAX_PENDING_FAULTS};
 pub use host::{HostConfig, HostError, ToolHost};
 pub use limits::{CallLimits, LimitsError};
 pub use outcome::{KillReason, Outcome, Usage};

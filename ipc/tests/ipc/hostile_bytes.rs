@@ -110,6 +110,7 @@ fn seeds() -> Vec<Vec<u8>> {
                 stop_at_output_cap: true,
             },
             sandbox: None,
+            start_faults: Vec::new(),
         })),
         HostMessage::Credit { chunks: 70000 },
         HostMessage::Cancel,

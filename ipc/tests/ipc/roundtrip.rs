@@ -8,7 +8,7 @@ use bulkhead_ipc::{
     AsyncFrameReader, AsyncFrameWriter, Chunk, Confinement, DEFAULT_MAX_FRAME_BYTES, Done,
     FrameError, FrameReader, FrameWriter, FsRules, HostMessage, Invoke, MAX_CHUNK_BYTES,
     MechanismState, NetworkMode, OnMissing, Progress, SandboxSpec, StreamId, ToolError,
-    ToolErrorKind, ToolExit, WorkerLimits, WorkerMessage, WorkerUsage,
+    ToolErrorKind, ToolExit, WorkerFault, WorkerLimits, WorkerMessage, WorkerUsage,
 };
 use proptest::collection::vec;
 use proptest::option;
@@ -67,6 +67,7 @@ fn invoke() -> impl Strategy<Value = Invoke> {
             args_json,
             limits,
             sandbox,
+            start_faults: Vec::new(),
         })
 }
 
@@ -404,6 +405,7 @@ fn every_variant_once_sync_and_async() {
                 on_missing: OnMissing::Require,
                 egress: None,
             }),
+            start_faults: vec![WorkerFault::Kill, WorkerFault::Exit(3)],
         })),
         HostMessage::Credit { chunks: 0 },
         HostMessage::Cancel,

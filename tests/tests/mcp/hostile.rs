@@ -18,8 +18,10 @@ fn session(mode: &str, flags: &[&str], calls: u64, extra: &[Value], expect: usiz
     // A marker of its own, so tests running side by side do not see each
     // other's servers as survivors.
     let mark = marker(&format!("hostile-{mode}"));
+    // `--no-restart`: each test is about one run's end, which its `ended`
+    // line reports (restarts are `wrap_restart.rs`'s).
     let child = Command::new(bin("bulkhead"))
-        .args(["mcp", "wrap"])
+        .args(["mcp", "wrap", "--no-restart"])
         .args(flags)
         .args(["--", &server, mode, &mark])
         .env_remove("BULKHEAD_CONFIG")

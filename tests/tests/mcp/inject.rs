@@ -116,10 +116,12 @@ fn disconnect_ends_the_session() {
 }
 
 /// A wrap whose client keeps its stdin open until the session ends by
-/// itself (a process fault), with the `ended` line.
+/// itself (a process fault, under `--no-restart`: a restarted server would
+/// run on), with the `ended` line.
 fn until_it_ends(flags: &[&str], tag: &str) -> Value {
     let mark = marker(tag);
-    let mut child = wrap(flags, &mark);
+    let flags = [&["--no-restart"][..], flags].concat();
+    let mut child = wrap(&flags, &mark);
     let mut stdin = child.stdin.take().expect("stdin");
     for m in messages() {
         writeln!(stdin, "{m}").expect("write");
@@ -160,7 +162,7 @@ fn process_faults_end_the_servers_worker_as_the_real_fault() {
 #[test]
 fn faults_that_cannot_apply_are_refused_with_the_reason() {
     for (spec, says) in [
-        ("slow:1K", "stream fault"),
+        ("slow:1K@p:0.5", "draws no seeded numbers"),
         ("error@200ms", "@on:"),
         ("explode", "the faults are"),
     ] {

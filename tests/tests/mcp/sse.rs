@@ -107,6 +107,32 @@ impl Reply {
         panic!("no event in {} lines", 4 * MAX_EVENTS);
     }
 
+    /// The next event, or `None` when the stream ends, however it ends
+    /// (a connection closed mid-event, or reset, included).
+    fn event_or_end(&mut self) -> Option<(Option<u64>, Value)> {
+        let mut id = None;
+        loop {
+            let mut line = Vec::new();
+            match self.body.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+            let Ok(line) = std::str::from_utf8(&line) else {
+                continue; // a chunk cut mid-character by the close
+            };
+            let line = line.trim_end();
+            if line == "0" {
+                return None;
+            }
+            if let Some(v) = line.strip_prefix("id: ") {
+                id = v.parse().ok();
+            } else if let Some(data) = line.strip_prefix("data: ") {
+                // A last event cut short by the close is not one.
+                return serde_json::from_str(data).ok().map(|m| (id, m));
+            }
+        }
+    }
+
     /// Events until the answer with `id`: (what came before, the answer).
     fn until_answer(&mut self, id: u64) -> (Vec<Value>, Value) {
         let mut before = Vec::new();
@@ -371,4 +397,185 @@ fn elicitation_reaches_the_stdio_client_that_offers_it() {
         }
     }
     panic!("no answer in {MAX_EVENTS} messages");
+}
+
+/// The status line's code of whatever answers `raw`, sent as is.
+fn raw_status(port: u16, raw: &[u8]) -> u16 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(READ_BOUND)).unwrap();
+    // The gateway may answer (and close) before taking all of a big body:
+    // a failed write is fine, the answer is what is checked.
+    let _ = s.write_all(raw);
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).unwrap();
+    line.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {line:?}"))
+}
+
+/// Bad input gets the status that names it: a request that is not HTTP
+/// 400, a body that is not JSON 400, a body over the message cap 413
+/// (read no further than the cap), an unknown session 404.
+/// Only the session id names a session (128 random bits), so one session
+/// cannot name, use or end another's without its id: ending one leaves
+/// the other as it was.
+#[test]
+fn bad_input_gets_the_status_that_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_gw, port) = http_gateway(dir.path(), false);
+    assert_eq!(raw_status(port, b"NOT HTTP AT ALL\r\n\r\n"), 400);
+    assert_eq!(
+        raw_status(port, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"),
+        400
+    );
+    let sid = initialize(port, json!({}));
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: {sid}\r\n"
+    );
+    let not_json = format!("{head}Content-Length: 8\r\n\r\n{{\"jsonrp");
+    assert_eq!(raw_status(port, not_json.as_bytes()), 400);
+    // 5 MiB, over the 4 MiB cap on one client message.
+    let big = 5 << 20;
+    let mut oversized = format!("{head}Content-Length: {big}\r\n\r\n").into_bytes();
+    oversized.extend(std::iter::repeat_n(b' ', big));
+    assert_eq!(raw_status(port, &oversized), 413);
+    let ping = json!({"jsonrpc": "2.0", "id": 9, "method": "ping"});
+    assert_eq!(
+        post(port, "0123456789abcdef0123456789abcdef", &ping).status,
+        404
+    );
+
+    assert_eq!(sid.len(), 32, "128 bits as hex: {sid}");
+    let other = initialize(port, json!({}));
+    assert_ne!(sid, other);
+    assert_eq!(send(port, "DELETE", Some(&other), &[], None).status, 200);
+    assert_eq!(post(port, &other, &ping).status, 404);
+    let still = post(port, &sid, &ping);
+    assert_eq!(still.status, 200);
+    assert_eq!(still.answer(9)["result"], json!({}));
+}
+
+/// A client that starts a call whose server floods it with log messages
+/// (128 MiB of them, 16 KiB each) and then reads nothing: the gateway
+/// holds a bounded amount (its RSS grows by far less than what was sent),
+/// stops the stream after its wait, and serves another session
+/// meanwhile; what the client finally reads is a stream that has ended
+/// without the flood or the answer.
+#[test]
+fn a_client_that_never_reads_costs_bounded_memory_and_loses_its_stream() {
+    never_reading_client(8192, 16 << 10, 48 << 20);
+}
+
+/// The same with log messages of 2 MiB each (512 MiB of them): what the
+/// gateway holds for a client that does not read is bounded in bytes,
+/// not in events, so its RSS grows by those bounds plus slack, however
+/// large each event is.
+#[test]
+fn large_events_to_a_client_that_never_reads_cost_bounded_bytes() {
+    never_reading_client(256, 2 << 20, GROWTH_BOUND_LARGE);
+}
+
+/// What the gateway may grow by for 2 MiB events to a client that reads
+/// nothing: the stalled stream's bytes (8 MiB, `budget::STREAM_BYTES`),
+/// the server's notifications waiting to be routed (8 MiB,
+/// `notes::PENDING_BYTES`), a few events in passing (being parsed,
+/// serialized, routed: 2 MiB each) and allocator slack (16 MiB). Counted
+/// in events as before, the same flood held all 512 MiB.
+const GROWTH_BOUND_LARGE: u64 = (8 + 8 + 4 * 2 + 16) << 20;
+
+/// Floods a POST's stream with `count` log messages of `size` bytes that
+/// its client never reads; the gateway's RSS must grow by less than
+/// `bound`.
+fn never_reading_client(count: u64, size: u64, bound: u64) {
+    use std::os::fd::AsRawFd;
+    let setup = crate::python_http::Setup::new();
+    let (gw, port) = setup.gateway(false);
+    let pid = i32::try_from(gw.0.id()).unwrap();
+    let rss = || bulkhead_tests::proc_status_bytes(pid, "VmRSS:").expect("the gateway's VmRSS");
+    let sid = initialize(port, json!({}));
+    // Warm: the server started, one call through with its logging.
+    let warm = post(port, &sid, &call(1, "a__work", json!({"steps": 2}))).answer(1);
+    assert_eq!(warm["result"]["content"][0]["text"], "a: 2 steps done");
+    let idle = rss();
+
+    let stalled = post(
+        port,
+        &sid,
+        &call(2, "a__flood", json!({"count": count, "size": size})),
+    );
+    assert!(stalled.is_sse(), "{:?}", stalled.headers);
+    // Until the bytes waiting for us stop growing: the gateway's writer
+    // is then blocked on us. Sampled, the gateway's RSS meanwhile.
+    let fd = stalled.body.get_ref().as_raw_fd();
+    let waiting = || {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one c_int through the pointer.
+        unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+        n
+    };
+    let mut peak = idle;
+    let (mut last, mut same_for) = (-1, 0);
+    for _ in 0..(READ_BOUND.as_millis() / 200) {
+        std::thread::sleep(Duration::from_millis(200));
+        peak = peak.max(rss());
+        let now = waiting();
+        same_for = if now == last { same_for + 1 } else { 0 };
+        last = now;
+        if same_for >= 15 {
+            break;
+        }
+    }
+    assert!(same_for >= 15, "the stream never stalled");
+    // Past the gateway's wait for a slow client (30 s), with room.
+    for _ in 0..(45_000 / 200) {
+        std::thread::sleep(Duration::from_millis(200));
+        peak = peak.max(rss());
+    }
+    let growth = peak.saturating_sub(idle);
+    eprintln!(
+        "{count} events of {size} bytes: gateway RSS idle {} KiB, peak {} KiB",
+        idle >> 10,
+        peak >> 10
+    );
+    assert!(
+        growth < bound,
+        "the gateway grew by {} MiB for a client that reads nothing (idle {} MiB)",
+        growth >> 20,
+        idle >> 20
+    );
+
+    // Another session is served, its progress with it.
+    let other = initialize(port, json!({}));
+    let mut msg = call(3, "a__work", json!({"steps": 3}));
+    msg["params"]["_meta"] = json!({"progressToken": "other"});
+    let mut r = post(port, &other, &msg);
+    let (before, answer) = r.until_answer(3);
+    assert_eq!(answer["result"]["content"][0]["text"], "a: 3 steps done");
+    let progress = before
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .count();
+    assert_eq!(progress, 3, "{before:?}");
+
+    // What the stalled client reads now ends, short of the flood.
+    let mut stalled = stalled;
+    let (mut events, mut ended) = (0, false);
+    for _ in 0..count {
+        let Some((_, msg)) = stalled.event_or_end() else {
+            ended = true;
+            break;
+        };
+        assert_ne!(
+            msg["id"], 2,
+            "the answer came: the stream was never stopped"
+        );
+        events += 1;
+    }
+    assert!(ended, "the stream went on past {events} events");
+    eprintln!(
+        "gateway RSS idle {} KiB, peak {} KiB; {events} of {count} events reached the stalled client",
+        idle >> 10,
+        peak >> 10
+    );
 }

@@ -115,6 +115,28 @@ fn garbage_oversize_and_truncate_meet_the_hosts_protocol_check() {
     }
 }
 
+/// A fault with no trigger fires before the tool runs, so a tool that
+/// ends within a millisecond meets it every time: the worker carries it
+/// out once confined, instead of racing the tool for it.
+#[test]
+fn a_fault_at_the_start_fires_even_on_a_tool_that_ends_at_once() {
+    for (spec, want) in [
+        ("exit:3", ("failed", "")),
+        ("kill", ("killed", "signal(9)")),
+        ("crash", ("killed", "signal(6)")),
+    ] {
+        for round in 0..10 {
+            let r = injected(spec, "echo hi", &format!("quick-{round}"), &[]);
+            let (got_status, got_reason) = status(&r);
+            assert_eq!(got_status, want.0, "{spec}, round {round}: {r}");
+            if !want.1.is_empty() {
+                assert_eq!(got_reason, want.1, "{spec}, round {round}: {r}");
+            }
+            assert_eq!(r["injected"]["trigger"], "start", "{r}");
+        }
+    }
+}
+
 #[test]
 fn delay_holds_the_first_byte() {
     let r = injected("delay:500ms", "echo hi", "delay", &[]);

@@ -10,7 +10,7 @@ use bulkhead_tests::agent_chat::ChatSetup;
 use bulkhead_tests::model_server::{ModelServer, Turn};
 use bulkhead_tests::tmux::{Tmux, start_model_mode};
 
-const DEADLINE: Duration = Duration::from_secs(60);
+pub(super) const DEADLINE: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prompt_streams_an_answer_with_a_tool_card() {
@@ -153,7 +153,7 @@ async fn the_kill_key_kills_one_agent_call_and_the_turn_goes_on() {
 
 /// An agent with `shell` (plus `agent_toml`) whose model first asks for
 /// `sleep 600`: the call runs until it is stopped, so no test races it.
-fn sleeping_shell(server: &ModelServer, agent_toml: &str) -> ChatSetup {
+pub(super) fn sleeping_shell(server: &ModelServer, agent_toml: &str) -> ChatSetup {
     let setup = ChatSetup::new(
         &server.base_url(),
         "anthropic",
@@ -170,7 +170,11 @@ fn sleeping_shell(server: &ModelServer, agent_toml: &str) -> ChatSetup {
 
 /// Starts the app on `setup` in a real terminal, sends `prompt`, and lets
 /// `drive` work the screen (on a blocking thread: tmux calls wait).
-async fn in_terminal(setup: &ChatSetup, prompt: &str, drive: impl FnOnce(&Tmux) + Send + 'static) {
+pub(super) async fn in_terminal(
+    setup: &ChatSetup,
+    prompt: &str,
+    drive: impl FnOnce(&Tmux) + Send + 'static,
+) {
     let (dir, config, store) = (
         setup.dir.path().to_path_buf(),
         setup.config.clone(),

@@ -8,7 +8,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bulkhead_host::{CallEvent, CallReport, CallRequest, CapturedOutput, LiveStatus, Outcome};
+use bulkhead_host::{
+    CallEvent, CallReport, CallRequest, CapturedOutput, Fault, LiveStatus, Outcome,
+};
 use bulkhead_ipc::ToolExit;
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -29,6 +31,12 @@ const UI_CAPTURE_TAIL_BYTES: u64 = 64 << 10;
 /// Bytes of the most recent output kept for the card's preview lines.
 const PREVIEW_BYTES: usize = 1024;
 
+/// Faults a call's task may have yet to hand to the host (the kill and
+/// memory keys): the host's own queue holds as many
+/// ([`bulkhead_host::MAX_PENDING_FAULTS`]), and a key pressed beyond that
+/// is refused with a note rather than queued.
+const FAULT_QUEUE: usize = bulkhead_host::MAX_PENDING_FAULTS;
+
 /// Wakes from one call are at most one per frame (~60 fps): a worker
 /// sending 16k chunks a second must not send 16k wakes.
 const WAKE_INTERVAL: Duration = Duration::from_millis(16);
@@ -45,6 +53,8 @@ pub struct Finished {
     /// The source is the in-memory capture (not the store): the UI lets
     /// go of old ones.
     pub source_in_memory: bool,
+    /// The injected fault that fired (`injected kill @200ms at 201 ms`).
+    pub injected: Option<String>,
 }
 
 /// The newest state of a call; the call task writes it, the UI reads it.
@@ -60,12 +70,26 @@ pub struct CallSlot {
     pub call_id: u64,
     pub snapshot: Mutex<Snapshot>,
     pub cancel: CancellationToken,
+    /// Faults for the running call, handed to its host handle by its task.
+    pub faults: mpsc::Sender<Fault>,
 }
 
 impl CallSlot {
     /// Asks the call to stop; it ends as `killed: cancelled`.
     pub fn kill(&self) {
         self.cancel.cancel();
+    }
+
+    /// Injects `fault` into the running call (`CallHandle::inject_now`):
+    /// `kill` SIGKILLs its worker's tree, `oom` makes the worker allocate
+    /// past its memory cap. Never waits.
+    pub fn inject(&self, fault: Fault) -> Result<(), String> {
+        self.faults.try_send(fault).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                "faults sent to this call are still on their way; try again".to_owned()
+            }
+            mpsc::error::TrySendError::Closed(_) => "the call has ended".to_owned(),
+        })
     }
 }
 
@@ -76,12 +100,14 @@ pub fn start(ctx: &super::Ctx, req: CallRequest, recorder: Option<Recorder>) -> 
     let _on_calls = ctx.calls.as_ref().map(tokio::runtime::Handle::enter);
     let wake = ctx.wake.clone();
     let handle = ctx.host.call(req);
+    let (faults, faults_rx) = mpsc::channel(FAULT_QUEUE);
     let slot = Arc::new(CallSlot {
         call_id: handle.id(),
         snapshot: Mutex::new(Snapshot::default()),
         cancel: CancellationToken::new(),
+        faults,
     });
-    tokio::spawn(drive(handle, slot.clone(), wake, recorder));
+    tokio::spawn(drive(handle, slot.clone(), wake, recorder, faults_rx));
     slot
 }
 
@@ -90,6 +116,7 @@ async fn drive(
     slot: Arc<CallSlot>,
     wake: mpsc::Sender<UiMsg>,
     mut recorder: Option<Recorder>,
+    mut faults: mpsc::Receiver<Fault>,
 ) {
     let mut live = handle.live();
     let mut capture = CapturedOutput::new(UI_CAPTURE_BYTES, UI_CAPTURE_TAIL_BYTES);
@@ -159,6 +186,14 @@ async fn drive(
                 cancelled = true;
                 handle.cancel();
             }
+            Some(fault) = faults.recv() => {
+                let name = fault.name();
+                if let Err(e) = handle.inject_now(fault) {
+                    // Rare (the call ended as the key was pressed); a full
+                    // channel loses the note, never a key.
+                    let _ = wake.try_send(UiMsg::Note(format!("cannot inject `{name}`: {e}")));
+                }
+            }
         }
     }
 }
@@ -227,6 +262,7 @@ fn finish(
         kept: capture.kept(),
         source,
         source_in_memory: true,
+        injected: report.injected.as_ref().map(ToString::to_string),
     }
 }
 
@@ -243,6 +279,7 @@ mod tests {
                     call_id: 1,
                     snapshot: Mutex::new(Snapshot::default()),
                     cancel: CancellationToken::new(),
+                    faults: mpsc::channel(1).0,
                 };
                 for chunk in text.as_bytes().chunks(piece) {
                     push_preview(&slot, chunk);

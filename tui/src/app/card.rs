@@ -47,6 +47,12 @@ pub struct Card {
     pub kept_bytes: u64,
     /// Set when the user asked to kill it; the outcome follows.
     pub kill_requested: bool,
+    /// Faults the call was started with (`/inject`) or sent while it ran
+    /// (the kill and memory keys), as written.
+    pub faults: Vec<String>,
+    /// The injected fault that fired, from the call's report: what tells
+    /// an injected failure from a real one.
+    pub injected: Option<String>,
 }
 
 impl Card {
@@ -63,6 +69,8 @@ impl Card {
             output: None,
             kept_bytes: 0,
             kill_requested: false,
+            faults: Vec::new(),
+            injected: None,
         }
     }
 
@@ -115,7 +123,26 @@ impl Card {
             }
             Some(o) => lines.push(self.outcome_line(o, w, theme)),
         }
+        if let Some(line) = self.fault_line(w, theme) {
+            lines.push(line);
+        }
         lines
+    }
+
+    /// A line of its own (an outcome's text may fill the width): which
+    /// fault is armed or was sent, and once the call ended, which fired.
+    /// `None` for a call no fault was asked for.
+    fn fault_line(&self, w: usize, theme: Theme) -> Option<Line<'static>> {
+        let text = match (&self.injected, &self.outcome) {
+            (Some(fired), _) => format!("    ↯ {fired}"),
+            _ if self.faults.is_empty() => return None,
+            (None, None) => format!("    ↯ inject: {}", self.faults.join(", ")),
+            (None, Some(_)) => format!(
+                "    ↯ inject: {}: none fired; the outcome is the call's own",
+                self.faults.join(", ")
+            ),
+        };
+        Some(Line::styled(clip(&text, w), theme.warn()))
     }
 
     /// `mem 2.1 MiB/1.0 GiB · cpu 1.2s · out 512 KiB/1.0 MiB · 3.2s/5m00s`

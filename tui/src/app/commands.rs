@@ -1,6 +1,7 @@
 //! What a line typed at the prompt asks for. Direct mode maps each command
 //! onto a built-in tool; the tool itself runs in a worker.
 
+use bulkhead_faults::{FaultSpec, Target, VALID_FAULTS, VALID_TRIGGERS};
 use serde_json::json;
 
 /// One parsed prompt line.
@@ -15,6 +16,8 @@ pub enum Command {
     },
     /// `/limits`: show, or change for the calls that follow.
     Limits(Vec<(String, String)>),
+    /// `/inject`: arm faults for the next call, show them, or disarm.
+    Inject(Inject),
     Tools,
     Mcp,
     Sessions,
@@ -27,6 +30,17 @@ pub enum Command {
     Invalid(String),
 }
 
+/// What `/inject` asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inject {
+    /// `/inject`: show what is armed.
+    Show,
+    /// `/inject off`: disarm.
+    Off,
+    /// `/inject SPEC…`: the next tool call runs with these faults.
+    Arm(Vec<FaultSpec>),
+}
+
 /// The commands, for `/help` and the help overlay.
 pub const HELP: &str = "\
 - `!CMD` runs `CMD` with the **shell** tool
@@ -34,6 +48,7 @@ pub const HELP: &str = "\
 - `/read PATH` reads a text file
 - `/ls [PATH]` lists a directory
 - `/limits [memory=SIZE] [output=SIZE] [timeout=DUR] [cpu=DUR]` shows or sets the next calls' limits
+- `/inject FAULT[@TRIGGER]…` faults for the next call · `/inject off` disarms
 - `/tools` lists the built-in tools
 - `/mcp` shows the configured MCP servers
 - `/sessions` lists the stored sessions
@@ -76,6 +91,7 @@ pub fn parse(line: &str) -> Command {
             }
         }
         "limits" => limits(args),
+        "inject" => inject(args),
         "tools" => Command::Tools,
         "mcp" => Command::Mcp,
         "sessions" => Command::Sessions,
@@ -99,6 +115,44 @@ fn limits(args: &str) -> Command {
     Command::Limits(pairs)
 }
 
+/// `/inject [off | SPEC…]`. Every spec must parse and apply to a tool
+/// call, or none is armed: the error names the bad one and lists what
+/// would have been accepted.
+fn inject(args: &str) -> Command {
+    match args {
+        "" => return Command::Inject(Inject::Show),
+        "off" => return Command::Inject(Inject::Off),
+        _ => {}
+    }
+    let mut specs = Vec::new();
+    for word in args.split_whitespace() {
+        let spec = match word.parse::<FaultSpec>() {
+            Ok(spec) => spec,
+            Err(e) => {
+                // The parse error lists the faults or the triggers, as
+                // fits what is wrong; the other list follows.
+                let mut why = format!("`/inject {word}`: {e}");
+                if !why.contains(VALID_FAULTS) {
+                    why.push_str(&format!("; the faults are: {VALID_FAULTS}"));
+                }
+                if !why.contains(VALID_TRIGGERS) {
+                    why.push_str(&format!("; the triggers are: {VALID_TRIGGERS}"));
+                }
+                why.push_str(
+                    "\n\nusage: `/inject FAULT[:ARG][@TRIGGER]…` for the next call, \
+                     `/inject` shows what is armed, `/inject off` disarms",
+                );
+                return Command::Invalid(why);
+            }
+        };
+        if let Err(refused) = spec.check(Target::ToolCall) {
+            return Command::Invalid(format!("`/inject {word}` is refused: {}", refused.reason));
+        }
+        specs.push(spec);
+    }
+    Command::Inject(Inject::Arm(specs))
+}
+
 /// `/search PATTERN [PATH]`: the path is the last word when there are two
 /// or more, so a pattern with spaces needs a path after it.
 fn search(args: &str) -> Command {
@@ -118,6 +172,10 @@ fn search(args: &str) -> Command {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use bulkhead_faults::{Fault, Trigger};
+
     use super::*;
 
     #[test]
@@ -139,6 +197,62 @@ mod tests {
             panic!("not a tool call")
         };
         assert_eq!(args, json!({"pattern": "needle", "path": "."}));
+    }
+
+    #[test]
+    fn inject_arms_shows_and_disarms() {
+        assert_eq!(parse("/inject"), Command::Inject(Inject::Show));
+        assert_eq!(parse("/inject   "), Command::Inject(Inject::Show));
+        assert_eq!(parse("/inject off"), Command::Inject(Inject::Off));
+        let Command::Inject(Inject::Arm(specs)) = parse("/inject kill@200ms  oom exit:3") else {
+            panic!("not armed")
+        };
+        let written: Vec<String> = specs.iter().map(ToString::to_string).collect();
+        assert_eq!(written, ["kill@200ms", "oom", "exit:3"]);
+        assert_eq!(
+            specs[0],
+            FaultSpec::new(Fault::Kill).on(Trigger::After(Duration::from_millis(200)))
+        );
+        let Command::Inject(Inject::Arm(specs)) = parse("/inject hang@bytes:64K") else {
+            panic!("not armed")
+        };
+        assert_eq!(specs[0].trigger, Trigger::Bytes(64 << 10));
+    }
+
+    #[test]
+    fn a_bad_inject_names_the_bad_part_and_lists_the_valid_ones() {
+        let Command::Invalid(why) = parse("/inject nosuch") else {
+            panic!("accepted")
+        };
+        assert!(why.contains("\"nosuch\""), "{why}");
+        assert!(
+            why.contains(VALID_FAULTS) && why.contains(VALID_TRIGGERS),
+            "{why}"
+        );
+        // One bad spec among good ones arms none and names the bad one.
+        let Command::Invalid(why) = parse("/inject kill kill@soon") else {
+            panic!("accepted")
+        };
+        assert!(
+            why.contains("`/inject kill@soon`") && why.contains("\"@soon\""),
+            "{why}"
+        );
+        let Command::Invalid(why) = parse("/inject exit:x") else {
+            panic!("accepted")
+        };
+        assert!(why.contains("\"x\""), "{why}");
+    }
+
+    #[test]
+    fn an_mcp_fault_is_refused_with_the_reason() {
+        let Command::Invalid(why) = parse("/inject error@on:tools/call") else {
+            panic!("accepted")
+        };
+        assert!(
+            why.contains("refused") && why.contains("MCP fault"),
+            "{why}"
+        );
+        assert!(why.contains("mcp wrap"), "{why}");
     }
 
     #[test]

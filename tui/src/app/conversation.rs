@@ -118,13 +118,23 @@ pub fn agent_event(app: &mut App, ctx: &Ctx, event: AgentEvent) {
             limits,
             figures,
             cancel,
+            faults,
+            armed,
         } => {
             let Some(&id) = app.agent_cards.get(index) else {
                 return;
             };
             if let Some(card) = app.card_mut(id) {
                 card.limits = limits;
-                app.agent_calls.insert(id, AgentCall { figures, cancel });
+                card.faults = armed;
+                app.agent_calls.insert(
+                    id,
+                    AgentCall {
+                        figures,
+                        cancel,
+                        faults,
+                    },
+                );
                 refresh_agent_figures(app);
             }
         }
@@ -132,6 +142,7 @@ pub fn agent_event(app: &mut App, ctx: &Ctx, event: AgentEvent) {
             index,
             item,
             outcome,
+            injected,
         } => {
             let Some(&id) = app.agent_cards.get(index) else {
                 return;
@@ -142,6 +153,9 @@ pub fn agent_event(app: &mut App, ctx: &Ctx, event: AgentEvent) {
                 .as_ref()
                 .and_then(|s| super::session_view::stored_card_by_id(s, ItemId(item)));
             if let Some(card) = app.card_mut(id) {
+                // The stored card has no faults: those are the user's
+                // view of this run, kept across the swap.
+                let faults = std::mem::take(&mut card.faults);
                 match stored {
                     Some(mut c) => {
                         c.call_id = id;
@@ -151,6 +165,8 @@ pub fn agent_event(app: &mut App, ctx: &Ctx, event: AgentEvent) {
                         card.outcome = Some(super::card::CardOutcome::Failed { error: outcome })
                     }
                 }
+                card.faults = faults;
+                card.injected = injected;
             }
         }
         AgentEvent::Notice(text) => app.note(&text),

@@ -59,6 +59,11 @@ pub struct LoopMetrics {
     pub key_to_frame: Vec<Duration>,
     /// `terminal.draw` time of every frame.
     pub render: Vec<Duration>,
+    /// The conversation's entries, its running calls and its outputs held
+    /// in memory, as of the latest frame: what a soak checks stays bounded.
+    pub entries: usize,
+    pub running: usize,
+    pub outputs_in_memory: usize,
 }
 
 /// Runs until the user quits or the input ends.
@@ -104,6 +109,9 @@ pub async fn run_loop<B: Backend>(
                     && let Ok(mut m) = m.lock()
                 {
                     m.render.push(done - started);
+                    m.entries = app.entries.len();
+                    m.running = app.slots.len();
+                    m.outputs_in_memory = app.outputs_in_memory.len();
                     if let Some(k) = key_pending {
                         m.key_to_frame.push(done - k);
                     }

@@ -1,12 +1,13 @@
 //! Input: keys to actions. Nothing here waits: a tool call is started
 //! and left to its task, a catalogue request is spawned.
 
+use bulkhead_host::Fault;
 use bulkhead_store::ItemKind;
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 
 use super::Ctx;
 use super::card::Card;
-use super::commands::{self, Command};
+use super::commands::{self, Command, Inject};
 use super::events::UiMsg;
 use super::pager::Pager;
 use super::state::{App, Entry, Overlay};
@@ -64,6 +65,8 @@ fn key_event(app: &mut App, ctx: &Ctx, key: KeyEvent) {
                 app.note("the selected call is not running");
             }
         }
+        KeyCode::Char('x') if ctrl => inject_selected(app, Fault::Kill),
+        KeyCode::Char('o') if ctrl => inject_selected(app, Fault::Oom),
         KeyCode::Char('s') if ctrl => open_sessions(app, ctx),
         KeyCode::Char('u') if ctrl => {
             app.input.clear();
@@ -96,6 +99,19 @@ fn key_event(app: &mut App, ctx: &Ctx, key: KeyEvent) {
             submit(app, ctx, &line);
         }
         _ => {}
+    }
+}
+
+/// The kill key (`Fault::Kill`: SIGKILL the worker's tree) and the memory
+/// key (`Fault::Oom`: the worker allocates past its cap) on the selected
+/// call.
+fn inject_selected(app: &mut App, fault: Fault) {
+    let Some(id) = app.selected else {
+        app.note("no call is selected (`↑` `↓` select one)");
+        return;
+    };
+    if let Err(why) = app.inject_into(id, fault) {
+        app.note(&why);
     }
 }
 
@@ -216,6 +232,7 @@ fn submit(app: &mut App, ctx: &Ctx, line: &str) {
             };
             app.note(&text);
         }
+        Command::Inject(what) => inject_command(app, ctx, what),
         Command::Sessions => open_sessions(app, ctx),
         Command::Prompt(text) => super::conversation::prompt(app, ctx, &text),
         Command::Invalid(why) => app.note(&why),
@@ -223,14 +240,62 @@ fn submit(app: &mut App, ctx: &Ctx, line: &str) {
 }
 
 fn start_call(app: &mut App, ctx: &Ctx, tool: &str, args: serde_json::Value, short: &str) {
-    let req = ctx.request(tool, &args, &app.limits);
+    let mut req = ctx.request(tool, &args, &app.limits);
+    // The armed faults go with this call alone.
+    let armed = app.armed.take();
+    let faults: Vec<String> = armed.iter().map(ToString::to_string).collect();
+    for spec in armed {
+        req = req.inject(spec);
+    }
     let limits = req.limits.clone();
     let recorder = ctx.recorder(app.session.as_ref(), tool, &args, &limits);
     let slot = super::calls::start(ctx, req, recorder);
     let id = slot.call_id;
     app.slots.insert(id, slot);
-    app.push(Entry::Card(Box::new(Card::new(id, tool, short, limits))));
+    let mut card = Card::new(id, tool, short, limits);
+    card.faults = faults;
+    app.push(Entry::Card(Box::new(card)));
     app.selected = Some(id);
+}
+
+/// `/inject`: arms faults for the next direct-mode call, shows them, or
+/// disarms them.
+fn inject_command(app: &mut App, ctx: &Ctx, what: Inject) {
+    let listed = |specs: &[bulkhead_host::FaultSpec]| {
+        specs
+            .iter()
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let text = match what {
+        Inject::Show if app.armed.is_empty() => {
+            "No faults are armed. `/inject FAULT[:ARG][@TRIGGER]…` arms some for the next \
+             tool call (e.g. `/inject kill@200ms`, `/inject oom`, `/inject exit:3`)."
+                .to_owned()
+        }
+        Inject::Show => format!(
+            "Armed for the next tool call: {}. `/inject off` disarms.",
+            listed(&app.armed.armed())
+        ),
+        Inject::Off if app.armed.is_empty() => "Nothing was armed.".to_owned(),
+        Inject::Off => format!("Disarmed: {}.", listed(&app.armed.take())),
+        Inject::Arm(specs) => {
+            let which = if ctx.agent.is_some() {
+                "the next tool call (yours: `!`, `/search`, `/read`, `/ls`; or the model's next \
+                 call that runs in a worker)"
+            } else {
+                "the next tool call (`!`, `/search`, `/read`, `/ls`)"
+            };
+            let text = format!(
+                "Armed for {which}: {}. Its card says which fault fired.",
+                listed(&specs)
+            );
+            app.armed.arm(specs);
+            text
+        }
+    };
+    app.note(&text);
 }
 
 fn open_sessions(app: &mut App, ctx: &Ctx) {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use bulkhead_agent::dispatch::{Dispatched, LiveCall};
 use bulkhead_agent::{Agent, Approval, CancellationToken, Observer, RunEnd};
+use bulkhead_faults::Fault;
 use bulkhead_host::{CallLimits, LiveStatus};
 use bulkhead_model::ToolCall;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -51,11 +52,17 @@ pub enum AgentEvent {
         limits: CallLimits,
         figures: Arc<Mutex<LiveStatus>>,
         cancel: CancellationToken,
+        /// Faults for the running call (the kill and memory keys).
+        faults: mpsc::Sender<Fault>,
+        /// The faults it was started with (`/inject`).
+        armed: Vec<String>,
     },
     ToolFinished {
         index: usize,
         item: i64,
         outcome: String,
+        /// The injected fault that fired, if one did.
+        injected: Option<String>,
     },
     Notice(String),
     /// The run ended: `Ok` with how, or the error.
@@ -219,6 +226,8 @@ impl Observer for UiObserver {
             limits: live.limits,
             figures,
             cancel: live.cancel,
+            faults: live.faults,
+            armed: live.armed,
         });
     }
 
@@ -227,6 +236,7 @@ impl Observer for UiObserver {
             index: done.index,
             item: done.item.0,
             outcome: done.outcome_line.clone(),
+            injected: done.injected.clone(),
         });
     }
 

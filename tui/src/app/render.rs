@@ -20,7 +20,7 @@ const STREAMING_TAIL_BYTES: usize = 8 << 10;
 const KEYS: &str = "\
 - `Enter` runs the line; on an empty line, opens the selected card's output
 - `↑` `↓` select a card · `PgUp` `PgDn` scroll · `End` back to the bottom
-- `Ctrl-K` kills the selected running call
+- selected call: `Ctrl-K` stop · `Ctrl-X` SIGKILL · `Ctrl-O` over its memory cap
 - `Ctrl-C` cancels every running call · `Ctrl-D` quits
 - `Ctrl-S` opens the session picker · `?` (on an empty line) this help";
 

@@ -110,6 +110,32 @@ fn killed_card() {
     insta::assert_snapshot!(frame(&mut app));
 }
 
+/// Cards of calls with faults: one armed and running, one killed by the
+/// kill key (the fault that fired is on a line of its own), one whose
+/// armed fault never fired.
+#[test]
+fn injected_cards() {
+    let mut app = app();
+    let mut c = card(5, "shell", "echo hi; sleep 30");
+    c.faults = vec!["exit:3@bytes:65536".into()];
+    app.push(Entry::Card(Box::new(c)));
+    let mut c = card(6, "shell", "sleep 30");
+    c.faults = vec!["kill (key)".into()];
+    c.outcome = Some(CardOutcome::Killed {
+        reason: KillReason::Signal(9),
+    });
+    c.injected = Some("injected kill @2150ms at 2150 ms".into());
+    c.final_usage = Some((3 << 20, 10, Duration::from_millis(2160)));
+    app.push(Entry::Card(Box::new(c)));
+    let mut c = card(7, "read_file", "notes.txt");
+    c.faults = vec!["kill@on:shell".into()];
+    c.outcome = Some(CardOutcome::Completed { exit: None });
+    c.final_usage = Some((2 << 20, 5, Duration::from_millis(40)));
+    app.push(Entry::Card(Box::new(c)));
+    app.selected = Some(6);
+    insta::assert_snapshot!(frame(&mut app));
+}
+
 #[test]
 fn pager() {
     let mut app = app();

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use bulkhead_host::CallLimits;
+use bulkhead_host::{CallLimits, Fault};
 use ratatui::text::Line;
 
 use super::calls::CallSlot;
@@ -89,6 +89,9 @@ pub struct App {
     pub outputs_in_memory: VecDeque<u64>,
     /// The limits of the next call (`/limits` changes them).
     pub limits: CallLimits,
+    /// Faults the next direct-mode call runs with (`/inject`); taken by
+    /// that call.
+    pub armed: bulkhead_agent::ArmedFaults,
     /// The session calls are recorded into; `None` without a store.
     pub session: Option<Arc<LazySession>>,
     /// A model turn is running (model mode).
@@ -111,8 +114,10 @@ pub struct App {
 pub struct AgentCall {
     /// The newest figures (a task on the agent's runtime keeps them).
     pub figures: Arc<std::sync::Mutex<bulkhead_host::LiveStatus>>,
-    /// Kills this call alone (the kill key); the turn goes on.
+    /// Kills this call alone (the stop key); the turn goes on.
     pub cancel: bulkhead_agent::CancellationToken,
+    /// Faults for its worker (the kill and memory keys).
+    pub faults: tokio::sync::mpsc::Sender<Fault>,
 }
 
 impl App {
@@ -134,6 +139,7 @@ impl App {
             quit: false,
             outputs_in_memory: VecDeque::new(),
             limits: CallLimits::default(),
+            armed: bulkhead_agent::ArmedFaults::default(),
             session: None,
             turn_running: false,
             agent_cards: Vec::new(),
@@ -217,6 +223,7 @@ impl App {
             card.final_usage = Some((f.peak_rss, f.cpu_ms, f.wall));
             card.live.bytes_seen = f.bytes_seen;
             card.kept_bytes = f.kept;
+            card.injected = f.injected;
             let in_memory = f.source.is_some() && f.source_in_memory;
             card.output = f.source;
             self.slots.remove(&call_id);
@@ -266,6 +273,35 @@ impl App {
     }
 }
 
+impl App {
+    /// Sends `fault` to one running call's worker (the kill and memory
+    /// keys), the user's own or the model's (through the agent's task,
+    /// which holds its handle); the card notes it, and its outcome
+    /// follows. `Err` says why not: a call that is not running, or faults
+    /// still on their way.
+    pub fn inject_into(&mut self, call_id: u64, fault: Fault) -> Result<(), String> {
+        let name = fault.name();
+        if let Some(slot) = self.slots.get(&call_id) {
+            slot.inject(fault)?;
+        } else if let Some(call) = self.agent_calls.get(&call_id) {
+            call.faults.try_send(fault).map_err(|e| match e {
+                tokio::sync::mpsc::error::TrySendError::Full(_) => {
+                    "faults sent to this call are still on their way; try again".to_owned()
+                }
+                tokio::sync::mpsc::error::TrySendError::Closed(_) => {
+                    "the call has ended".to_owned()
+                }
+            })?;
+        } else {
+            return Err("the selected call is not running".into());
+        }
+        if let Some(c) = self.card_mut(call_id) {
+            c.faults.push(format!("{name} (key)"));
+        }
+        Ok(())
+    }
+}
+
 /// The last lines of a preview buffer (lossy UTF-8, control bytes shown
 /// as spaces so a tool cannot move the cursor).
 fn preview_lines(bytes: &[u8]) -> Vec<String> {
@@ -283,4 +319,83 @@ fn preview_lines(bytes: &[u8]) -> Vec<String> {
         .into_iter()
         .rev()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kill and memory keys on a card that cannot take them say why,
+    /// and the card is left as it was; on a model's running call they
+    /// reach the agent's task for that call.
+    #[test]
+    fn a_fault_key_on_a_call_that_cannot_take_it_says_why() {
+        let mut app = App::new(Theme { color: false });
+        app.push(Entry::Card(Box::new(Card::new(
+            1,
+            "shell",
+            "true",
+            CallLimits::default(),
+        ))));
+        let why = app.inject_into(1, Fault::Kill).expect_err("not running");
+        assert!(why.contains("not running"), "{why}");
+        assert!(app.cards().all(|c| c.faults.is_empty()));
+
+        let agent = 1 << 62;
+        app.push(Entry::Card(Box::new(Card::new(
+            agent,
+            "shell",
+            "sleep 30",
+            CallLimits::default(),
+        ))));
+        let (faults, mut taken) = tokio::sync::mpsc::channel(2);
+        app.agent_calls.insert(
+            agent,
+            AgentCall {
+                figures: Arc::default(),
+                cancel: bulkhead_agent::CancellationToken::new(),
+                faults,
+            },
+        );
+        app.inject_into(agent, Fault::Oom)
+            .expect("a model's running call");
+        assert_eq!(taken.try_recv().ok(), Some(Fault::Oom));
+        drop(taken);
+        let why = app
+            .inject_into(agent, Fault::Kill)
+            .expect_err("the agent's task is gone");
+        assert!(why.contains("ended"), "{why}");
+    }
+
+    /// A running direct-mode call takes the fault through its slot, and its
+    /// card notes it; once the call's task is gone, the key says so.
+    #[test]
+    fn a_fault_key_on_a_running_call_reaches_its_task() {
+        let mut app = App::new(Theme { color: false });
+        let (faults, mut taken) = tokio::sync::mpsc::channel(2);
+        app.slots.insert(
+            9,
+            Arc::new(CallSlot {
+                call_id: 9,
+                snapshot: std::sync::Mutex::default(),
+                cancel: tokio_util::sync::CancellationToken::new(),
+                faults,
+            }),
+        );
+        app.push(Entry::Card(Box::new(Card::new(
+            9,
+            "shell",
+            "sleep 30",
+            CallLimits::default(),
+        ))));
+        app.inject_into(9, Fault::Kill).expect("sent");
+        assert_eq!(taken.try_recv().ok(), Some(Fault::Kill));
+        assert_eq!(
+            app.cards().next().map(|c| c.faults.clone()),
+            Some(vec!["kill (key)".to_owned()])
+        );
+        taken.close();
+        let why = app.inject_into(9, Fault::Oom).expect_err("ended");
+        assert!(why.contains("ended"), "{why}");
+    }
 }

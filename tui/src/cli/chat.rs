@@ -155,6 +155,7 @@ pub async fn chat(
         model,
         tools,
         cancel,
+        armed: bulkhead_agent::ArmedFaults::default(),
     };
     let mut printer = Printer::default();
     let result = run.run(&args.prompt, &mut printer).await;

@@ -160,7 +160,11 @@ pub async fn run(
             Ok(Some((built, session))) => {
                 app.status.model = Some(built.label.clone());
                 app.session = Some(LazySession::existing(session));
-                ctx.agent = Some(AgentLink::start(built.agent, built.label, wake_tx.clone())?);
+                // `/inject` arms one slot for the user's calls and the
+                // model's alike.
+                let mut agent = built.agent;
+                agent.armed = app.armed.clone();
+                ctx.agent = Some(AgentLink::start(agent, built.label, wake_tx.clone())?);
             }
             Ok(None) => {}
             Err(e) => {

@@ -6,12 +6,15 @@ use std::path::Path;
 
 use bulkhead_config::Config;
 use bulkhead_mcp::{
-    Gateway, GatewayError, HttpOptions, READY_TIMEOUT, ServerSession, ServerState, call_remote,
-    serve_http, serve_stdio, start_sessions,
+    Gateway, GatewayError, HttpOptions, READY_TIMEOUT, ServeFaults, ServerSession, ServerState,
+    call_remote, serve_http, serve_stdio, start_sessions,
 };
 use serde_json::Value;
 
 use crate::cli::{CallArgs, EXIT_USAGE, ServeArgs, StatusArgs};
+
+#[path = "mcp/live_status.rs"]
+mod live_status;
 
 /// Exit code of `mcp status` and `mcp call` when a server failed.
 const EXIT_SERVER: u8 = 5;
@@ -39,16 +42,91 @@ fn load(config: Option<&Path>) -> Result<Config, u8> {
     })
 }
 
+/// `--inject SERVER:SPEC` of `mcp serve`.
+#[derive(Debug, Clone)]
+pub struct ServerFault {
+    pub server: String,
+    pub spec: bulkhead_faults::FaultSpec,
+}
+
+/// `SERVER:FAULT[:ARG][@TRIGGER]`: the server is what comes before the
+/// first `:` (a server's name has none that `mcp serve` can inject into).
+pub fn server_fault(s: &str) -> Result<ServerFault, String> {
+    let Some((server, spec)) = s.split_once(':').filter(|(n, _)| !n.is_empty()) else {
+        return Err(format!(
+            "\"{s}\": write SERVER:FAULT[:ARG][@TRIGGER], e.g. everything:error@on:tools/call"
+        ));
+    };
+    let spec = spec
+        .parse()
+        .map_err(|e: bulkhead_faults::ParseError| format!("server \"{server}\": {e}"))?;
+    Ok(ServerFault {
+        server: server.to_owned(),
+        spec,
+    })
+}
+
+pub fn chaos_spec(s: &str) -> Result<bulkhead_mcp::chaos::ChaosSpec, String> {
+    s.parse()
+        .map_err(|e: bulkhead_mcp::chaos::ChaosError| e.to_string())
+}
+
+/// The faults `mcp serve` injects, from its flags; the seed printed when
+/// one was drawn from the clock, so the run can be repeated.
+fn serve_faults(args: &ServeArgs) -> ServeFaults {
+    let mut faults = ServeFaults {
+        seed: args
+            .inject_seed
+            .unwrap_or_else(bulkhead_faults::seed_from_clock),
+        chaos: args.chaos.clone(),
+        ..ServeFaults::default()
+    };
+    let draws = args
+        .inject
+        .iter()
+        .any(|f| matches!(f.spec.trigger, bulkhead_faults::Trigger::Probability(_)));
+    if draws && args.inject_seed.is_none() {
+        eprintln!(
+            "bulkhead: inject seed {} (repeat with --inject-seed {})",
+            faults.seed, faults.seed
+        );
+    }
+    for f in &args.inject {
+        faults
+            .inject
+            .entry(f.server.clone())
+            .or_default()
+            .push(f.spec.clone());
+    }
+    if let Some(chaos) = &args.chaos {
+        eprintln!("bulkhead: mcp serve: chaos {chaos}");
+    }
+    faults
+}
+
 pub async fn serve(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<u8> {
     let config = match load(config) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let gateway =
-        match Gateway::start(&config, args.servers.as_deref(), args.expose.as_deref()).await {
-            Ok(g) => g,
-            Err(e) => return usage_or(e),
-        };
+    if let Some(name) = &args.name
+        && let Err(e) = bulkhead_mcp::control::set_gateway_name(name)
+    {
+        eprintln!("bulkhead: --name: {e}");
+        return Ok(EXIT_USAGE);
+    }
+    let faults = serve_faults(&args);
+    let started = Gateway::start_with_faults(
+        &config,
+        args.servers.as_deref(),
+        args.expose.as_deref(),
+        &faults,
+    )
+    .await;
+    let gateway = match started {
+        Ok(g) => g,
+        Err(e) => return usage_or(e),
+    };
     let Some(addr) = args.http else {
         serve_stdio(gateway).await?;
         return Ok(0);
@@ -72,7 +150,16 @@ pub async fn serve(args: ServeArgs, config: Option<&Path>) -> anyhow::Result<u8>
     Ok(0)
 }
 
+/// `mcp status`: the running gateways' live figures; with `--probe` (or
+/// a `--servers` file, which only probing reads), the configured servers
+/// started here and checked.
 pub async fn status(args: StatusArgs, config: Option<&Path>) -> anyhow::Result<u8> {
+    if !args.probe && args.servers.is_none() {
+        return live_status::live(&args).await;
+    }
+    eprintln!(
+        "bulkhead: mcp status: probing: starting the configured servers to check them (not reading a running gateway)"
+    );
     let config = match load(config) {
         Ok(c) => c,
         Err(code) => return Ok(code),

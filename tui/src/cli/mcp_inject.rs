@@ -1,30 +1,19 @@
 //! `mcp wrap --inject`: MCP faults on the JSON-RPC requests passing
 //! through, applied by bulkhead (the host side of the relay), never by the
-//! server or the client.
-//!
-//! A client request matches a fault by its trigger: its method or tool
-//! name (`@on:tools/call`, `@on:echo`), its number among the client's
-//! requests (`@msg:3`, `@every:2`, counted from 1), a seeded draw (`@p:`),
-//! or, with no trigger, every request. Then:
-//!
-//! - `error[:CODE]`: bulkhead answers it with that JSON-RPC error; the
-//!   server never sees it;
-//! - `timeout`: the server never sees it, and nobody answers it;
-//! - `drop`: the server gets it, and its answer is swallowed;
-//! - `malformed`: the server gets it, and its answer's result is replaced
-//!   by one that breaks the MCP schema;
-//! - `disconnect`: the server never sees it; its input is closed, as when
-//!   a client goes away, and the session ends as the server ends it.
+//! server or the client. Which request a fault takes and what becomes of
+//! it is `bulkhead_mcp::inject`, shared with `mcp serve`; this is the
+//! relay's part: the client's and the server's bytes cut into lines, and
+//! the lines changed.
 //!
 //! Only a session with MCP faults has an injector: without `--inject` the
 //! bytes pass through as before, unsplit and unparsed.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
-use bulkhead_faults::{Fault, FaultKind, FaultSpec, Injected, SeededRng, Trigger};
-use serde::Deserialize;
+use bulkhead_faults::FaultSpec;
+use bulkhead_mcp::inject::{
+    AnswerFate, Decision, McpFaults, malformed_result, peek_answer, peek_request,
+};
 use serde_json::Value;
 
 use crate::cli::mcp_watch::{LineGate, Piece};
@@ -52,15 +41,7 @@ pub enum ClientAction {
 pub struct McpInjector(Arc<Mutex<State>>);
 
 struct State {
-    specs: Vec<FaultSpec>,
-    rng: SeededRng,
-    started: Instant,
-    requests: u64,
-    /// Requests whose answers are to be swallowed, or malformed, by id
-    /// (as JSON text). Bounded by the requests in flight.
-    drop_ids: HashSet<String>,
-    malformed_ids: HashSet<String>,
-    fired: Option<Injected>,
+    faults: McpFaults,
     /// Lines about faults that fired, for stderr.
     notes: Vec<String>,
     client_line: Vec<u8>,
@@ -68,37 +49,12 @@ struct State {
     server: LineGate,
 }
 
-#[derive(Deserialize)]
-struct Peek {
-    id: Option<Value>,
-    method: Option<String>,
-    params: Option<ParamsPeek>,
-}
-
-#[derive(Deserialize)]
-struct ParamsPeek {
-    name: Option<Value>,
-}
-
 impl McpInjector {
     /// The injector of `specs`' MCP faults; `None` when there are none.
     pub fn new(specs: &[FaultSpec], seed: Option<u64>, max_message: u64) -> Option<Self> {
-        let specs: Vec<FaultSpec> = specs
-            .iter()
-            .filter(|s| s.fault.kind() == FaultKind::Mcp)
-            .cloned()
-            .collect();
-        if specs.is_empty() {
-            return None;
-        }
+        let faults = McpFaults::new(specs, seed.unwrap_or_else(bulkhead_faults::seed_from_clock))?;
         Some(Self(Arc::new(Mutex::new(State {
-            specs,
-            rng: SeededRng::new(seed.unwrap_or_else(bulkhead_faults::seed_from_clock)),
-            started: Instant::now(),
-            requests: 0,
-            drop_ids: HashSet::new(),
-            malformed_ids: HashSet::new(),
-            fired: None,
+            faults,
             notes: Vec::new(),
             client_line: Vec::new(),
             client_line_too_long: false,
@@ -175,7 +131,7 @@ impl McpInjector {
     /// The first fault that fired, for the session's end line:
     /// `{"fault", "trigger", "at_ms"}`.
     pub fn injected_json(&self) -> Option<Value> {
-        let i = self.lock().fired.clone()?;
+        let i = self.lock().faults.first()?.clone();
         Some(serde_json::json!({"fault": i.fault, "trigger": i.trigger, "at_ms": i.at_ms}))
     }
 }
@@ -183,115 +139,43 @@ impl McpInjector {
 impl State {
     /// A complete client line: `Some` when a fault takes it.
     fn request(&mut self, line: &[u8]) -> Option<ClientAction> {
-        let Ok(Peek {
-            id: Some(id),
-            method: Some(method),
-            params,
-        }) = serde_json::from_slice::<Peek>(line)
-        else {
-            return None;
-        };
-        self.requests += 1;
-        let n = self.requests;
-        let tool = params
-            .and_then(|p| p.name)
-            .and_then(|v| v.as_str().map(str::to_owned));
-        let mut hit = None;
-        for spec in &self.specs {
-            let due = match &spec.trigger {
-                Trigger::Start => true,
-                Trigger::On(name) => *name == method || tool.as_deref() == Some(name),
-                Trigger::Msg(m) => n == *m,
-                Trigger::Every(e) => n.checked_rem(*e) == Some(0),
-                Trigger::Probability(p) => self.rng.chance(*p),
-                // Refused for an MCP session before it starts.
-                _ => false,
-            };
-            if due && hit.is_none() {
-                hit = Some(spec.clone());
-            }
-        }
-        let spec = hit?;
-        let at = self.started.elapsed();
-        self.note(&spec, at, &id, &method);
-        let key = id.to_string();
-        Some(match spec.fault {
-            Fault::Error(code) => {
-                let answer = serde_json::json!({
-                    "jsonrpc": "2.0",
-                    "id": id,
-                    "error": {
-                        "code": code,
-                        "message": format!("bulkhead: injected error (--inject {spec})"),
-                        "data": {"bulkhead": {"injected": spec.to_string()}},
-                    },
-                });
+        let (id, method, tool) = peek_request(line)?;
+        let fired = self.faults.request(&id, &method, tool.as_deref())?;
+        self.notes.push(format!(
+            "bulkhead: mcp wrap: {}: request {id} ({method})\n",
+            fired.injected
+        ));
+        Some(match fired.decision {
+            Decision::Error(error) => {
+                let answer = serde_json::json!({"jsonrpc": "2.0", "id": id, "error": error});
                 let mut line = answer.to_string().into_bytes();
                 line.push(b'\n');
                 ClientAction::Answer(line)
             }
-            Fault::Timeout => ClientAction::Swallow,
-            Fault::Disconnect => ClientAction::Disconnect,
-            Fault::Drop => {
-                self.drop_ids.insert(key);
+            Decision::Timeout => ClientAction::Swallow,
+            Decision::Disconnect => ClientAction::Disconnect,
+            Decision::Drop | Decision::Malformed | Decision::Pass => {
                 ClientAction::Forward(line.to_vec())
             }
-            Fault::Malformed => {
-                self.malformed_ids.insert(key);
-                ClientAction::Forward(line.to_vec())
-            }
-            _ => ClientAction::Forward(line.to_vec()),
         })
-    }
-
-    fn note(&mut self, spec: &FaultSpec, at: Duration, id: &Value, method: &str) {
-        let injected = Injected::new(spec, at);
-        self.notes.push(format!(
-            "bulkhead: mcp wrap: {injected}: request {id} ({method})\n"
-        ));
-        if self.fired.is_none() {
-            self.fired = Some(injected);
-        }
     }
 
     /// A complete server line: passed on, swallowed or malformed.
     fn answer(&mut self, line: Vec<u8>, out: &mut Vec<u8>) {
-        #[derive(Deserialize)]
-        struct AnswerPeek {
-            id: Option<Value>,
-            method: Option<serde::de::IgnoredAny>,
-        }
-        let id = match serde_json::from_slice::<AnswerPeek>(&line) {
-            Ok(AnswerPeek {
-                id: Some(id),
-                method: None,
-            }) => id,
-            _ => {
-                out.extend_from_slice(&line);
-                return;
-            }
+        let Some(id) = peek_answer(&line) else {
+            out.extend_from_slice(&line);
+            return;
         };
-        let key = id.to_string();
-        if self.drop_ids.remove(&key) {
-            return;
+        match self.faults.answer(&id) {
+            AnswerFate::Swallow => {}
+            AnswerFate::Malform => {
+                let broken =
+                    serde_json::json!({"jsonrpc": "2.0", "id": id, "result": malformed_result()});
+                out.extend_from_slice(broken.to_string().as_bytes());
+                out.push(b'\n');
+            }
+            AnswerFate::Pass => out.extend_from_slice(&line),
         }
-        if self.malformed_ids.remove(&key) {
-            // `content` must be an array of content blocks, and `tools`,
-            // `resources`, `prompts` arrays: a string breaks each schema.
-            let broken = serde_json::json!({
-                "jsonrpc": "2.0",
-                "id": id,
-                "result": {
-                    "content": "bulkhead --inject malformed: not an array",
-                    "tools": "not an array",
-                    "isError": "not a boolean",
-                },
-            });
-            out.extend_from_slice(broken.to_string().as_bytes());
-            out.push(b'\n');
-            return;
-        }
-        out.extend_from_slice(&line);
     }
 }
 

@@ -3,6 +3,7 @@
 //! way and, under `--inject`, the MCP faults applied to its requests.
 
 use std::io::Read;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -10,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::cli::mcp_inject::{ClientAction, McpInjector};
 use crate::cli::mcp_watch::{InitSpotter, Spotted};
+use crate::cli::mcp_wrap::{ClientLines, Switch};
 
 /// One read of the client's stdin: one input chunk.
 const STDIN_READ_BYTES: usize = bulkhead_ipc::MAX_CHUNK_BYTES;
@@ -30,10 +32,15 @@ const FIRED_QUEUE: usize = 16;
 /// With MCP faults (`inject`), the client's requests go through them, and
 /// what they answer (or a wake to tell which fired) comes out of the
 /// returned channel, for the relay to write; without, there is none.
+///
+/// With a `switch` (a session that outlives its server), what passes on
+/// goes through it, to whichever run of the server is live; without, to
+/// `input`.
 pub(crate) fn feed_stdin(
     input: bulkhead_host::InputSender,
     spot: oneshot::Sender<(Spotted, Instant)>,
     inject: Option<McpInjector>,
+    switch: Option<Arc<Switch>>,
 ) -> Option<mpsc::Receiver<Vec<u8>>> {
     let (inject, fired) = match inject {
         Some(i) => {
@@ -51,6 +58,7 @@ pub(crate) fn feed_stdin(
             let mut spotter = InitSpotter::default();
             // Dropped unsent when the input ends first: nothing to watch.
             let mut spot = Some(spot);
+            let mut lines = ClientLines::default();
             // Only what reaches the server is watched: a request a fault
             // keeps from it gets no watch for an answer.
             let mut forward = |data: &[u8]| {
@@ -60,9 +68,18 @@ pub(crate) fn feed_stdin(
                 {
                     let _ = tx.send((spotted, Instant::now()));
                 }
-                handle
-                    .block_on(input.send(Bytes::copy_from_slice(data)))
-                    .is_ok()
+                match &switch {
+                    Some(switch) => lines.forward(switch, data, &handle),
+                    None => handle
+                        .block_on(input.send(Bytes::copy_from_slice(data)))
+                        .is_ok(),
+                }
+            };
+            let close = || match &switch {
+                Some(switch) => switch.close(&handle),
+                None => {
+                    let _ = handle.block_on(input.close());
+                }
             };
             let mut actions = Vec::new();
             loop {
@@ -71,7 +88,7 @@ pub(crate) fn feed_stdin(
                     Ok(n) => n,
                 };
                 if n == 0 {
-                    let _ = handle.block_on(input.close());
+                    close();
                     return;
                 }
                 let Some((inject, fired)) = &inject else {
@@ -88,7 +105,7 @@ pub(crate) fn feed_stdin(
                         ClientAction::Swallow => fired.blocking_send(Vec::new()).is_ok(),
                         ClientAction::Disconnect => {
                             let _ = fired.blocking_send(Vec::new());
-                            let _ = handle.block_on(input.close());
+                            close();
                             return;
                         }
                     };

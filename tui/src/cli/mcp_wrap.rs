@@ -12,31 +12,40 @@
 //! it also holds at most one capped line of the server's, so that it can
 //! answer in the server's stead, with why (`mcp_diagnose`), when the answer
 //! does not come within `--init-timeout`, and drop the late one.
+//!
+//! When the server dies, the session goes on (`restart`, unless
+//! `--no-restart` or `--url`): the client's lines go through a switch to
+//! whichever run is live (`switch`), and the server's are held whole (one
+//! capped line) to see which of the client's requests are answered.
 
+mod launch;
+mod relay_faults;
+mod restart;
 mod start;
+mod switch;
+
+pub(crate) use launch::{Launched, launch};
+use launch::{Ready, ready};
+pub(crate) use switch::{ClientLines, Switch};
 
 use start::start_line;
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bulkhead_host::{
-    CallEvent, CallHandle, CallReport, CallRequest, HostConfig, LiveStatus, Outcome, ToolHost,
-};
+use bulkhead_host::{CallEvent, CallHandle, CallReport, LiveStatus, Outcome};
 use bulkhead_ipc::{StreamId, ToolExit};
 use bytes::Bytes;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use bulkhead_mcp::{FetchOptions, Prepared};
-
 use crate::cli::mcp_diagnose::{
     Diagnosis, EgressSeen, Facts, Failure, PolicyFacts, StderrTail, seconds,
 };
 use crate::cli::mcp_inject::McpInjector;
 use crate::cli::mcp_watch::{Answer, LineGate, Piece, Spotted, answer_to};
-use crate::cli::policy_args::{Extra, Use, choose};
 use crate::cli::{EXIT_USAGE, WrapArgs};
 
 /// A session has no wall-clock limit unless `--session-timeout` sets one;
@@ -51,13 +60,33 @@ pub async fn wrap(mut args: WrapArgs, config: Option<&Path>) -> anyhow::Result<u
     }
     args.inject.seed = args.inject.seed();
     let inject = McpInjector::new(&args.inject.specs, args.inject.seed, args.max_message);
-    let Launched { host, call, policy } = match launch(&args, config).await? {
-        Ok(l) => l,
+    let Ready {
+        host,
+        request,
+        policy,
+    } = match ready(&args, config).await? {
+        Ok(r) => r,
         Err(code) => return Ok(code),
     };
+    let call = host.call(request.clone());
+    // A session outlives its server's death unless `--no-restart`; a
+    // remote server's (`--url`) ends with it, as its own session does.
+    let switch =
+        (!args.no_restart && args.url.is_none()).then(|| Arc::new(Switch::new(call.input())));
     let (spot_tx, spot_rx) = oneshot::channel();
-    let fired = crate::cli::mcp_stdin::feed_stdin(call.input(), spot_tx, inject.clone());
+    let fired =
+        crate::cli::mcp_stdin::feed_stdin(call.input(), spot_tx, inject.clone(), switch.clone());
+    let (restarter, host) = match switch {
+        Some(switch) => (
+            Some(restart::Restarter::new(switch, host, request, &args)),
+            None,
+        ),
+        None => (None, Some(host)),
+    };
     let relay = Relay {
+        restarter,
+        client_gone: false,
+        injected_before: None,
         inject,
         fired,
         live: call.live(),
@@ -78,109 +107,6 @@ pub async fn wrap(mut args: WrapArgs, config: Option<&Path>) -> anyhow::Result<u
     // The host outlives the call: its spawner thread and cages serve it.
     drop(host);
     Ok(code)
-}
-
-/// A wrapped server's call, started: what `mcp wrap` relays to its client
-/// and `mcp check` talks to.
-pub(crate) struct Launched {
-    pub host: ToolHost,
-    pub call: CallHandle,
-    /// What the server runs under, for diagnoses.
-    pub policy: PolicyFacts,
-}
-
-/// Starts the server of `args` as `mcp wrap` runs it: its package
-/// prepared, its policy chosen and resolved, its worker started in stream
-/// mode. `Ok(Err(code))`: a usage error, already printed.
-pub(crate) async fn launch(
-    args: &WrapArgs,
-    config: Option<&Path>,
-) -> anyhow::Result<Result<Launched, u8>> {
-    // A remote server is reached through the egress proxy, which must let
-    // its own host and port through.
-    let needs_host = match args.url.as_deref().map(bulkhead_egress::AllowRule::for_url) {
-        None => None,
-        Some(Ok(rule)) => Some(rule),
-        Some(Err(e)) => {
-            eprintln!("bulkhead: --url {e}");
-            return Ok(Err(EXIT_USAGE));
-        }
-    };
-    // What the command needs to read, and its package fetched once into
-    // bulkhead's cache when it is a package launcher (`npx -y PKG`, …).
-    let prepared = if args.url.is_some() {
-        Prepared::default()
-    } else {
-        let options = FetchOptions {
-            offline: args.no_fetch,
-            ..FetchOptions::default()
-        };
-        match crate::cli::mcp_fetch::prepare_server(&args.command, config, &options).await {
-            Ok(p) => p,
-            Err(code) => return Ok(Err(code)),
-        }
-    };
-    if let Some(line) = crate::cli::mcp_fetch::package_line(&prepared) {
-        eprintln!("{line}");
-    }
-    let extra = Extra {
-        timeout: Some(args.session_timeout.unwrap_or(NO_SESSION_LIMIT)),
-        // Nothing is kept: every message is passed on (stream mode).
-        max_output: Some(u64::MAX),
-        install_dirs: prepared.read.clone(),
-        needs_host,
-    };
-    let mut chosen = match choose(&args.sandbox, extra, Use::Mcp, config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("bulkhead: {e}");
-            return Ok(Err(EXIT_USAGE));
-        }
-    };
-    let mut host_config = HostConfig {
-        memory_mechanism: args.sandbox.memory_mechanism,
-        worker_from_config: chosen.worker.clone(),
-        ..HostConfig::default()
-    };
-    // A remote server (`--url`) is the same session through another tool.
-    let (tool, args_json) = match &args.url {
-        Some(url) => {
-            match crate::cli::mcp_remote::args_json(args, url, &mut chosen, &mut host_config) {
-                Ok(a) => (crate::cli::mcp_remote::TOOL, a),
-                Err(e) => {
-                    eprintln!("bulkhead: {e}");
-                    return Ok(Err(EXIT_USAGE));
-                }
-            }
-        }
-        None => (
-            "mcp_stdio",
-            serde_json::json!({
-                "command": prepared.argv,
-                "env": prepared
-                    .path_var(std::env::var("PATH").ok().as_deref())
-                    .map(|path| serde_json::json!({ "PATH": path }))
-                    .unwrap_or_else(|| serde_json::json!({})),
-                "max_message_bytes": args.max_message,
-                "max_result_bytes": args.max_result,
-                "call_timeout_ms": args.call_timeout.as_millis() as u64,
-            })
-            .to_string(),
-        ),
-    };
-    let policy = PolicyFacts::of(&chosen.policy);
-    let host = ToolHost::new(host_config)?;
-    let mut request = CallRequest::new(tool, args_json)
-        .limits(chosen.limits)
-        .cwd(chosen.cwd)
-        .policy(chosen.policy)
-        .stream_output(true);
-    // Process faults act on the server's worker, as under `run`; the MCP
-    // faults are the relay's (`mcp_inject`).
-    request.inject = args.inject.process_faults();
-    request.inject_seed = args.inject.seed;
-    let call = host.call(request);
-    Ok(Ok(Launched { host, call, policy }))
 }
 
 /// Where the watch of the client's `initialize` stands.
@@ -208,6 +134,13 @@ enum Init {
 /// One `mcp wrap` session: the server's output to the client and to
 /// stderr, the watch of `initialize`, and the egress refusals as they come.
 struct Relay {
+    /// The session's restarts; `None` under `--no-restart` and `--url`.
+    restarter: Option<restart::Restarter>,
+    /// The client stopped reading: the session is over.
+    client_gone: bool,
+    /// The fault that fired in a run that was then restarted (the restarted
+    /// runs have none), for the session's end line.
+    injected_before: Option<Value>,
     /// `--inject`'s MCP faults; `None` without, and the server's bytes
     /// then pass through unsplit.
     inject: Option<McpInjector>,
@@ -243,10 +176,12 @@ impl Relay {
         let (mut spot_open, mut live_open) = (true, true);
         let mut fired_open = self.fired.is_some();
         loop {
-            let deadline = match &self.init {
+            let watch_deadline = match &self.init {
                 Init::Waiting { deadline, .. } => Some(*deadline),
                 _ => None,
             };
+            let replay_deadline = self.restarter.as_ref().and_then(|r| r.deadline());
+            let deadline = watch_deadline.into_iter().chain(replay_deadline).min();
             // Biased: the client's initialize is learnt before the answer
             // it may already have (the stdin thread reports it before it
             // passes the bytes on), and an answer wins over its deadline.
@@ -258,6 +193,14 @@ impl Relay {
                 }
                 event = self.call.next_event() => match event {
                     Some(CallEvent::Finished(report)) => {
+                        if self.injected_before.is_none() {
+                            self.injected_before = run_injected(&report);
+                        }
+                        if self.restart_after(&report).await {
+                            live = self.live.clone();
+                            live_open = true;
+                            continue;
+                        }
                         self.finished(*report).await;
                         break;
                     }
@@ -268,7 +211,13 @@ impl Relay {
                     Some(line) => self.injected(&line).await,
                     None => fired_open = false,
                 },
-                () = sleep_until(deadline) => self.answer_in_stead().await,
+                () = sleep_until(deadline) => {
+                    if replay_deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
+                        self.replay_timed_out().await;
+                    } else {
+                        self.answer_in_stead().await;
+                    }
+                }
                 changed = live.changed(), if live_open => match changed {
                     Ok(()) => {
                         let messages = live.borrow_and_update().egress_messages.clone();
@@ -300,7 +249,11 @@ impl Relay {
     async fn event(&mut self, event: CallEvent) {
         match event {
             CallEvent::Started(enforcement) => {
-                let mut text = start_line(&enforcement);
+                // A restarted run's start says only what is not enforced.
+                let mut text = match &self.restarter {
+                    Some(r) if r.runs > 1 => String::new(),
+                    _ => start_line(&enforcement),
+                };
                 if self.report_json {
                     let line = serde_json::json!({
                         "policy": enforcement.policy,
@@ -324,6 +277,21 @@ impl Relay {
                 stream: StreamId::Stdout,
                 data,
             } => {
+                // The restarts' watch first: an answer a fault then
+                // swallows (drop) was still the server's.
+                let data = match self.restarter.as_mut() {
+                    Some(r) => {
+                        let (out, replayed) = r.server(&data);
+                        match replayed {
+                            Some(Ok(())) => self.run_is_up().await,
+                            Some(Err(why)) => self.replay_failed(&why).await,
+                            None => {}
+                        }
+                        self.print_restart_notes().await;
+                        Bytes::from(out)
+                    }
+                    None => data,
+                };
                 let data = match self.inject.clone() {
                     Some(inject) => {
                         // Which faults fired on requests passed on (drop,
@@ -527,8 +495,12 @@ impl Relay {
             "why": why,
             "relay": report.summary,
             "egress": report.egress_json(),
-            "injected": report.injected_json().or_else(|| self.inject.as_ref()?.injected_json()),
+            "injected": self
+                .injected_before
+                .take()
+                .or_else(|| self.inject.as_ref()?.injected_json()),
             "host_peak_rss_bytes": crate::cli::run::host_peak_rss_bytes(),
+            "restarts": self.restarter.as_ref().map(restart::Restarter::total),
         });
         self.write_err(&format!("{PREFIX}ended {summary}\n")).await;
     }
@@ -552,6 +524,7 @@ impl Relay {
         }
         if self.stdout.write_all(data).await.is_err() || self.stdout.flush().await.is_err() {
             // The client is gone: so is the session.
+            self.client_gone = true;
             self.call.cancel();
         }
     }
@@ -559,6 +532,14 @@ impl Relay {
     async fn write_err(&mut self, text: &str) {
         let _ = self.stderr.write_all(text.as_bytes()).await;
     }
+}
+
+/// The fault that fired in a run: a process fault (the host's report), or
+/// a stream fault (the relay's summary).
+fn run_injected(report: &CallReport) -> Option<Value> {
+    report
+        .injected_json()
+        .or_else(|| report.summary.as_ref()?.get("injected").cloned())
 }
 
 /// Sleeps until `deadline`; forever without one.

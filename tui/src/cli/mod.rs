@@ -54,7 +54,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             McpCommand::Wrap(args) => mcp_wrap::wrap(*args, config).await,
             McpCommand::Fetch(args) => mcp_fetch::fetch(args, config).await,
             McpCommand::Check(args) => mcp_check::check(*args, config).await,
-            McpCommand::Serve(args) => mcp::serve(args, config).await,
+            McpCommand::Serve(args) => mcp::serve(*args, config).await,
             McpCommand::Status(args) => mcp::status(args, config).await,
             McpCommand::Call(args) => mcp::call(args, config).await,
             McpCommand::Install(args) => mcp_install::install(args),

@@ -87,6 +87,7 @@ pub async fn build(
             model,
             tools,
             cancel: CancellationToken::new(),
+            armed: bulkhead_agent::ArmedFaults::default(),
         },
         label,
     };

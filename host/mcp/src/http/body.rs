@@ -1,6 +1,9 @@
 //! The response bodies `serve_http` sends: one whole JSON (or text) body,
-//! or an SSE stream fed through a bounded channel, so a client that does
-//! not read makes the sender wait instead of the host buffering for it.
+//! or an SSE stream fed through a bounded channel of events charged to
+//! the stream's byte budget (`budget`), so a client that does not read
+//! makes the sender wait instead of the host buffering for it. The
+//! budget an event holds goes with it into hyper's write queue and is
+//! given back when hyper has written it out.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -12,6 +15,8 @@ use hyper::body::Frame;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use super::budget::Charged;
+
 /// A response body: whole, or streamed.
 pub(crate) enum Body {
     Full(Option<Bytes>),
@@ -20,7 +25,7 @@ pub(crate) enum Body {
     /// sender is dropped.
     Stream {
         prefix: VecDeque<Bytes>,
-        rx: mpsc::Receiver<Bytes>,
+        rx: mpsc::Receiver<Charged>,
     },
 }
 
@@ -31,18 +36,18 @@ impl Body {
 }
 
 impl hyper::body::Body for Body {
-    type Data = Bytes;
+    type Data = Charged;
     type Error = Infallible;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<Frame<Charged>, Infallible>>> {
         match self.get_mut() {
-            Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(Charged::free(b))))),
             Body::Stream { prefix, rx } => {
                 if let Some(b) = prefix.pop_front() {
-                    return Poll::Ready(Some(Ok(Frame::data(b))));
+                    return Poll::Ready(Some(Ok(Frame::data(Charged::free(b)))));
                 }
                 rx.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
             }

@@ -20,17 +20,24 @@
 //! - the bearer token, when `--token-env` names one;
 //! - the body is read under the message cap before it is parsed.
 //!
-//! Every stream is bounded: a client that does not read makes its writer
-//! wait (`hub::SLOW_CLIENT_TIMEOUT`), then the stream is closed.
+//! Every stream is bounded, in events (`hub::SSE_QUEUE`) and in bytes
+//! unread, per stream and for the whole gateway (`budget`): a client that
+//! does not read makes its writer wait (`hub::SLOW_CLIENT_TIMEOUT`), then
+//! the stream is closed; a server's notifications wait for that under a
+//! byte bound of their own, past which they are dropped (`notes`); and a
+//! connection whose client takes nothing of what is written to it for as
+//! long is closed (`conn`). At most `MAX_CONNECTIONS` are served at once.
 
 mod body;
+mod budget;
+mod conn;
 mod hub;
+mod notes;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{
@@ -43,15 +50,27 @@ use tokio::sync::mpsc;
 
 use crate::gateway::{Gateway, MAX_CLIENT_MESSAGE};
 use body::{Body, sse_event};
+use budget::{Charged, queue};
 use hub::{FlightGuard, Hub, SLOW_CLIENT_TIMEOUT, SSE_QUEUE};
 
 const SESSION_HEADER: &str = "mcp-session-id";
+
+/// Client connections served at once; more wait to be accepted. Each
+/// holds hyper's buffers and at most one stream's queue (whose bytes
+/// `budget::GATEWAY_BYTES` bounds for all streams together), so this
+/// bounds what many clients (or one opening connection after connection)
+/// can make the gateway hold. A session needs one for its GET stream and one
+/// per POST in flight; `hub::MAX_SESSIONS` sessions are kept, most of
+/// them idle.
+const MAX_CONNECTIONS: usize = 1024;
 
 struct Guard {
     hosts: Vec<String>,
     origins: Vec<String>,
     token: Option<String>,
     hub: Arc<Hub>,
+    /// How far each server's notifications have got, by server index.
+    routed: Vec<Arc<notes::Routed>>,
 }
 
 /// Where and for whom `serve_http` listens.
@@ -87,20 +106,9 @@ pub async fn serve_http(gateway: Arc<Gateway>, options: HttpOptions) -> std::io:
     origins.extend(extra_origins);
     let hub = Arc::new(Hub::default());
     // Each server's notifications, routed to the clients as they come.
-    for (i, session) in gateway.sessions.iter().enumerate() {
-        let mut notes = session.notifications();
-        let hub = hub.clone();
-        tokio::spawn(async move {
-            use tokio::sync::broadcast::error::RecvError;
-            loop {
-                match notes.recv().await {
-                    Ok(note) => hub.route(i, note).await,
-                    Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => return,
-                }
-            }
-        });
-    }
+    let routed: Vec<_> = (gateway.sessions.iter().enumerate())
+        .map(|(i, session)| notes::spawn(hub.clone(), i, session))
+        .collect();
     // Servers' requests, to the client whose call caused them.
     for (i, session) in gateway.sessions.iter().enumerate() {
         let hub = hub.clone();
@@ -114,9 +122,18 @@ pub async fn serve_http(gateway: Arc<Gateway>, options: HttpOptions) -> std::io:
         origins,
         token,
         hub: hub.clone(),
+        routed,
     });
     eprintln!("bulkhead: mcp serve: listening on http://{bound}/mcp");
+    gateway.faults_over_http();
+    // `bulkhead mcp status` reads it; closed and removed on return.
+    let _control = crate::control::start(gateway.status_source(), format!("http://{bound}/mcp"));
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        // The semaphore is never closed, so this never fails.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return Ok(());
+        };
         let (stream, _) = listener.accept().await?;
         let gateway = gateway.clone();
         let guard = guard.clone();
@@ -126,10 +143,14 @@ pub async fn serve_http(gateway: Arc<Gateway>, options: HttpOptions) -> std::io:
                 let guard = guard.clone();
                 async move { Ok::<_, Infallible>(handle(req, gateway, &guard).await) }
             });
-            let io = hyper_util::rt::TokioIo::new(stream);
+            // A client that takes nothing of what it is sent loses the
+            // connection after the same wait as a stream's.
+            let io =
+                hyper_util::rt::TokioIo::new(conn::WriteDeadline::new(stream, SLOW_CLIENT_TIMEOUT));
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(io, service)
                 .await;
+            drop(slot);
         });
     }
 }
@@ -183,7 +204,10 @@ async fn handle(req: Request<Incoming>, gateway: Arc<Gateway>, guard: &Guard) ->
         // another client's id is as unknown as a made-up one: 404.
         Method::DELETE => {
             return match session {
-                Some(s) if guard.hub.close(&s) => plain(StatusCode::OK, ""),
+                Some(s) if guard.hub.close(&s) => {
+                    gateway.held.session_ended(&s);
+                    plain(StatusCode::OK, "")
+                }
                 _ => plain(StatusCode::NOT_FOUND, "bulkhead: no such session"),
             };
         }
@@ -250,12 +274,16 @@ async fn handle(req: Request<Incoming>, gateway: Arc<Gateway>, guard: &Guard) ->
         guard.hub.answer(sid, &msg);
         return plain(StatusCode::ACCEPTED, "");
     }
-    // Notifications: accepted, nothing to answer.
+    // Notifications: accepted, nothing to answer (a cancel lets go of a
+    // request an injected fault left unanswered).
     let Some(id) = msg
         .get("id")
         .cloned()
         .filter(|_| msg.get("method").is_some())
     else {
+        if let Some(sid) = &known {
+            gateway.held.cancelled(sid, &msg);
+        }
         return plain(StatusCode::ACCEPTED, "");
     };
     if is_initialize {
@@ -272,71 +300,135 @@ async fn handle(req: Request<Incoming>, gateway: Arc<Gateway>, guard: &Guard) ->
     }
     let sid = known.unwrap_or_default();
     let token = Some(msg["params"]["_meta"]["progressToken"].clone()).filter(|t| !t.is_null());
-    let (flight, notes) = guard
-        .hub
-        .flight(&sid, gateway.target(&msg), token, accepts_sse);
-    let answer = tokio::spawn(async move { gateway.handle(id, &msg).await });
-    answer_post(flight, notes, answer, accepts_sse).await
+    let reach = gateway.target(&msg);
+    // The notifications each server reached sent before its answer go out
+    // before the answer: they travel apart from it (`notes`).
+    let before_answer = Flush(
+        (gateway.sessions.iter().zip(&guard.routed))
+            .enumerate()
+            .filter(|(i, _)| reach.includes(*i))
+            .map(|(_, (s, r))| (s.clone(), r.clone()))
+            .collect(),
+    );
+    let (flight, notes) = guard.hub.flight(&sid, reach, token, accepts_sse);
+    let mut msg = msg;
+    if let Some(ours) = &flight.progress_token {
+        msg["params"]["_meta"]["progressToken"] = ours.clone();
+    }
+    let hub = guard.hub.clone();
+    let answer = tokio::spawn(async move {
+        crate::held::http_answer(&gateway, &sid, id, &msg, |s| {
+            hub.close(s);
+        })
+        .await
+    });
+    answer_post(flight, notes, answer, accepts_sse, before_answer).await
 }
 
-type Answer = tokio::task::JoinHandle<Value>;
+/// The servers a request reached, and how far their notifications have
+/// got: once its answer is here, what they sent before it is waited for.
+struct Flush(Vec<(crate::session::ServerSession, Arc<notes::Routed>)>);
 
-fn joined(a: Result<Value, tokio::task::JoinError>) -> Value {
+impl Flush {
+    async fn wait(&self) {
+        for (session, routed) in &self.0 {
+            routed.reached(session.notes_sent()).await;
+        }
+    }
+}
+
+/// The answer, or `None`: none comes (an injected fault), and the POST's
+/// stream is cut.
+type Answer = tokio::task::JoinHandle<Option<Value>>;
+
+fn joined(a: Result<Option<Value>, tokio::task::JoinError>) -> Option<Value> {
     a.unwrap_or_else(|e| {
-        json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32603, "message": format!("the gateway failed: {e}")}})
+        Some(json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32603, "message": format!("the gateway failed: {e}")}}))
     })
+}
+
+/// A POST that gets no answer: an SSE stream that ends at once, or for a
+/// client that takes only JSON, the session's end.
+fn cut(accepts_sse: bool) -> Response<Body> {
+    if accepts_sse {
+        let (_, rx) = mpsc::channel::<Charged>(1);
+        return sse_response(Body::Stream {
+            prefix: Default::default(),
+            rx,
+        });
+    }
+    plain(
+        StatusCode::NOT_FOUND,
+        "bulkhead: no answer: the request was cancelled or its session ended",
+    )
 }
 
 /// The answer as one JSON body if it comes before anything else for the
 /// request; otherwise (and if the client takes SSE) a stream of what came
-/// first, then the answer.
+/// first, then the answer. Either way, the notifications the servers sent
+/// before their answer (`before_answer`) go out before it.
 async fn answer_post(
     flight: FlightGuard,
-    mut notes: mpsc::Receiver<Value>,
+    mut notes: mpsc::Receiver<Charged>,
     mut answer: Answer,
     accepts_sse: bool,
+    before_answer: Flush,
 ) -> Response<Body> {
-    let first = tokio::select! {
-        // A notification that came with the answer still goes out first.
+    // The first notification, and the answer if it is already here.
+    let (first, ready) = tokio::select! {
         biased;
-        Some(note) = notes.recv(), if accepts_sse => note,
-        a = &mut answer => return json_response(&joined(a)),
+        Some(note) = notes.recv(), if accepts_sse => (note, None),
+        a = &mut answer => {
+            let a = joined(a);
+            if accepts_sse {
+                before_answer.wait().await;
+            }
+            match notes.try_recv() {
+                Ok(note) if accepts_sse => (note, Some(a)),
+                _ => return match a {
+                    Some(a) => json_response(&a),
+                    None => cut(accepts_sse),
+                },
+            }
+        },
     };
-    let (tx, rx) = mpsc::channel::<Bytes>(SSE_QUEUE);
+    let (tx, rx) = mpsc::channel::<Charged>(SSE_QUEUE);
     tokio::spawn(async move {
         // The flight stays registered until the answer has gone out.
-        let _flight = flight;
+        let flight = flight;
         // A client that stops reading for SLOW_CLIENT_TIMEOUT loses the
-        // stream (dropping `tx` ends it): never unbounded buffering.
-        let send = |v: Value| {
+        // stream (dropping `tx` ends it): never unbounded buffering. The
+        // notes were charged to the stream's budget when they were
+        // queued; the answer is charged here.
+        let send = |note: Charged| {
             let tx = tx.clone();
-            async move {
-                tx.send_timeout(sse_event(None, &v), SLOW_CLIENT_TIMEOUT)
-                    .await
-                    .is_ok()
-            }
+            async move { tx.send_timeout(note, SLOW_CLIENT_TIMEOUT).await.is_ok() }
         };
         if !send(first).await {
             return;
         }
-        loop {
-            tokio::select! {
-                biased;
-                Some(note) = notes.recv() => {
-                    if !send(note).await {
-                        return;
-                    }
-                }
-                a = &mut answer => {
-                    while let Ok(note) = notes.try_recv() {
+        let a = match ready {
+            Some(a) => a,
+            None => loop {
+                tokio::select! {
+                    biased;
+                    Some(note) = notes.recv() => {
                         if !send(note).await {
                             return;
                         }
                     }
-                    let _ = send(joined(a)).await;
-                    return;
+                    a = &mut answer => break joined(a),
                 }
+            },
+        };
+        before_answer.wait().await;
+        while let Ok(note) = notes.try_recv() {
+            if !send(note).await {
+                return;
             }
+        }
+        if let Some(a) = a {
+            let _ = queue(&tx, &flight.budget, sse_event(None, &a)).await;
         }
     });
     sse_response(Body::Stream {

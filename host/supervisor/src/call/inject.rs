@@ -16,11 +16,27 @@
 //!   frame stream, so the cap, the CPU limit or the host's own protocol
 //!   check fires. `crash` is an abort (SIGABRT) of the worker alone, not a
 //!   kill of its tree: the teardown must find and kill the orphans.
+//! - Any of the above due at the start (no trigger, `@on:`, `@p:`) goes
+//!   in the worker's `Invoke` instead, and the worker carries it out once
+//!   confined, before its tool runs (`kill` and `hang` as a SIGKILL or
+//!   SIGSTOP of itself, its whole tree then): from here, after its
+//!   `Confined`, it would race a tool that ends within a millisecond.
 //! - `delay`, `slow`, `cut`: the host shapes what it delivers to its
 //!   caller; `cut:SIZE` stops the tool after SIZE bytes as the output cap
 //!   does, and the call is `truncated`.
 //!
+//! Under `mcp wrap` the stream faults are not the host's: the worker's
+//! relay applies them to the server's messages, as if the server had
+//! (`mcp_stdio`'s `inject` argument), and the call gets only the process
+//! faults.
+//!
+//! A fault may also be asked for while the call runs
+//! ([`CallHandle::inject_now`]): it fires as soon as the supervise loop
+//! takes it, applied as above, and is recorded as a time trigger at that
+//! moment. A call without faults gets an injector only then.
+//!
 //! [`CallRequest::inject`]: crate::CallRequest::inject
+//! [`CallHandle::inject_now`]: crate::CallHandle::inject_now
 //! [`HostMessage::Fault`]: bulkhead_ipc::HostMessage::Fault
 
 use std::time::Duration;
@@ -31,12 +47,17 @@ use tokio_util::sync::CancellationToken;
 
 use super::Supervisor;
 use super::start::Running;
+use crate::handle::Shared;
 use crate::outcome::Outcome;
 use crate::request::CallRequest;
 
 /// The faults of one call, armed until they fire.
 pub(super) struct Injector {
     armed: Vec<FaultSpec>,
+    /// Faults due at the start that the worker carries out itself, sent
+    /// in its `Invoke` ([`Injector::start_faults`]); recorded as fired
+    /// when the worker reports it is confined, just before it obeys.
+    preloaded: Vec<FaultSpec>,
     /// The first fault that fired, for the report.
     pub(super) fired: Option<Injected>,
     chunks: u64,
@@ -86,16 +107,7 @@ impl Injector {
                 armed.push(spec.clone());
             }
         }
-        Ok(Some(Box::new(Self {
-            armed,
-            fired: None,
-            chunks: 0,
-            bytes: 0,
-            lines: 0,
-            delay: None,
-            rate: None,
-            cut_left: None,
-        })))
+        Ok(Some(Self::armed_with(armed)))
     }
 
     /// The earliest time trigger still armed, from the call's start.
@@ -109,9 +121,41 @@ impl Injector {
             .min()
     }
 
+    /// The faults due at the start that the worker can carry out itself,
+    /// taken from the armed ones for its `Invoke`: it obeys them once
+    /// confined, before its tool runs, so even a tool that ends within a
+    /// millisecond meets them. (From the host, after the worker's
+    /// `Confined`, a signal or a message would race such a tool.)
+    pub(super) fn start_faults(&mut self) -> Vec<WorkerFault> {
+        let mut faults = Vec::new();
+        let mut i = 0;
+        while i < self.armed.len() {
+            let spec = &self.armed[i];
+            let at_start = matches!(
+                spec.trigger,
+                Trigger::Start | Trigger::On(_) | Trigger::Probability(_)
+            );
+            match worker_fault(&spec.fault).filter(|_| at_start) {
+                Some(fault) => {
+                    faults.push(fault);
+                    self.preloaded.push(self.armed.remove(i));
+                }
+                None => i += 1,
+            }
+        }
+        faults
+    }
+
     /// The worker is confined and its tool about to run: the faults with
-    /// no trigger, or a trigger decided once per call, fire now.
+    /// no trigger, or a trigger decided once per call, fire now (those
+    /// the worker carries out itself are only recorded).
     pub(super) fn at_start(&mut self, elapsed: Duration) -> Vec<Action> {
+        if self.fired.is_none()
+            && let Some(first) = self.preloaded.first()
+        {
+            self.fired = Some(Injected::new(first, elapsed));
+        }
+        self.preloaded.clear();
         self.fire(elapsed, |t| {
             matches!(t, Trigger::Start | Trigger::On(_) | Trigger::Probability(_))
         })
@@ -207,6 +251,23 @@ impl Injector {
             Some(left) => (*left, true),
         }
     }
+}
+
+/// The fault as the worker carries it out at its start, where it can:
+/// every process fault, and the ones that break its frame stream.
+fn worker_fault(fault: &Fault) -> Option<WorkerFault> {
+    Some(match fault {
+        Fault::Kill => WorkerFault::Kill,
+        Fault::Hang => WorkerFault::Stop,
+        Fault::Crash => WorkerFault::Crash,
+        Fault::Oom => WorkerFault::Oom,
+        Fault::Cpu => WorkerFault::Cpu,
+        Fault::Exit(n) => WorkerFault::Exit(*n),
+        Fault::Garbage => WorkerFault::Garbage,
+        Fault::Oversize => WorkerFault::Oversize,
+        Fault::Truncate => WorkerFault::Truncate,
+        _ => return None,
+    })
 }
 
 impl Supervisor<'_> {
@@ -306,5 +367,56 @@ impl Supervisor<'_> {
                 Action::Shape => {}
             }
         }
+    }
+}
+
+impl Injector {
+    /// An injector with nothing armed: that of a call without faults that
+    /// is asked for one while it runs.
+    fn idle() -> Box<Self> {
+        Self::armed_with(Vec::new())
+    }
+
+    fn armed_with(armed: Vec<FaultSpec>) -> Box<Self> {
+        Box::new(Self {
+            armed,
+            preloaded: Vec::new(),
+            fired: None,
+            chunks: 0,
+            bytes: 0,
+            lines: 0,
+            delay: None,
+            rate: None,
+            cut_left: None,
+        })
+    }
+
+    /// Fires `fault` now, `elapsed` into the call: recorded as the time
+    /// trigger of this moment (`oom@5123ms`), as if it had been armed so.
+    fn fire_now(&mut self, fault: Fault, elapsed: Duration) -> Action {
+        let spec = FaultSpec::new(fault).on(Trigger::After(elapsed));
+        if self.fired.is_none() {
+            self.fired = Some(Injected::new(&spec, elapsed));
+        }
+        self.action(&spec.fault)
+    }
+}
+
+impl Supervisor<'_> {
+    /// The faults the caller asked for while the call runs
+    /// ([`crate::CallHandle::inject_now`]) fire now. The handle refused
+    /// the MCP faults already.
+    pub(super) async fn inject_asked(&mut self, run: &mut Running, shared: &Shared) {
+        let asked = shared.take_asked();
+        if asked.is_empty() {
+            return;
+        }
+        let elapsed = self.started.elapsed();
+        let inj = self.inject.get_or_insert_with(Injector::idle);
+        let actions = asked
+            .into_iter()
+            .map(|fault| inj.fire_now(fault, elapsed))
+            .collect();
+        self.apply(run, actions).await;
     }
 }

@@ -188,6 +188,11 @@ pub(super) async fn start(
                 .limits
                 .for_worker(inner.enforcer.rlimit_data_backstop(&cage_limits)),
             sandbox,
+            start_faults: sup
+                .inject
+                .as_deref_mut()
+                .map(super::inject::Injector::start_faults)
+                .unwrap_or_default(),
         })),
     ];
     let (to_worker, extra) = mpsc::unbounded_channel();

@@ -84,6 +84,8 @@ pub(super) async fn supervise(
                 }
             }
             _ = cancel.cancelled() => break Some(Outcome::Killed { reason: KillReason::Cancelled }),
+            // Faults the caller asks for while the call runs (`inject_now`).
+            () = io.shared.asked_notify.notified() => sup.inject_asked(run, &io.shared).await,
             () = sleep_until_some(fault_at), if fault_at.is_some() => sup.inject_timed(run).await,
             // A streamed call's caller took output: credit may follow.
             _ = io.shared.notify.notified(), if sup.stream => sup.top_up_credit(&run.granted, &io.shared),

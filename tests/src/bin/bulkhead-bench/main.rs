@@ -1,7 +1,7 @@
 //! `bulkhead-bench`: bulkhead's benchmarks, each against a baseline measured
 //! in the same run (see BENCHMARKS.md; `scripts/bench` builds and runs it).
 //!
-//! Usage: `bulkhead-bench [all | overhead | sandbox | mcp | ipc | rss | kill | search | store | model | agent | tui | egress | launch]…`
+//! Usage: `bulkhead-bench [all | overhead | sandbox | mcp | gateway | ipc | rss | kill | search | store | model | agent | tui | egress | launch | wrap-restart | chaos]…`
 //!
 //! Every result is printed twice on stdout: as a markdown table row
 //! (`| … |`) and as one JSON object per line (`{"bench": …}`), so
@@ -15,7 +15,9 @@
 //! print a figure.
 
 mod agent;
+mod chaos;
 mod egress;
+mod gateway;
 mod ipc;
 mod kill;
 mod launch;
@@ -27,15 +29,30 @@ mod sandbox;
 mod search;
 mod store;
 mod tui;
+mod wrap_restart;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 /// The benchmarks, in the order `all` runs them.
-const BENCHES: [&str; 13] = [
-    "overhead", "sandbox", "mcp", "ipc", "rss", "kill", "search", "store", "model", "agent", "tui",
-    "egress", "launch",
+const BENCHES: [&str; 16] = [
+    "overhead",
+    "sandbox",
+    "mcp",
+    "gateway",
+    "ipc",
+    "rss",
+    "kill",
+    "search",
+    "store",
+    "model",
+    "agent",
+    "tui",
+    "egress",
+    "launch",
+    "wrap-restart",
+    "chaos",
 ];
 
 /// The header of the results table; every row has these seven cells.
@@ -70,6 +87,7 @@ fn main() -> ExitCode {
             "overhead" => overhead::run(),
             "sandbox" => sandbox::run(),
             "mcp" => mcp::run(),
+            "gateway" => gateway::run(),
             "ipc" => ipc::run(),
             "rss" => rss::run(),
             "kill" => kill::run(),
@@ -78,8 +96,10 @@ fn main() -> ExitCode {
             "store" => store::run(),
             "model" => model::run(),
             "agent" => agent::run(),
+            "chaos" => chaos::run(),
             "egress" => egress::run(),
             "launch" => launch::run(),
+            "wrap-restart" => wrap_restart::run(),
             _ => unreachable!("names were checked against BENCHES"),
         }
     }

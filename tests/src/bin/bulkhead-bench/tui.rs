@@ -11,6 +11,7 @@
 //!   flat), and the conversation with 10 against 400 entries.
 //! - With `BULKHEAD_SOAK=1`: the soak (see `soak.rs`).
 
+mod alloc;
 mod harness;
 mod soak;
 

@@ -270,7 +270,7 @@ impl Relay {
                         self.send(Command::ProtocolVersion(v.to_owned()));
                     }
                     if open.method == "tools/call" {
-                        out = jsonrpc::cut_tool_result(&mut value, line.len(), self.max_result);
+                        out = jsonrpc::cut_tool_result(&mut value, &line, self.max_result);
                     }
                 }
                 let line = out.unwrap_or_else(|| {

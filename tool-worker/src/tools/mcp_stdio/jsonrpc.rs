@@ -111,46 +111,138 @@ pub fn id_in_prefix(prefix: &[u8]) -> Option<String> {
 /// A `tools/call` answer over `limit` bytes, rewritten as a valid result
 /// that keeps the first text and says what was cut. `None` if it fits or
 /// is not a result.
-pub fn cut_tool_result(msg: &mut Value, line_len: usize, limit: usize) -> Option<Vec<u8>> {
+///
+/// The line is at most `limit` bytes as written, escapes included: text
+/// full of quotes or control characters takes up to six bytes per byte
+/// once escaped, so the text is measured as JSON, and the room for it is
+/// what the rest of the line (its id, other fields, the note) leaves. A
+/// line whose rest alone is over the limit keeps no text.
+///
+/// `line` is the answer as the server wrote it (`msg` parsed): its id is
+/// written back as it came, since a number that does not fit 64 bits
+/// parses as a float and would print as another number, answering no
+/// request.
+pub fn cut_tool_result(msg: &mut Value, line: &[u8], limit: usize) -> Option<Vec<u8>> {
+    let line_len = line.len();
     if line_len <= limit {
         return None;
     }
+    let raw_id = raw_id(line);
     let result = msg.get_mut("result")?.as_object_mut()?;
     let is_error = result.get("isError").cloned().unwrap_or(Value::Bool(false));
-    // Room for the text: the limit less the envelope and the note.
-    let budget = limit.saturating_sub(1024);
-    let mut text = String::new();
-    if let Some(items) = result.get("content").and_then(Value::as_array) {
-        for item in items {
-            if let Some(t) = item.get("text").and_then(Value::as_str) {
-                if !text.is_empty() {
-                    text.push('\n');
-                }
-                let room = budget.saturating_sub(text.len());
-                // The text is a `str`, so the cut lands on a character.
-                let end = bulkhead_ipc::utf8::prefix_len(t.as_bytes(), room);
-                text.push_str(t.get(..end).unwrap_or_default());
-                if text.len() >= budget {
-                    break;
-                }
-            }
-        }
-    }
-    text.push_str(&format!(
-        "\n[bulkhead cut this tools/call result: it was {line_len} bytes, over the \
-         {limit}-byte limit; kept the first {} bytes of its text; images, resources and \
-         structured content were dropped]",
-        text.len()
-    ));
+    let texts: Vec<String> = match result.remove("content") {
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|item| match item {
+                Value::Object(mut o) => match o.remove("text") {
+                    Some(Value::String(t)) => Some(t),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     result.clear();
+    result.insert("isError".into(), is_error);
     result.insert(
         "content".into(),
-        serde_json::json!([{ "type": "text", "text": text }]),
+        serde_json::json!([{ "type": "text", "text": "" }]),
     );
-    result.insert("isError".into(), is_error);
-    let mut line = serde_json::to_vec(msg).ok()?;
+    // The id goes back as the server wrote it, in front of the rest.
+    let id = match raw_id {
+        Some(raw) => {
+            msg.as_object_mut()?.remove("id");
+            Some(raw)
+        }
+        None => None,
+    };
+    let write = |msg: &Value| -> Option<Vec<u8>> {
+        let body = serde_json::to_vec(msg).ok()?;
+        let Some(id) = &id else { return Some(body) };
+        // `msg` still holds `result`, so its object is not empty.
+        let mut line = Vec::with_capacity(body.len() + id.len() + 8);
+        line.extend_from_slice(b"{\"id\":");
+        line.extend_from_slice(id.as_bytes());
+        line.push(b',');
+        line.extend_from_slice(body.get(1..)?);
+        Some(line)
+    };
+    // Everything but the text, as written, and the note at its longest
+    // (the kept byte count can have no more digits than the limit).
+    let rest = write(msg)?.len() + 1;
+    let budget = limit
+        .saturating_sub(rest)
+        .saturating_sub(json_len(&cut_note(line_len, limit, limit)));
+    let mut text = String::new();
+    let mut used = 0;
+    for t in &texts {
+        if !text.is_empty() {
+            if used + json_len("\n") > budget {
+                break;
+            }
+            text.push('\n');
+            used += json_len("\n");
+        }
+        let mut end = 0;
+        for c in t.chars() {
+            let n = escaped_len(c);
+            if used + n > budget {
+                break;
+            }
+            used += n;
+            end += c.len_utf8();
+        }
+        text.push_str(&t[..end]);
+        if end < t.len() {
+            break;
+        }
+    }
+    let note = cut_note(line_len, limit, text.len());
+    text.push_str(&note);
+    let content = serde_json::json!([{ "type": "text", "text": text }]);
+    msg.get_mut("result")?
+        .as_object_mut()?
+        .insert("content".into(), content);
+    let mut line = write(msg)?;
     line.push(b'\n');
     Some(line)
+}
+
+/// The id of a JSON-RPC message as written, if it has exactly one.
+fn raw_id(line: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Id<'a> {
+        #[serde(borrow)]
+        id: Option<&'a serde_json::value::RawValue>,
+    }
+    let id: Id<'_> = serde_json::from_slice(line).ok()?;
+    id.id.map(|raw| raw.get().to_owned())
+}
+
+/// What a cut result's text says after the text it kept.
+fn cut_note(line_len: usize, limit: usize, kept: usize) -> String {
+    format!(
+        "\n[bulkhead cut this tools/call result: it was {line_len} bytes, over the \
+         {limit}-byte limit; kept the first {kept} bytes of its text; images, resources and \
+         structured content were dropped]"
+    )
+}
+
+/// Bytes `s` takes inside a JSON string as serde_json writes it.
+fn json_len(s: &str) -> usize {
+    s.chars().map(escaped_len).sum()
+}
+
+/// Bytes `c` takes inside a JSON string as serde_json writes it: a quote,
+/// a backslash and the five control characters with short escapes take
+/// two, the other control characters six (`\u00XX`), the rest their UTF-8.
+fn escaped_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        c if (c as u32) < 0x20 => 6,
+        c => c.len_utf8(),
+    }
 }
 
 #[cfg(test)]
@@ -212,8 +304,8 @@ mod tests {
             "jsonrpc": "2.0", "id": 3,
             "result": {"content": [{"type": "text", "text": big}], "structuredContent": {"a": 1}}
         });
-        let len = serde_json::to_vec(&msg).unwrap().len();
-        let line = cut_tool_result(&mut msg, len, 8192).unwrap();
+        let raw = serde_json::to_vec(&msg).unwrap();
+        let line = cut_tool_result(&mut msg, &raw, 8192).unwrap();
         assert!(line.len() <= 8192, "{}", line.len());
         let v: Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(v["id"], 3);
@@ -221,6 +313,62 @@ mod tests {
         assert!(text.starts_with("yyyy") && text.contains("bulkhead cut this tools/call result"));
         assert!(v["result"].get("structuredContent").is_none());
         assert_eq!(v["result"]["isError"], false);
+    }
+
+    #[test]
+    fn a_cut_result_keeps_the_id_as_the_server_wrote_it() {
+        // Past 64 bits a number parses as a float, which prints as
+        // another number: the client would match the answer to nothing.
+        for id in [
+            "222222222222222222222222222222222222226",
+            "1.50",
+            "-0",
+            "\"\\u0041\"",
+        ] {
+            let text = "z".repeat(9000);
+            let line = format!(
+                r#"{{"jsonrpc":"2.0","id": {id},"result":{{"content":[{{"type":"text","text":"{text}"}}]}}}}"#
+            );
+            let mut msg: Value = serde_json::from_str(&line).unwrap();
+            let cut = cut_tool_result(&mut msg, line.as_bytes(), 4096).unwrap();
+            let written = String::from_utf8(cut).unwrap();
+            assert!(
+                written.starts_with(&format!("{{\"id\":{id},")),
+                "{written:.80}"
+            );
+            assert!(written.len() <= 4096);
+            let v: Value = serde_json::from_str(&written).unwrap();
+            assert_eq!(v["jsonrpc"], "2.0");
+        }
+    }
+
+    #[test]
+    fn text_that_escapes_to_more_bytes_is_cut_within_the_limit_as_written() {
+        // A quote is two bytes written, a control character six, and a
+        // long id leaves less room: the limit holds for the line as sent.
+        for unit in ["\"", "\u{1}", "a\\"] {
+            let mut msg = serde_json::json!({
+                "jsonrpc": "2.0", "id": "x".repeat(500),
+                "result": {"content": [{"type": "text", "text": unit.repeat(20_000)}]}
+            });
+            let raw = serde_json::to_vec(&msg).unwrap();
+            let line = cut_tool_result(&mut msg, &raw, 4096).unwrap();
+            assert!(line.len() <= 4096, "{unit:?}: {} bytes", line.len());
+            let v: Value = serde_json::from_slice(&line).unwrap();
+            assert_eq!(v["id"], "x".repeat(500));
+            let text = v["result"]["content"][0]["text"].as_str().unwrap();
+            assert!(text.starts_with(unit), "{unit:?}: some text is kept");
+        }
+        // An envelope over the limit by itself keeps no text.
+        let mut msg = serde_json::json!({
+            "jsonrpc": "2.0", "id": "x".repeat(5000),
+            "result": {"content": [{"type": "text", "text": "y".repeat(9000)}]}
+        });
+        let raw = serde_json::to_vec(&msg).unwrap();
+        let line = cut_tool_result(&mut msg, &raw, 4096).unwrap();
+        let v: Value = serde_json::from_slice(&line).unwrap();
+        let text = v["result"]["content"][0]["text"].as_str().unwrap();
+        assert!(text.starts_with("\n[bulkhead cut"), "{text:.40}");
     }
 
     #[test]
@@ -233,15 +381,21 @@ mod tests {
                     "jsonrpc": "2.0", "id": 1,
                     "result": {"content": [{"type": "text", "text": text}]}
                 });
-                let len = serde_json::to_vec(&msg).unwrap().len();
-                let line = cut_tool_result(&mut msg, len, 8192).unwrap();
+                let raw = serde_json::to_vec(&msg).unwrap();
+                let line = cut_tool_result(&mut msg, &raw, 8192).unwrap();
                 let v: Value = serde_json::from_slice(&line).unwrap();
                 let kept = v["result"]["content"][0]["text"].as_str().unwrap();
                 let (body, _note) = kept.split_once("\n[bulkhead cut").unwrap();
                 assert!(!body.contains('\u{fffd}'));
                 assert!(body.trim_start_matches('a').chars().all(|c| c == ch));
-                // The longest whole prefix within the budget.
-                assert!(8192 - 1024 - body.len() < ch.len_utf8(), "{ch} {extra}");
+                // The longest whole prefix that fits: one more character
+                // would pass the limit.
+                assert!(line.len() <= 8192, "{ch} {extra}: {}", line.len());
+                assert!(
+                    line.len() + ch.len_utf8() > 8192,
+                    "{ch} {extra}: {}",
+                    line.len()
+                );
             }
         }
     }

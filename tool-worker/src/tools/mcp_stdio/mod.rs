@@ -15,6 +15,9 @@
 //! One thread does it all with `poll`: after `CLONE_NEWPID` the worker may
 //! start no thread (see `sandbox`).
 //!
+//! With `mcp wrap --inject`, stream faults act on the server's output as
+//! the relay reads it, as if the server had done it (`inject`).
+//!
 //! # Caveats
 //! - No restart: when the server dies the relay ends, and so does the
 //!   `wrap` session (the client sees its server exit, as without bulkhead).
@@ -22,7 +25,10 @@
 //!   only one open, or by an `"id":` in its first 4 KiB; otherwise only the
 //!   strike is counted and the request stays open until the server ends.
 
-pub(crate) mod jsonrpc;
+mod inject;
+// Public, hidden: the fuzz checks (tests/src/fuzz_checks) call the cutter.
+#[doc(hidden)]
+pub mod jsonrpc;
 mod relay;
 
 use std::collections::BTreeMap;
@@ -105,6 +111,11 @@ pub struct McpStdioArgs {
     /// the server a `notifications/cancelled`.
     #[serde(default = "default_call_timeout")]
     call_timeout_ms: u64,
+    /// Stream faults to apply to the server's output as if the server did
+    /// (`mcp wrap --inject`; see `inject`).
+    #[serde(default)]
+    #[schemars(with = "Vec<serde_json::Value>")]
+    inject: Vec<bulkhead_ipc::RelayFault>,
 }
 
 pub(crate) fn default_call_timeout() -> u64 {
@@ -161,12 +172,14 @@ impl Tool for McpStdio {
         drop(child);
         let stdin: OwnedFd = stdin.into();
         set_nonblocking(&stdin).map_err(|e| ToolFailure::io("server stdin", e))?;
+        let max_message = usize::try_from(args.max_message_bytes).unwrap_or(usize::MAX);
         let mut relay = Relay::new(
             pid,
             File::from(stdin),
-            usize::try_from(args.max_message_bytes).unwrap_or(usize::MAX),
+            max_message,
             usize::try_from(args.max_result_bytes).unwrap_or(usize::MAX),
             Duration::from_millis(args.call_timeout_ms),
+            inject::StreamFaults::new(args.inject, max_message),
         );
         sink.grant_input(INPUT_WINDOW)
             .map_err(|e| ToolFailure::io("granting input", e))?;
@@ -191,6 +204,7 @@ impl Tool for McpStdio {
         // killer, a kill of the cage): the host knows why, and answers the
         // requests left open with that.
         let killed_from_outside = relay.stop.is_none()
+            && !relay.killed_by_fault
             && matches!(
                 status,
                 Some(WaitStatus::Signaled(
@@ -211,15 +225,20 @@ impl Tool for McpStdio {
             Some(WaitStatus::Signaled(_, sig, _)) => ToolExit::Signal(sig as i32),
             _ => ToolExit::Stopped,
         };
-        Ok(ToolEnd {
-            exit,
-            summary: Some(serde_json::json!({
+        let mut summary = serde_json::json!({
                 "ended": why,
                 "answered_by_bulkhead": relay.answered_by_us,
                 "oversize_messages": relay.oversize,
                 "non_json_lines": relay.garbage,
                 "stderr_tail": String::from_utf8_lossy(&relay.stderr_tail),
-            })),
+        });
+        // Only a session with stream faults says which fired.
+        if let Some(injected) = relay.faults.as_ref().and_then(|f| f.injected_json()) {
+            summary["injected"] = injected;
+        }
+        Ok(ToolEnd {
+            exit,
+            summary: Some(summary),
         })
     }
 }

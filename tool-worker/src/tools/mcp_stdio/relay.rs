@@ -12,6 +12,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+use super::inject::{Step, StreamFaults};
 use super::jsonrpc::{self, Kind};
 use super::{MAX_GARBAGE_LINES, MAX_OVERSIZE, POLL_INTERVAL_MS, STDERR_TAIL_BYTES};
 use crate::tools::{OutputSink, ToolContext};
@@ -43,6 +44,11 @@ pub(super) struct Relay {
     pub(super) stderr_tail: Vec<u8>,
     /// Why the relay stopped the server, if it did.
     pub(super) stop: Option<String>,
+    /// `--inject`'s stream faults; `None` without, and no fault work is done.
+    pub(super) faults: Option<Box<StreamFaults>>,
+    /// The relay killed the server for `truncate`: its end is the
+    /// server's own (answered as such), not a kill from outside.
+    pub(super) killed_by_fault: bool,
 }
 
 /// Bytes for the server's stdin.
@@ -75,6 +81,7 @@ impl Relay {
         max_message: usize,
         max_result: usize,
         call_timeout: Duration,
+        faults: Option<Box<StreamFaults>>,
     ) -> Self {
         Relay {
             pid,
@@ -94,6 +101,8 @@ impl Relay {
             answered_by_us: 0,
             stderr_tail: Vec::new(),
             stop: None,
+            faults,
+            killed_by_fault: false,
         }
     }
 
@@ -107,12 +116,26 @@ impl Relay {
         let mut stdout = Some(File::from(stdout));
         let mut stderr = Some(File::from(stderr));
         let mut buf = vec![0u8; MAX_CHUNK_BYTES];
-        while stdout.is_some() && self.stop.is_none() {
+        while (stdout.is_some() || self.faults.as_ref().is_some_and(|f| f.holding()))
+            && self.stop.is_none()
+        {
             let want_write = !self.to_server.is_empty() && self.stdin.is_some();
+            // Messages held back by a fault: nothing more is read until they
+            // have gone on, and the loop wakes when the next one is due.
+            let holding = self.faults.as_ref().is_some_and(|f| f.holding());
+            let timeout = self
+                .faults
+                .as_ref()
+                .and_then(|f| f.next_due(Instant::now()))
+                .map_or(POLL_INTERVAL_MS, |d| {
+                    u16::try_from(d.as_millis())
+                        .map_or(POLL_INTERVAL_MS, |ms| ms.min(POLL_INTERVAL_MS))
+                });
             let (wake, out_ready, err_ready, in_ready) = {
                 let mut fds = vec![PollFd::new(ctx.input.wake_fd(), PollFlags::POLLIN)];
                 let mut slots = [None; 3];
-                for (k, f) in [stdout.as_ref(), stderr.as_ref()].into_iter().enumerate() {
+                let out = stdout.as_ref().filter(|_| !holding);
+                for (k, f) in [out, stderr.as_ref()].into_iter().enumerate() {
                     if let Some(f) = f {
                         slots[k] = Some(fds.len());
                         fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
@@ -122,7 +145,7 @@ impl Relay {
                     slots[2] = Some(fds.len());
                     fds.push(PollFd::new(f.as_fd(), PollFlags::POLLOUT));
                 }
-                match poll(&mut fds, PollTimeout::from(POLL_INTERVAL_MS)) {
+                match poll(&mut fds, PollTimeout::from(timeout)) {
                     Ok(_) => {}
                     Err(nix::errno::Errno::EINTR) => continue,
                     Err(e) => return Err(e.into()),
@@ -162,6 +185,15 @@ impl Relay {
                             return Ok(());
                         }
                     }
+                }
+            }
+            if self.faults.is_some() {
+                if !self.release(sink)? {
+                    return Ok(());
+                }
+                if self.killed_by_fault {
+                    // The server is dead mid-message: its output ends here.
+                    stdout = None;
                 }
             }
             if err_ready && let Some(f) = stderr.as_mut() {
@@ -213,6 +245,9 @@ impl Relay {
                         && id.len() <= bulkhead_ipc::validate::MAX_REQUEST_ID_BYTES =>
                 {
                     sink.request(&id, true)?;
+                    if let Some(f) = self.faults.as_mut() {
+                        f.on_request(&id, &method, &value);
+                    }
                     if method == "tools/call" {
                         self.deadlines
                             .insert(id.clone(), Instant::now() + self.call_timeout);
@@ -275,6 +310,10 @@ impl Relay {
             if self.stop.is_some() {
                 break;
             }
+            if let Some(f) = self.faults.as_mut() {
+                f.schedule(event, Instant::now());
+                continue;
+            }
             let go_on = match event {
                 LineEvent::Line(line) => self.server_line(line, sink)?,
                 LineEvent::Oversize { prefix } => self.oversize_line(&prefix, sink)?,
@@ -284,6 +323,44 @@ impl Relay {
             }
         }
         Ok(true)
+    }
+
+    /// The server's messages held by a fault that are due go through the
+    /// relay's own handling; a `cut` stops the server, a `truncate` kills
+    /// it. Returns false when the sink says stop.
+    fn release(&mut self, sink: &mut dyn OutputSink) -> io::Result<bool> {
+        let mut go_on = true;
+        while go_on && self.stop.is_none() && !self.killed_by_fault {
+            let Some(step) = self
+                .faults
+                .as_mut()
+                .and_then(|f| f.take_due(Instant::now()))
+            else {
+                break;
+            };
+            go_on = match step {
+                Step::Event(LineEvent::Line(line)) => self.server_line(line, sink)?,
+                Step::Event(LineEvent::Oversize { prefix }) => self.oversize_line(&prefix, sink)?,
+                Step::Cut { why } => {
+                    self.stop = Some(why);
+                    true
+                }
+                Step::Truncate => {
+                    let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
+                    self.killed_by_fault = true;
+                    true
+                }
+            };
+        }
+        let notes = self
+            .faults
+            .as_mut()
+            .map(|f| f.take_notes())
+            .unwrap_or_default();
+        for note in notes {
+            sink.write(StreamId::Stderr, note.as_bytes())?;
+        }
+        Ok(go_on)
     }
 
     fn server_line(&mut self, mut line: Vec<u8>, sink: &mut dyn OutputSink) -> io::Result<bool> {
@@ -302,7 +379,7 @@ impl Relay {
                 self.deadlines.remove(&id);
                 let cut = match method.as_deref() {
                     Some("tools/call") => {
-                        jsonrpc::cut_tool_result(&mut value, line.len(), self.max_result)
+                        jsonrpc::cut_tool_result(&mut value, &line, self.max_result)
                     }
                     _ => None,
                 };

@@ -237,6 +237,7 @@ async fn direct_call(worker: &Path, args_json: &str, call_id: u64) -> Duration {
             // No RLIMIT_DATA backstop: cgroup modes set none either.
             limits: CallLimits::default().for_worker(None),
             sandbox: None,
+            start_faults: Vec::new(),
         })),
         HostMessage::Credit { chunks: CREDIT },
     ];
