@@ -115,18 +115,32 @@ impl CallRequest {
     /// Repeatable; an MCP fault (`drop`, `error`, …) cannot apply to a tool
     /// call and fails it with the reason.
     ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// ```
     /// use bulkhead_host::{CallRequest, HostConfig, KillReason, Outcome, ToolHost};
     ///
-    /// let host = ToolHost::new(HostConfig::default())?;
-    /// let req = CallRequest::new("shell", r#"{"command":"yes"}"#)
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # // This workspace's build of the worker, as in the crate's example.
+    /// # let worker_path = std::env::var_os("BULKHEAD_WORKER")
+    /// #     .map(std::path::PathBuf::from)
+    /// #     .unwrap_or_else(|| {
+    /// #         std::env::var_os("CARGO_TARGET_DIR")
+    /// #             .map(std::path::PathBuf::from)
+    /// #             .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target").into())
+    /// #             .join("debug/bulkhead-worker")
+    /// #     });
+    /// let host = ToolHost::new(HostConfig {
+    ///     worker: Some(worker_path),
+    ///     ..HostConfig::default()
+    /// })?;
+    /// let req = CallRequest::new("shell", r#"{"command":"sleep 30"}"#)
     ///     .inject("kill@200ms".parse()?);
     /// let report = host.call(req).wait().await;
     /// // SIGKILL, from outside, 200 ms in: as if someone killed the worker.
     /// assert_eq!(report.outcome, Outcome::Killed { reason: KillReason::Signal(9) });
     /// let injected = report.injected.expect("the fault fired");
     /// assert_eq!((injected.fault.as_str(), injected.trigger.as_str()), ("kill", "200ms"));
+    /// assert!(injected.at_ms >= 200);
     /// # Ok(())
     /// # }
     /// ```
