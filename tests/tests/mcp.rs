@@ -41,6 +41,8 @@ mod serve;
 mod serve_inject;
 #[path = "mcp/serve_inject_http.rs"]
 mod serve_inject_http;
+#[path = "mcp/serve_inject_progress.rs"]
+mod serve_inject_progress;
 #[path = "mcp/sse.rs"]
 mod sse;
 #[path = "mcp/wrap_fidelity.rs"]
