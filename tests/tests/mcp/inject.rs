@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 /// Starts `bulkhead mcp wrap FLAGS -- node everything stdio MARK`; the
 /// marker (an argument the server ignores) finds its processes after.
-fn wrap(flags: &[&str], mark: &str) -> std::process::Child {
+pub(super) fn wrap(flags: &[&str], mark: &str) -> std::process::Child {
     Command::new(bin("bulkhead"))
         .args(["mcp", "wrap"])
         .args(flags)
@@ -27,7 +27,7 @@ fn wrap(flags: &[&str], mark: &str) -> std::process::Child {
         .expect("spawn bulkhead mcp wrap")
 }
 
-fn initialize() -> Value {
+pub(super) fn initialize() -> Value {
     json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {},
         "clientInfo": {"name": "inject-test", "version": "1"}}})

@@ -8,33 +8,20 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bulkhead_tests::{WrapSession, bin, drive_wrap, marker, peer, pids_with_marker};
+use bulkhead_tests::{WrapSession, bin, drive_wrap, marker, pids_with_marker};
 use serde_json::{Value, json};
 
 /// Starts `bulkhead mcp wrap --inject SPEC FLAGS -- node everything stdio
 /// MARK`; the marker (an argument the server ignores) finds its processes.
 fn wrap(spec: &str, flags: &[&str], mark: &str) -> std::process::Child {
-    Command::new(bin("bulkhead"))
-        .args(["mcp", "wrap", "--inject", spec])
-        .args(flags)
-        .arg("--")
-        .args([peer("MCP_NODE"), peer("MCP_EVERYTHING")])
-        .args(["stdio", mark])
-        .env_remove("BULKHEAD_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn bulkhead mcp wrap")
+    super::inject::wrap(&[&["--inject", spec], flags].concat(), mark)
 }
 
 /// initialize (0), initialized, tools/list (1), tools/call echo (2),
 /// ping (3).
 fn messages() -> Vec<Value> {
     vec![
-        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "inject-stream-test", "version": "1"}}}),
+        super::inject::initialize(),
         json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
         json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
         json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
