@@ -408,20 +408,24 @@ async fn answer_post(
             return;
         }
         let a = match ready {
+            // Waited for before the stream began.
             Some(a) => a,
-            None => loop {
-                tokio::select! {
-                    biased;
-                    Some(note) = notes.recv() => {
-                        if !send(note).await {
-                            return;
+            None => {
+                let a = loop {
+                    tokio::select! {
+                        biased;
+                        Some(note) = notes.recv() => {
+                            if !send(note).await {
+                                return;
+                            }
                         }
+                        a = &mut answer => break joined(a),
                     }
-                    a = &mut answer => break joined(a),
-                }
-            },
+                };
+                before_answer.wait().await;
+                a
+            }
         };
-        before_answer.wait().await;
         while let Ok(note) = notes.try_recv() {
             if !send(note).await {
                 return;
