@@ -43,6 +43,8 @@ mod serve_inject;
 mod serve_inject_http;
 #[path = "mcp/serve_inject_progress.rs"]
 mod serve_inject_progress;
+#[path = "mcp/serve_slow_client.rs"]
+mod serve_slow_client;
 #[path = "mcp/sse.rs"]
 mod sse;
 #[path = "mcp/wrap_fidelity.rs"]

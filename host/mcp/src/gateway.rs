@@ -20,12 +20,14 @@ use bulkhead_host::policy::{ResolveContext, resolve};
 use bulkhead_host::{CallPolicy, CallRequest, HostConfig, Outcome, ToolHost};
 use bulkhead_ipc::ToolExit;
 use bulkhead_ipc::lines::{BoundedLines, LineEvent};
+use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use crate::client::{self, Waiting};
 use crate::held::Held;
+use crate::note_queue::Flush;
 use crate::prepare::{FetchOptions, prepare};
 use crate::serve_faults::{FaultPlan, Handled, ServeFaults};
 use crate::session::ServerSession;
@@ -229,34 +231,44 @@ impl Gateway {
 pub async fn serve_stdio(gateway: Arc<Gateway>) -> std::io::Result<()> {
     // `bulkhead mcp status` reads it; closed and removed on return.
     let _control = crate::control::start(gateway.status_source(), "stdio".into());
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Value>();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Out>();
     let writer = tokio::spawn(async move {
         let mut stdout = tokio::io::stdout();
-        while let Some(msg) = out_rx.recv().await {
-            let mut line = msg.to_string().into_bytes();
-            line.push(b'\n');
-            if stdout.write_all(&line).await.is_err() || stdout.flush().await.is_err() {
+        while let Some(out) = out_rx.recv().await {
+            let (line, permit) = match out {
+                Out::Message(msg) => (Bytes::from(msg.to_string()), None),
+                Out::Note((note, permit)) => (note, Some(permit)),
+            };
+            if stdout.write_all(&line).await.is_err()
+                || stdout.write_all(b"\n").await.is_err()
+                || stdout.flush().await.is_err()
+            {
                 return;
             }
+            // Written: the note's bytes go back to its server's budget.
+            drop(permit);
         }
     });
     // Server notifications (progress with the client's own token, logging)
-    // go to the client as they come.
+    // go to the client as they come, each server's through its byte-bounded
+    // queue: a client that stops reading while a server keeps sending
+    // costs at most `PENDING_BYTES` a server, and what does not fit is
+    // dropped with a count on stderr. An answer waits for the notes its server sent before it (a call's
+    // progress, its log lines), which travel apart from it, so it is
+    // written after them.
     let mut forwarders = Vec::new();
+    let mut routed = Vec::new();
     for session in &gateway.sessions {
-        let mut notes = session.notifications();
+        let (mut notes, noted) = crate::note_queue::spawn(session);
+        routed.push(noted.clone());
         let out = out_tx.clone();
         forwarders.push(tokio::spawn(async move {
-            loop {
-                match notes.recv().await {
-                    Ok(note) => {
-                        if out.send(note).is_err() {
-                            return;
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            while let Some(note) = notes.recv().await {
+                if out.send(Out::Note(note)).is_err() {
+                    return;
                 }
+                // In the writer's queue, ahead of any answer sent from now.
+                noted.add(1);
             }
         }));
     }
@@ -278,7 +290,7 @@ pub async fn serve_stdio(gateway: Arc<Gateway>) -> std::io::Result<()> {
                 let (request, _guard, answer) = waiting.register("", &msg);
                 out.upgrade()
                     .ok_or_else(gone)?
-                    .send(request)
+                    .send(Out::Message(request))
                     .map_err(|_| gone())?;
                 client::outcome(answer.await)
             })
@@ -290,12 +302,16 @@ pub async fn serve_stdio(gateway: Arc<Gateway>) -> std::io::Result<()> {
             Ok(line) => match serde_json::from_slice::<Value>(&line) {
                 Ok(m) => m,
                 Err(e) => {
-                    let _ = out_tx.send(error(Value::Null, -32700, &format!("not JSON: {e}")));
+                    let _ = out_tx.send(Out::Message(error(
+                        Value::Null,
+                        -32700,
+                        &format!("not JSON: {e}"),
+                    )));
                     continue;
                 }
             },
             Err(e) => {
-                let _ = out_tx.send(error(Value::Null, -32600, &e));
+                let _ = out_tx.send(Out::Message(error(Value::Null, -32600, &e)));
                 continue;
             }
         };
@@ -309,13 +325,15 @@ pub async fn serve_stdio(gateway: Arc<Gateway>) -> std::io::Result<()> {
         if msg["method"] == "initialize" {
             *caps.lock().unwrap_or_else(|p| p.into_inner()) = msg["params"]["capabilities"].clone();
         }
+        let before_answer = Flush::new(&gateway.sessions, &routed, gateway.target(&msg));
         let gateway = gateway.clone();
         let out = out_tx.clone();
         tokio::spawn(async move {
             // A request a fault leaves unanswered (`timeout`, `drop`) ends
             // here, holding nothing.
             if let Handled::Answer(answer) = gateway.handle_client(id, &msg).await {
-                let _ = out.send(answer);
+                before_answer.wait().await;
+                let _ = out.send(Out::Message(answer));
             }
         });
     }
@@ -450,6 +468,16 @@ impl Gateway {
             "isError": failed,
         }))
     }
+}
+
+/// A line for the stdio client.
+enum Out {
+    /// An answer, an error, or a server's request: each one caused by a
+    /// client's request or awaited by a server's.
+    Message(Value),
+    /// A server's notification, holding its bytes of the server's
+    /// [`note_queue`](crate::note_queue) budget until it is written.
+    Note(crate::note_queue::Pending),
 }
 
 fn error(id: Value, code: i64, message: &str) -> Value {

@@ -22,6 +22,7 @@ mod gateway;
 mod held;
 mod http;
 pub mod inject;
+mod note_queue;
 pub mod prepare;
 mod remote;
 pub mod restart;

@@ -262,13 +262,18 @@ impl Setup {
         Self { dir, python }
     }
 
+    /// The servers file naming `a` and `b`.
+    pub(crate) fn servers(&self) -> std::path::PathBuf {
+        self.dir.path().join("servers.json")
+    }
+
     /// `bulkhead mcp serve --http` over the servers (`--expose a` if
     /// `expose`), and its port.
     pub(crate) fn gateway(&self, expose: bool) -> (KillOnDrop, u16) {
         let port = free_port();
         let mut cmd = Command::new(bin("bulkhead"));
         cmd.args(["mcp", "serve", "--servers"])
-            .arg(self.dir.path().join("servers.json"))
+            .arg(self.servers())
             .args(["--http", &format!("127.0.0.1:{port}")]);
         if expose {
             cmd.args(["--expose", "a"]);

@@ -479,7 +479,7 @@ fn large_events_to_a_client_that_never_reads_cost_bounded_bytes() {
 /// What the gateway may grow by for 2 MiB events to a client that reads
 /// nothing: the stalled stream's bytes (8 MiB, `budget::STREAM_BYTES`),
 /// the server's notifications waiting to be routed (8 MiB,
-/// `notes::PENDING_BYTES`), a few events in passing (being parsed,
+/// `note_queue::PENDING_BYTES`), a few events in passing (being parsed,
 /// serialized, routed: 2 MiB each) and allocator slack (16 MiB). Counted
 /// in events as before, the same flood held all 512 MiB.
 const GROWTH_BOUND_LARGE: u64 = (8 + 8 + 4 * 2 + 16) << 20;

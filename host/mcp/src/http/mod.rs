@@ -49,6 +49,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::gateway::{Gateway, MAX_CLIENT_MESSAGE};
+use crate::note_queue::Flush;
 use body::{Body, sse_event};
 use budget::{Charged, queue};
 use hub::{FlightGuard, Hub, SLOW_CLIENT_TIMEOUT, SSE_QUEUE};
@@ -70,7 +71,7 @@ struct Guard {
     token: Option<String>,
     hub: Arc<Hub>,
     /// How far each server's notifications have got, by server index.
-    routed: Vec<Arc<notes::Routed>>,
+    routed: Vec<Arc<crate::note_queue::Routed>>,
 }
 
 /// Where and for whom `serve_http` listens.
@@ -303,13 +304,7 @@ async fn handle(req: Request<Incoming>, gateway: Arc<Gateway>, guard: &Guard) ->
     let reach = gateway.target(&msg);
     // The notifications each server reached sent before its answer go out
     // before the answer: they travel apart from it (`notes`).
-    let before_answer = Flush(
-        (gateway.sessions.iter().zip(&guard.routed))
-            .enumerate()
-            .filter(|(i, _)| reach.includes(*i))
-            .map(|(_, (s, r))| (s.clone(), r.clone()))
-            .collect(),
-    );
+    let before_answer = Flush::new(&gateway.sessions, &guard.routed, reach);
     let (flight, notes) = guard.hub.flight(&sid, reach, token, accepts_sse);
     let mut msg = msg;
     if let Some(ours) = &flight.progress_token {
@@ -323,18 +318,6 @@ async fn handle(req: Request<Incoming>, gateway: Arc<Gateway>, guard: &Guard) ->
         .await
     });
     answer_post(flight, notes, answer, accepts_sse, before_answer).await
-}
-
-/// The servers a request reached, and how far their notifications have
-/// got: once its answer is here, what they sent before it is waited for.
-struct Flush(Vec<(crate::session::ServerSession, Arc<notes::Routed>)>);
-
-impl Flush {
-    async fn wait(&self) {
-        for (session, routed) in &self.0 {
-            routed.reached(session.notes_sent()).await;
-        }
-    }
 }
 
 /// The answer, or `None`: none comes (an injected fault), and the POST's
