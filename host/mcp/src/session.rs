@@ -358,4 +358,5 @@ fn lock(m: &Mutex<ServerStatus>) -> std::sync::MutexGuard<'_, ServerStatus> {
 const NOTIFICATION_BACKLOG: usize = 256;
 
 mod driver;
+mod to_server;
 use driver::Driver;

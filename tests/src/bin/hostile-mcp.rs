@@ -9,7 +9,9 @@
 //! - `garbage`: writes lines that are not JSON-RPC, and never answers;
 //! - `deaf`: never answers, and ignores `notifications/cancelled` (but
 //!   still answers other requests, such as `ping`);
-//! - `stuck`: spins in the call forever, reading nothing more.
+//! - `stuck`: spins in the call forever, reading nothing more;
+//! - `asks`: sends 4,096 requests of its own (`roots/list`, each with an id
+//!   of 64 KiB: 256 MiB of them), then sleeps, reading nothing more.
 //!
 //! Used by `tests/tests/mcp/hostile.rs`; each mode must end with the right
 //! outcome, with the host's memory flat and no process left.
@@ -88,6 +90,19 @@ fn misbehave(mode: &str, id: &serde_json::Value, out: &mut impl Write) {
             );
         }
         "crash" => std::process::abort(),
+        "asks" => {
+            let pad = "x".repeat(64 << 10);
+            for i in 0..4096 {
+                let ask = format!(r#"{{"jsonrpc":"2.0","id":"{pad}{i}","method":"roots/list"}}"#);
+                if writeln!(out, "{ask}").is_err() {
+                    return;
+                }
+            }
+            let _ = out.flush();
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
         "stuck" => loop {
             std::hint::spin_loop();
         },

@@ -1,10 +1,12 @@
-//! `bulkhead mcp serve` over stdio, with a client that stops reading while
-//! a server floods it with notifications: the gateway holds a bounded
-//! number of bytes for it (each server's notifications queue, not
-//! everything the server sent), drops the rest and says how many, and the
-//! call's answer still arrives once the client reads again.
+//! `bulkhead mcp serve` over stdio with a peer that stops reading: a client
+//! while a server floods it with notifications, and a server while it
+//! floods the gateway with requests of its own. Either way the gateway
+//! holds a bounded number of bytes for the peer that does not read (not
+//! everything the other side sent), refuses or drops the rest, and says
+//! so where the user sees it.
 
 use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -82,13 +84,13 @@ fn cpu_ticks(pid: u32) -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
-#[test]
-fn a_stdio_client_that_stops_reading_costs_bounded_memory_and_hears_of_the_drops() {
-    let setup = crate::python_http::Setup::new();
+/// `bulkhead mcp serve` on stdio over `servers`, initialized; its process,
+/// its client end, and the file its stderr goes to.
+fn start(servers: &Path) -> (KillOnDrop, Client, tempfile::NamedTempFile) {
     let logs = tempfile::NamedTempFile::new().unwrap();
     let mut child = Command::new(bin("bulkhead"))
         .args(["mcp", "serve", "--servers"])
-        .arg(setup.servers())
+        .arg(servers)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(logs.reopen().unwrap())
@@ -96,12 +98,6 @@ fn a_stdio_client_that_stops_reading_costs_bounded_memory_and_hears_of_the_drops
         .unwrap();
     let stdin = child.stdin.take().unwrap();
     let stdout = child.stdout.take().unwrap();
-    let gw = KillOnDrop(child);
-    let pid = gw.0.id();
-    let rss = || {
-        bulkhead_tests::proc_status_bytes(i32::try_from(pid).unwrap(), "VmRSS:")
-            .expect("the gateway's VmRSS")
-    };
     let reading = Arc::new(AtomicBool::new(true));
     let (tx, lines) = mpsc::channel();
     let gate = reading.clone();
@@ -136,6 +132,51 @@ fn a_stdio_client_that_stops_reading_costs_bounded_memory_and_hears_of_the_drops
     );
     client.until_answer(0);
     client.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    (KillOnDrop(child), client, logs)
+}
+
+/// The gateway's RSS in bytes.
+fn rss(pid: u32) -> u64 {
+    bulkhead_tests::proc_status_bytes(i32::try_from(pid).unwrap(), "VmRSS:")
+        .expect("the gateway's VmRSS")
+}
+
+/// Waits until the gateway has been idle for `QUIET` (at most one tick of
+/// CPU, 10 ms, in that time: its timers), sampling its RSS; the peak,
+/// from `peak` on.
+fn peak_until_quiet(pid: u32, mut peak: u64) -> u64 {
+    let started = Instant::now();
+    let (mut ticks, mut quiet_since) = (cpu_ticks(pid), Instant::now());
+    let mut said_at = Instant::now();
+    while quiet_since.elapsed() < QUIET {
+        assert!(started.elapsed() < BOUND, "the gateway never went quiet");
+        std::thread::sleep(Duration::from_millis(200));
+        peak = peak.max(rss(pid));
+        let now = cpu_ticks(pid);
+        if now > ticks + 1 {
+            (ticks, quiet_since) = (now, Instant::now());
+        }
+        if said_at.elapsed() > Duration::from_secs(5) {
+            eprintln!(
+                "gateway RSS {} KiB (peak {} KiB), CPU {now} ticks",
+                rss(pid) >> 10,
+                peak >> 10
+            );
+            said_at = Instant::now();
+        }
+    }
+    eprintln!(
+        "the gateway went quiet after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    peak
+}
+
+#[test]
+fn a_stdio_client_that_stops_reading_costs_bounded_memory_and_hears_of_the_drops() {
+    let setup = crate::python_http::Setup::new();
+    let (gw, mut client, logs) = start(&setup.servers());
+    let pid = gw.0.id();
     // Warm: the server started, one call through with its logging.
     client.send(&call(1, "a__work", json!({"steps": 2})));
     let (_, warm) = client.until_answer(1);
@@ -143,7 +184,7 @@ fn a_stdio_client_that_stops_reading_costs_bounded_memory_and_hears_of_the_drops
         warm["result"]["content"][0]["text"], "a: 2 steps done",
         "{warm}"
     );
-    let idle = rss();
+    let idle = rss(pid);
 
     // The client stops reading (after at most the line it waits for now),
     // and the server sends 512 MiB of log messages.
@@ -153,34 +194,12 @@ fn a_stdio_client_that_stops_reading_costs_bounded_memory_and_hears_of_the_drops
         "a__flood",
         json!({"count": FLOOD_COUNT, "size": FLOOD_SIZE}),
     ));
-    // Until the gateway has been idle for `QUIET`: the flood has passed it.
-    // Idle is at most one tick of CPU (10 ms) in that time: its timers.
-    let started = Instant::now();
-    let (mut peak, mut ticks, mut quiet_since) = (idle, cpu_ticks(pid), Instant::now());
-    let mut said_at = Instant::now();
-    while quiet_since.elapsed() < QUIET {
-        assert!(started.elapsed() < BOUND, "the gateway never went quiet");
-        std::thread::sleep(Duration::from_millis(200));
-        peak = peak.max(rss());
-        let now = cpu_ticks(pid);
-        if now > ticks + 1 {
-            (ticks, quiet_since) = (now, Instant::now());
-        }
-        if said_at.elapsed() > Duration::from_secs(5) {
-            eprintln!(
-                "gateway RSS {} KiB (peak {} KiB), CPU {now} ticks",
-                rss() >> 10,
-                peak >> 10
-            );
-            said_at = Instant::now();
-        }
-    }
+    let peak = peak_until_quiet(pid, idle);
     let growth = peak.saturating_sub(idle);
     eprintln!(
-        "{FLOOD_COUNT} log messages of {FLOOD_SIZE} bytes to a client that reads nothing: gateway RSS idle {} KiB, peak {} KiB, after {:.1} s",
+        "{FLOOD_COUNT} log messages of {FLOOD_SIZE} bytes to a client that reads nothing: gateway RSS idle {} KiB, peak {} KiB",
         idle >> 10,
         peak >> 10,
-        started.elapsed().as_secs_f64()
     );
     assert!(
         growth < GROWTH_BOUND,
@@ -226,5 +245,57 @@ fn a_stdio_client_that_stops_reading_costs_bounded_memory_and_hears_of_the_drops
         .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
         .sum();
     assert_eq!(said, FLOOD_COUNT - heard as u64, "{stderr}");
+    drop(gw);
+}
+
+/// What the gateway may grow by while a server that reads nothing sends
+/// it 256 MiB of requests, each answered with its 64 KiB id echoed: the
+/// answers waiting for the server (8 MiB, `TO_SERVER_BYTES`), the relay's
+/// and the pipe's buffers, lines in passing (64 KiB each) and allocator
+/// slack (16 MiB). Queued without a bound, as before, the gateway held
+/// every answer.
+const ASKS_GROWTH_BOUND: u64 = (8 + 8 + 16) << 20;
+
+#[test]
+fn a_server_that_asks_without_reading_costs_bounded_memory_and_its_next_call_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let servers = dir.path().join("servers.json");
+    let doc = json!({"mcpServers": {"hostile": {"command": bin("hostile-mcp"), "args": ["asks"]}}});
+    std::fs::write(&servers, doc.to_string()).unwrap();
+    let (gw, mut client, _logs) = start(&servers);
+    let pid = gw.0.id();
+    client.send(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
+    let (_, list) = client.until_answer(1);
+    assert!(list.to_string().contains("hostile__go"), "{list:.500}");
+    let idle = rss(pid);
+
+    // The server asks 4,096 times (256 MiB of ids) and reads no more.
+    client.send(&call(2, "hostile__go", json!({})));
+    let peak = peak_until_quiet(pid, idle);
+    let growth = peak.saturating_sub(idle);
+    eprintln!(
+        "4,096 requests of 64 KiB from a server that reads nothing: gateway RSS idle {} KiB, peak {} KiB",
+        idle >> 10,
+        peak >> 10
+    );
+    assert!(
+        growth < ASKS_GROWTH_BOUND,
+        "the gateway grew by {} MiB for a server that reads nothing (idle {} MiB)",
+        growth >> 20,
+        idle >> 20
+    );
+
+    // The next call to it is refused at once, and says why.
+    client.send(&call(3, "hostile__go", json!({})));
+    let (_, refused) = client.until_answer(3);
+    let why = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("server \"hostile\" is not reading its input"),
+        "{refused:.500}"
+    );
+    // The gateway itself still answers.
+    client.send(&json!({"jsonrpc": "2.0", "id": 4, "method": "ping"}));
+    let (_, pong) = client.until_answer(4);
+    assert_eq!(pong["result"], json!({}), "{pong}");
     drop(gw);
 }

@@ -12,10 +12,10 @@ use bulkhead_host::report::CallEvent;
 use bulkhead_host::{CallRequest, ToolHost};
 use bulkhead_ipc::StreamId;
 use bulkhead_ipc::lines::{BoundedLines, LineEvent};
-use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+use super::to_server::ToServer;
 use super::{
     Cmd, CurrentLive, HandlerSlot, INIT_TIMEOUT, McpError, PROTOCOL_VERSION,
     SERVER_REQUEST_TIMEOUT, STDERR_TAIL_BYTES, ServerState, ServerStatus, client_capabilities,
@@ -120,20 +120,12 @@ impl Driver {
         }
         let live = call.live();
         *self.live.lock().unwrap_or_else(|p| p.into_inner()) = Some(live.clone());
-        let (lines_tx, mut lines_rx) = mpsc::unbounded_channel::<Bytes>();
-        let input = call.input();
-        // The writer: input waits for the worker's credit, off the driver.
-        tokio::spawn(async move {
-            while let Some(line) = lines_rx.recv().await {
-                if input.send(line).await.is_err() {
-                    return;
-                }
-            }
-        });
+        // Input waits for the worker's credit, off the driver, bounded.
+        let to_server = ToServer::start(call.input());
+        // The session's own messages, sent where nothing waits yet (after
+        // `initialize`'s answer, the server has read what came before).
         let send = |v: &Value| {
-            let mut line = v.to_string().into_bytes();
-            line.push(b'\n');
-            let _ = lines_tx.send(Bytes::from(line));
+            let _ = to_server.send(v);
         };
         let mut lines =
             BoundedLines::new(usize::try_from(self.spec.max_message).unwrap_or(usize::MAX));
@@ -165,7 +157,7 @@ impl Driver {
                         lines.feed(&data, &mut events);
                         for ev in events {
                             if let LineEvent::Line(line) = ev {
-                                self.route(&line, &mut pending, &lines_tx);
+                                self.route(&line, &mut pending, &to_server);
                             }
                         }
                     }
@@ -252,14 +244,20 @@ impl Driver {
                         }
                         let id = next_id;
                         next_id += 1;
-                        pending.insert(id, reply);
                         let mut msg = json!({"jsonrpc": "2.0", "id": id, "method": method});
                         // No `params` rather than `null`, which JSON-RPC
                         // does not allow and some SDKs drop unanswered.
                         if !params.is_null() {
                             msg["params"] = params;
                         }
-                        send(&msg);
+                        match to_server.send(&msg) {
+                            Ok(()) => {
+                                pending.insert(id, reply);
+                            }
+                            Err(full) => {
+                                let _ = reply.send(Err(McpError(full.message(&self.spec.name))));
+                            }
+                        }
                     }
                     None => {
                         call.cancel();
@@ -276,7 +274,7 @@ impl Driver {
 
     /// One line from the server: an answer to route, a request to decline,
     /// or a notification to drop.
-    fn route(&self, line: &[u8], pending: &mut Pending, lines: &mpsc::UnboundedSender<Bytes>) {
+    fn route(&self, line: &[u8], pending: &mut Pending, to_server: &ToServer) {
         let Ok(msg) = serde_json::from_slice::<Value>(line) else {
             return;
         };
@@ -301,7 +299,7 @@ impl Driver {
                 };
                 let _ = reply.send(answer);
             }
-            (Some(id), true) => self.server_request(id, msg, lines.clone()),
+            (Some(id), true) => self.server_request(id, msg, to_server.clone()),
             // Nobody listening is fine: the notification is dropped.
             (None, true) => {
                 if self.notifications.send(msg).is_ok() {
@@ -315,11 +313,15 @@ impl Driver {
 
     /// A request from the server: to the handler, off the driver (whose
     /// loop must keep reading), within the bounds.
-    fn server_request(&self, id: Value, msg: Value, lines: mpsc::UnboundedSender<Bytes>) {
+    fn server_request(&self, id: Value, msg: Value, to_server: ToServer) {
+        let (name, status) = (self.spec.name.clone(), self.status.clone());
         let send = move |v: Value| {
-            let mut line = v.to_string().into_bytes();
-            line.push(b'\n');
-            let _ = lines.send(Bytes::from(line));
+            if let Err(full) = to_server.send(&v) {
+                lock(&status).last_error = Some(format!(
+                    "a request of the server's went unanswered: {}",
+                    full.message(&name)
+                ));
+            }
         };
         let handler = self
             .handler
