@@ -23,11 +23,11 @@ use bulkhead_ipc::lines::{BoundedLines, LineEvent};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::client::{self, Waiting};
 use crate::held::Held;
-use crate::note_queue::Flush;
+use crate::note_queue::{Flush, PENDING_BYTES};
 use crate::prepare::{FetchOptions, prepare};
 use crate::serve_faults::{FaultPlan, Handled, ServeFaults};
 use crate::session::ServerSession;
@@ -237,7 +237,7 @@ pub async fn serve_stdio(gateway: Arc<Gateway>) -> std::io::Result<()> {
         while let Some(out) = out_rx.recv().await {
             let (line, permit) = match out {
                 Out::Message(msg) => (Bytes::from(msg.to_string()), None),
-                Out::Note((note, permit)) => (note, Some(permit)),
+                Out::Charged((line, permit)) => (line, Some(permit)),
             };
             if stdout.write_all(&line).await.is_err()
                 || stdout.write_all(b"\n").await.is_err()
@@ -245,7 +245,7 @@ pub async fn serve_stdio(gateway: Arc<Gateway>) -> std::io::Result<()> {
             {
                 return;
             }
-            // Written: the note's bytes go back to its server's budget.
+            // Written: its bytes go back to the budget they were charged to.
             drop(permit);
         }
     });
@@ -264,7 +264,7 @@ pub async fn serve_stdio(gateway: Arc<Gateway>) -> std::io::Result<()> {
         let out = out_tx.clone();
         forwarders.push(tokio::spawn(async move {
             while let Some(note) = notes.recv().await {
-                if out.send(Out::Note(note)).is_err() {
+                if out.send(Out::Charged(note)).is_err() {
                     return;
                 }
                 // In the writer's queue, ahead of any answer sent from now.
@@ -276,21 +276,35 @@ pub async fn serve_stdio(gateway: Arc<Gateway>) -> std::io::Result<()> {
     // client, if its initialize declared the capability.
     let caps = Arc::new(std::sync::Mutex::new(Value::Null));
     let waiting = Arc::new(Waiting::default());
+    // Servers' requests wait for the client to read them under a budget
+    // of their own: one that outlives its answer's timeout would otherwise
+    // stay queued for a client that does not read, and the next take its
+    // place.
+    let asks = Arc::new(Semaphore::new(PENDING_BYTES));
     for session in &gateway.sessions {
         // Weak: the handlers outlive this function (the sessions keep
         // them), and a strong sender would keep the writer's queue open
         // after the client has gone, so the gateway would never exit.
         let (caps, waiting, out) = (caps.clone(), waiting.clone(), out_tx.downgrade());
+        let asks = asks.clone();
         session.set_request_handler(Arc::new(move |msg: Value| {
-            let (caps, waiting, out) = (caps.clone(), waiting.clone(), out.clone());
+            let (caps, waiting, out, asks) = (caps.clone(), waiting.clone(), out.clone(), asks.clone());
             Box::pin(async move {
                 let gone = || json!({"code": -32603, "message": "the client went away"});
                 let declared = caps.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 client::takes(&declared, &msg)?;
                 let (request, _guard, answer) = waiting.register("", &msg);
+                let request = Bytes::from(request.to_string());
+                let charge = u32::try_from(request.len().clamp(1, PENDING_BYTES)).unwrap_or(u32::MAX);
+                let permit = asks.try_acquire_many_owned(charge).map_err(|_| {
+                    json!({"code": -32603, "message": format!(
+                        "the client is not reading: {} MiB of servers' requests already wait for it",
+                        PENDING_BYTES >> 20
+                    )})
+                })?;
                 out.upgrade()
                     .ok_or_else(gone)?
-                    .send(Out::Message(request))
+                    .send(Out::Charged((request, permit)))
                     .map_err(|_| gone())?;
                 client::outcome(answer.await)
             })
@@ -325,7 +339,10 @@ pub async fn serve_stdio(gateway: Arc<Gateway>) -> std::io::Result<()> {
         if msg["method"] == "initialize" {
             *caps.lock().unwrap_or_else(|p| p.into_inner()) = msg["params"]["capabilities"].clone();
         }
-        let before_answer = Flush::new(&gateway.sessions, &routed, gateway.target(&msg));
+        let before_answer = {
+            let reach = gateway.target(&msg);
+            Flush::new(&gateway.sessions, &routed, |i| reach.includes(i))
+        };
         let gateway = gateway.clone();
         let out = out_tx.clone();
         tokio::spawn(async move {
@@ -472,12 +489,12 @@ impl Gateway {
 
 /// A line for the stdio client.
 enum Out {
-    /// An answer, an error, or a server's request: each one caused by a
-    /// client's request or awaited by a server's.
+    /// An answer or an error, each one caused by a client's request.
     Message(Value),
     /// A server's notification, holding its bytes of the server's
-    /// [`note_queue`](crate::note_queue) budget until it is written.
-    Note(crate::note_queue::Pending),
+    /// [`note_queue`](crate::note_queue) budget until it is written, or a
+    /// server's request, holding its bytes of the requests' budget.
+    Charged(crate::note_queue::Pending),
 }
 
 fn error(id: Value, code: i64, message: &str) -> Value {

@@ -26,7 +26,6 @@ use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 
-use crate::route::Reach;
 use crate::session::ServerSession;
 
 /// Bytes of one server's notifications queued for routing: two messages
@@ -81,13 +80,17 @@ impl Routed {
 pub(crate) struct Flush(Vec<(ServerSession, Arc<Routed>)>);
 
 impl Flush {
-    /// The sessions of `reach`, each with its [`Routed`] (`routed[i]` is
-    /// `sessions[i]`'s).
-    pub(crate) fn new(sessions: &[ServerSession], routed: &[Arc<Routed>], reach: Reach) -> Self {
+    /// The sessions the request reached (`reached(i)` for `sessions[i]`),
+    /// each with its [`Routed`] (`routed[i]` is `sessions[i]`'s).
+    pub(crate) fn new(
+        sessions: &[ServerSession],
+        routed: &[Arc<Routed>],
+        reached: impl Fn(usize) -> bool,
+    ) -> Self {
         Self(
             (sessions.iter().zip(routed))
                 .enumerate()
-                .filter(|(i, _)| reach.includes(*i))
+                .filter(|(i, _)| reached(*i))
                 .map(|(_, (s, r))| (s.clone(), r.clone()))
                 .collect(),
         )

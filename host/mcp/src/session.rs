@@ -154,6 +154,8 @@ pub struct ServerSession {
     handler: HandlerSlot,
     /// Faults injected by `mcp serve` (`crate::serve_faults`); `None`: none.
     faults: Option<Arc<ServerFaults>>,
+    /// How long a request waits for the server's answer.
+    answer_timeout: Duration,
 }
 
 impl ServerSession {
@@ -215,6 +217,7 @@ impl ServerSession {
         };
         tokio::spawn(driver.run(cmd_rx));
         Self {
+            answer_timeout: spec.call_timeout.saturating_add(ANSWER_GRACE),
             name: spec.name,
             cmds,
             status,
@@ -342,9 +345,18 @@ impl ServerSession {
             })
             .await
             .map_err(|_| McpError(format!("server \"{}\" is stopped", self.name)))?;
-        let answer = answer
-            .await
-            .unwrap_or_else(|_| Err(McpError(format!("server \"{}\" stopped", self.name))));
+        // Unanswered, the request would hold its task and its message
+        // for as long as the server lives.
+        let answer = match tokio::time::timeout(self.answer_timeout, answer).await {
+            Ok(answer) => answer
+                .unwrap_or_else(|_| Err(McpError(format!("server \"{}\" stopped", self.name)))),
+            Err(_) => Err(McpError(format!(
+                "server \"{}\" did not answer `{method}` within {} s (its call_timeout, and {} s more)",
+                self.name,
+                self.answer_timeout.as_secs(),
+                ANSWER_GRACE.as_secs()
+            ))),
+        };
         crate::serve_faults::after(fault, answer)
     }
 }
@@ -352,6 +364,18 @@ impl ServerSession {
 fn lock(m: &Mutex<ServerStatus>) -> std::sync::MutexGuard<'_, ServerStatus> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// How much longer than its `call_timeout` a request waits for the
+/// server's answer here: the worker's relay answers a `tools/call` past
+/// that time itself, with the reason, and that answer should be the one
+/// the client gets; other methods have no timeout of their own but this.
+const ANSWER_GRACE: Duration = Duration::from_secs(5);
+
+/// Requests of the gateway's a server may leave unanswered at once. Each
+/// waits at most its `call_timeout` (then its entry is swept when the
+/// limit is reached); a few thousand is far past any client's pipeline
+/// and small beside the host (an entry is a few dozen bytes).
+const MAX_PENDING_REQUESTS: usize = 4096;
 
 /// Server notifications held for a slow subscriber; past this the oldest
 /// are dropped (`broadcast` lag), so a chatty server cannot grow the host.

@@ -10,8 +10,11 @@
 //! - `deaf`: never answers, and ignores `notifications/cancelled` (but
 //!   still answers other requests, such as `ping`);
 //! - `stuck`: spins in the call forever, reading nothing more;
+//! - `mute`: answers nothing but `initialize` and `tools/list` (and so
+//!   never a `prompts/get`, which the relay sets no deadline on);
 //! - `asks`: sends 4,096 requests of its own (`roots/list`, each with an id
-//!   of 64 KiB: 256 MiB of them), then sleeps, reading nothing more.
+//!   of 64 KiB: 256 MiB of them), then sleeps, reading nothing more;
+//! - `asks-early`: the same, at `initialize` instead of a call.
 //!
 //! Used by `tests/tests/mcp/hostile.rs`; each mode must end with the right
 //! outcome, with the host's memory flat and no process left.
@@ -32,6 +35,9 @@ fn main() {
         let Some(id) = msg.get("id").cloned() else {
             continue;
         };
+        if mode == "asks-early" && msg["method"] == "initialize" {
+            misbehave("asks", &id, &mut out);
+        }
         let result = match msg["method"].as_str().unwrap_or("") {
             "initialize" => serde_json::json!({
                 "protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
@@ -42,6 +48,7 @@ fn main() {
                 misbehave(&mode, &id, &mut out);
                 continue;
             }
+            _ if mode == "mute" => continue,
             _ => serde_json::json!({}),
         };
         let answer = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": result});

@@ -1,10 +1,11 @@
 //! `bulkhead mcp check`: the real reference server passes under
 //! `untrusted`, with its tools listed and a client config that runs it;
-//! a command that does not exist fails with exit 5 and says why. Either
+//! a command that does not exist fails with exit 5 and says why, and so
+//! does a server that floods the check with requests of its own. Either
 //! way, no process of the server outlives the command.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use bulkhead_tests::{bin, marker, peer, pids_with_marker};
 use serde_json::Value;
@@ -139,6 +140,49 @@ fn a_server_that_never_answers_fails_in_bounded_time_and_leaves_nothing() {
         report.contains("did not answer initialize within 1 s"),
         "{report}"
     );
+    assert!(
+        pids_with_marker(&mark).is_empty(),
+        "a server process survived the check"
+    );
+}
+
+/// A server that sends 256 MiB of requests of its own at `initialize`
+/// (each of which the check would answer, echoing its 64 KiB id, into a
+/// server that reads nothing) is stopped once it has asked 1 MiB, and the
+/// check says why; `bulkhead` itself stays small meanwhile.
+#[test]
+fn a_server_that_floods_the_check_with_requests_is_stopped_and_named() {
+    let mark = marker("check-asks");
+    let mut child = Command::new(bin("bulkhead"))
+        .args(["mcp", "check", "--"])
+        .arg(bin("hostile-mcp"))
+        .args(["asks-early", &mark])
+        .env_remove("BULKHEAD_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run bulkhead mcp check");
+    let pid = i32::try_from(child.id()).unwrap();
+    // Its peak RSS, sampled until it exits (it ends within seconds).
+    let mut peak = 0;
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(started.elapsed().as_secs() < 120, "the check never ended");
+        if let Some(hwm) = bulkhead_tests::proc_status_bytes(pid, "VmHWM:") {
+            peak = peak.max(hwm);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains(
+            "before answering initialize: bulkhead stopped it: it sent over 1024 KiB of requests of its own"
+        ),
+        "{report}"
+    );
+    assert!(peak < 64 << 20, "bulkhead's peak RSS {} MiB", peak >> 20);
     assert!(
         pids_with_marker(&mark).is_empty(),
         "a server process survived the check"

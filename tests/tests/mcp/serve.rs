@@ -263,3 +263,51 @@ fn progress_goes_through_the_gateway() {
     drop(stdin);
     assert!(child.wait().unwrap().success());
 }
+
+/// A request the server never answers, of a method the worker's relay sets
+/// no deadline on, ends after the server's `call_timeout` (plus the grace
+/// the relay's own answer to a `tools/call` gets) with the reason, instead
+/// of holding its task for as long as the server lives.
+#[test]
+fn a_request_the_server_never_answers_ends_after_its_call_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let servers = dir.path().join("servers.json");
+    let doc = json!({"mcpServers": {"mute": {"command": bin("hostile-mcp"), "args": ["mute"]}}});
+    std::fs::write(&servers, doc.to_string()).unwrap();
+    let config = dir.path().join("bulkhead.toml");
+    std::fs::write(&config, "[servers.mute]\ncall_timeout = \"1s\"\n").unwrap();
+    let mut child = Command::new(bin("bulkhead"))
+        .args(["mcp", "serve", "--servers", servers.to_str().unwrap()])
+        .env("BULKHEAD_CONFIG", &config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    for msg in [
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {}}),
+        json!({"jsonrpc": "2.0", "id": 1, "method": "prompts/get", "params": {"name": "mute__any"}}),
+    ] {
+        writeln!(stdin, "{msg}").unwrap();
+    }
+    let started = std::time::Instant::now();
+    let answer = loop {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "the gateway ended");
+        let v: Value = serde_json::from_str(&line).unwrap();
+        if v["id"] == 1 {
+            break v;
+        }
+    };
+    let waited = started.elapsed();
+    let why = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("server \"mute\" did not answer `prompts/get` within 6 s"),
+        "{answer}"
+    );
+    assert!(waited >= std::time::Duration::from_secs(6), "{waited:?}");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}

@@ -19,11 +19,12 @@ use clap::{Args, FromArgMatches};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::cli::mcp_diagnose::{
-    Diagnosis, EgressSeen, Facts, Failure, PolicyFacts, StderrTail, seconds,
-};
+use crate::cli::mcp_diagnose::{EgressSeen, Failure, STOPPED_BY_BULKHEAD, StderrTail};
 use crate::cli::mcp_wrap::{Launched, launch};
 use crate::cli::{CheckArgs, SandboxArgs, WrapArgs};
+
+mod output;
+use output::Output;
 
 /// Exit code when the server failed the check.
 const EXIT_SERVER: u8 = 5;
@@ -63,6 +64,9 @@ struct Probe {
     init_time: Option<Duration>,
     list_time: Option<Duration>,
     failure: Option<Failure>,
+    /// Bytes of the server's own requests so far, answered through a queue
+    /// that waits on the server reading them: at most [`MAX_ASKED_BYTES`].
+    asked_bytes: usize,
 }
 
 pub async fn check(args: CheckArgs, config: Option<&Path>) -> anyhow::Result<u8> {
@@ -236,6 +240,12 @@ fn end_session(call: &CallHandle, writer: &mpsc::UnboundedSender<Option<Bytes>>,
     }
 }
 
+/// What a server may ask of the check: a check is `initialize` and
+/// `tools/list`, and a server that asks (each answer echoing its id) more
+/// than this meanwhile, perhaps without reading the answers, is stopped
+/// rather than queued for.
+const MAX_ASKED_BYTES: usize = 1 << 20;
+
 /// One line from the server, at step `step`: the next step.
 fn on_line(line: &[u8], step: Step, probe: &mut Probe, send: &impl Fn(Value)) -> Step {
     let Ok(msg) = serde_json::from_slice::<Value>(line) else {
@@ -251,6 +261,28 @@ fn on_line(line: &[u8], step: Step, probe: &mut Probe, send: &impl Fn(Value)) ->
             json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601,
                 "message": "bulkhead mcp check takes no requests"}})
         };
+        probe.asked_bytes += line.len();
+        // Once the check is done (the rest of a batch of lines), the server
+        // is no longer answered, and its outcome stands.
+        if matches!(step, Step::Done) {
+            return step;
+        }
+        if probe.asked_bytes > MAX_ASKED_BYTES {
+            let method = if matches!(step, Step::Initialize(_)) {
+                "initialize"
+            } else {
+                "tools/list"
+            };
+            let why = format!(
+                "{STOPPED_BY_BULKHEAD}it sent over {} KiB of requests of its own during the check",
+                MAX_ASKED_BYTES >> 10
+            );
+            probe.failure = Some(Failure::Ended {
+                method: method.into(),
+                why,
+            });
+            return Step::Done;
+        }
         send(answer);
         return step;
     }
@@ -410,177 +442,4 @@ fn wrap_flags(s: &SandboxArgs, config: Option<&Path>, init_timeout: Duration) ->
         flag("--init-timeout", format!("{}ms", init_timeout.as_millis()));
     }
     f
-}
-
-/// The check's report, as text or JSON.
-struct Output<'a> {
-    command: &'a [String],
-    policy: &'a PolicyFacts,
-    probe: &'a Probe,
-    report: &'a Option<CallReport>,
-    egress: &'a EgressSeen,
-    flags: &'a [String],
-}
-
-impl Output<'_> {
-    fn diagnosis(&self) -> Option<Diagnosis> {
-        let failure = self.probe.failure.as_ref()?;
-        let facts = Facts {
-            command: self.command,
-            policy: self.policy,
-            egress: self.egress,
-            stderr: self.probe.tail.lines(),
-        };
-        Some(Diagnosis::new(failure, &facts))
-    }
-
-    fn not_enforced(&self) -> Vec<String> {
-        self.probe
-            .enforcement
-            .iter()
-            .flat_map(|e| e.not_enforced())
-            .map(|m| format!("{}: {}", m.mechanism, m.detail))
-            .collect()
-    }
-
-    /// The `mcpServers` entry that runs this server through `mcp wrap`:
-    /// its name (the last part of the server's own, in the characters
-    /// clients take) and its value.
-    fn client_config(&self) -> (String, Value) {
-        let mut args: Vec<String> = vec!["mcp".into(), "wrap".into()];
-        args.extend(self.flags.iter().cloned());
-        args.push("--".into());
-        args.extend(self.command.iter().cloned());
-        let own = self.probe.server_info["name"].as_str().unwrap_or("");
-        let name: String = own
-            .rsplit('/')
-            .next()
-            .unwrap_or("")
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            .collect();
-        let name = if name.is_empty() {
-            "server".into()
-        } else {
-            name
-        };
-        (name, json!({"command": "bulkhead", "args": args}))
-    }
-
-    fn text(&self) -> String {
-        let p = self.probe;
-        let mut out = String::new();
-        let mut line = |l: String| {
-            out.push_str(&l);
-            out.push('\n');
-        };
-        let diagnosis = self.diagnosis();
-        match &diagnosis {
-            None => line(format!(
-                "bulkhead mcp check: PASSED: {} {} (protocol {})",
-                p.server_info["name"].as_str().unwrap_or("(no name)"),
-                p.server_info["version"].as_str().unwrap_or("(no version)"),
-                p.protocol.as_deref().unwrap_or("not given"),
-            )),
-            Some(d) => line(format!("bulkhead mcp check: FAILED: {}", d.headline)),
-        }
-        line(format!("  command: {}", self.command.join(" ")));
-        if let Some(t) = p.init_time {
-            line(format!("  initialize answered in {}", seconds(t)));
-        }
-        if let Some(t) = p.list_time {
-            let cut = if p.tools_cut {
-                format!(" (the first {MAX_TOOL_PAGES} pages)")
-            } else {
-                String::new()
-            };
-            line(format!(
-                "  tools/list answered in {}: {} tools{cut}",
-                seconds(t),
-                p.tools.len()
-            ));
-            if !p.tools.is_empty() {
-                line(format!("    {}", p.tools.join(", ")));
-            }
-        }
-        let not_enforced = self.not_enforced();
-        match &diagnosis {
-            Some(d) => {
-                for l in d.lines() {
-                    line(format!("  {l}"));
-                }
-            }
-            None => {
-                line(format!("  policy {}", self.policy.explained));
-                line(format!("  network: {}", self.policy.network_text()));
-                line(format!(
-                    "  egress: {} allowed, {} refused",
-                    self.egress.allowed, self.egress.refused
-                ));
-                for m in &self.egress.messages {
-                    line(format!("    {m}"));
-                }
-            }
-        }
-        if p.enforcement.is_none() {
-            line("  not enforced: unknown (the worker never built the sandbox)".into());
-        } else if not_enforced.is_empty() {
-            line(
-                "  not enforced: nothing (every mechanism the policy asks for is in force)".into(),
-            );
-        } else {
-            for m in &not_enforced {
-                line(format!("  NOT ENFORCED: {m}"));
-            }
-        }
-        if let Some(r) = self.report {
-            let status = r.status_line();
-            line(format!(
-                "  the session: {}",
-                status.trim_start_matches("bulkhead: ")
-            ));
-        }
-        if diagnosis.is_none() {
-            let (name, entry) = self.client_config();
-            line(
-                "  client config (an entry of mcpServers; it runs the server through mcp wrap):"
-                    .into(),
-            );
-            line(format!("    {}: {entry}", Value::from(name)));
-        }
-        out
-    }
-
-    fn json(&self) -> Value {
-        let p = self.probe;
-        let diagnosis = self.diagnosis();
-        json!({
-            "ok": diagnosis.is_none(),
-            "command": self.command,
-            "server": p.server_info,
-            "protocol_version": p.protocol,
-            "tools": p.tools,
-            "tool_count": p.tools.len(),
-            "tools_cut": p.tools_cut,
-            "initialize_ms": p.init_time.map(|t| t.as_millis() as u64),
-            "tools_list_ms": p.list_time.map(|t| t.as_millis() as u64),
-            "policy": {"name": self.policy.name, "explained": self.policy.explained,
-                       "network": self.policy.network_text()},
-            "not_enforced": self.not_enforced(),
-            "egress": {"allowed": self.egress.allowed, "refused": self.egress.refused,
-                       "messages": self.egress.messages},
-            "stderr_tail": p.tail.lines(),
-            "diagnosis": diagnosis.as_ref().map(Diagnosis::json),
-            "client_config": diagnosis.is_none().then(|| {
-                let (name, entry) = self.client_config();
-                json!({"mcpServers": {name: entry}})
-            }),
-            "session": self.report.as_ref().map(|r| json!({
-                "outcome": r.outcome.status(),
-                "reason": r.outcome.reason(),
-                "summary": r.summary,
-                "peak_rss_bytes": r.usage.peak_rss_bytes,
-            })),
-        })
-    }
 }

@@ -274,6 +274,10 @@ pub fn seconds(d: Duration) -> String {
     }
 }
 
+/// How [`Failure::Ended`]'s reason begins when bulkhead stopped a server
+/// that broke the protocol: no flag fixes that.
+pub const STOPPED_BY_BULKHEAD: &str = "bulkhead stopped it: ";
+
 /// The flags that would most likely fix it, most specific first: a host
 /// the proxy refused, a path the sandbox refused, a package launcher with
 /// no network; `--policy trusted` only when nothing more specific fits.
@@ -287,6 +291,15 @@ fn hints(failure: &Failure, facts: &Facts<'_>) -> Vec<String> {
             "check the command: `{program}` could not be started; is it installed and on PATH? \
              Or give its full path"
         ));
+    }
+    if let Failure::Ended { why, .. } = failure
+        && why.starts_with(STOPPED_BY_BULKHEAD)
+    {
+        out.push(
+            "no flag fixes this: the server broke the protocol, and a weaker sandbox would not \
+             change that; tell its authors"
+                .into(),
+        );
     }
     for message in &facts.egress.messages {
         if let Some(target) = refused_target(message) {

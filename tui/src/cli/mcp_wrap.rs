@@ -159,13 +159,19 @@ struct Relay {
     init: Init,
     gate: LineGate,
     tail: StderrTail,
-    /// Egress messages already printed. Bounded: the host keeps at most
-    /// `bulkhead_egress::MAX_MESSAGES` distinct ones per call.
+    /// Egress messages already printed, at most [`EGRESS_PRINTED_CAP`].
     egress_printed: HashSet<String>,
     stdout: tokio::io::Stdout,
     stderr: tokio::io::Stderr,
     code: u8,
 }
+
+/// Distinct egress messages remembered so as to print each once. A run of
+/// the server has at most `bulkhead_egress::MAX_MESSAGES` of them, but the
+/// set outlives restarts, and a server that tries new names and dies, over
+/// and over, would grow it for as long as it is restarted: four runs' worth
+/// covers a server that settles, at a few tens of KiB.
+const EGRESS_PRINTED_CAP: usize = 4 * bulkhead_egress::MAX_MESSAGES;
 
 /// The prefix of every line `mcp wrap` writes to stderr of its own.
 const PREFIX: &str = "bulkhead: mcp wrap: ";
@@ -509,9 +515,15 @@ impl Relay {
     async fn print_egress(&mut self, messages: &[String]) {
         let mut text = String::new();
         for m in messages {
-            if self.egress_printed.insert(m.clone()) {
-                text.push_str(&format!("{PREFIX}{m}\n"));
+            if self.egress_printed.contains(m) {
+                continue;
             }
+            // Past the cap, a message is printed without being remembered:
+            // each run of the server says at most `MAX_MESSAGES` anyway.
+            if self.egress_printed.len() < EGRESS_PRINTED_CAP {
+                self.egress_printed.insert(m.clone());
+            }
+            text.push_str(&format!("{PREFIX}{m}\n"));
         }
         if !text.is_empty() {
             self.write_err(&text).await;

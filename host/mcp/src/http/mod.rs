@@ -304,7 +304,7 @@ async fn handle(req: Request<Incoming>, gateway: Arc<Gateway>, guard: &Guard) ->
     let reach = gateway.target(&msg);
     // The notifications each server reached sent before its answer go out
     // before the answer: they travel apart from it (`notes`).
-    let before_answer = Flush::new(&gateway.sessions, &guard.routed, reach);
+    let before_answer = Flush::new(&gateway.sessions, &guard.routed, |i| reach.includes(i));
     let (flight, notes) = guard.hub.flight(&sid, reach, token, accepts_sse);
     let mut msg = msg;
     if let Some(ours) = &flight.progress_token {

@@ -17,7 +17,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::to_server::ToServer;
 use super::{
-    Cmd, CurrentLive, HandlerSlot, INIT_TIMEOUT, McpError, PROTOCOL_VERSION,
+    Cmd, CurrentLive, HandlerSlot, INIT_TIMEOUT, MAX_PENDING_REQUESTS, McpError, PROTOCOL_VERSION,
     SERVER_REQUEST_TIMEOUT, STDERR_TAIL_BYTES, ServerState, ServerStatus, client_capabilities,
     lock,
 };
@@ -241,6 +241,18 @@ impl Driver {
                     Some(Cmd::Request { method, params, reply }) => {
                         if let Err(e) = replay.observe(&method, &params) {
                             tracing::warn!(server = %self.spec.name, "{e}");
+                        }
+                        if pending.len() >= MAX_PENDING_REQUESTS {
+                            // Those whose askers have given up go first.
+                            pending.retain(|_, reply| !reply.is_closed());
+                        }
+                        if pending.len() >= MAX_PENDING_REQUESTS {
+                            let _ = reply.send(Err(McpError(format!(
+                                "server \"{}\" has {} requests unanswered; it is sent no more until it answers",
+                                self.spec.name,
+                                pending.len()
+                            ))));
+                            continue;
                         }
                         let id = next_id;
                         next_id += 1;
