@@ -37,6 +37,8 @@ mod python_http;
 mod remote;
 #[path = "mcp/serve.rs"]
 mod serve;
+#[path = "mcp/serve_cancel.rs"]
+mod serve_cancel;
 #[path = "mcp/serve_inject.rs"]
 mod serve_inject;
 #[path = "mcp/serve_inject_http.rs"]

@@ -27,6 +27,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::client::{self, Waiting};
 use crate::held::Held;
+use crate::in_flight::InFlight;
 use crate::note_queue::{Flush, PENDING_BYTES};
 use crate::prepare::{FetchOptions, prepare};
 use crate::serve_faults::{FaultPlan, Handled, ServeFaults};
@@ -253,9 +254,9 @@ pub async fn serve_stdio(gateway: Arc<Gateway>) -> std::io::Result<()> {
     // go to the client as they come, each server's through its byte-bounded
     // queue: a client that stops reading while a server keeps sending
     // costs at most `PENDING_BYTES` a server, and what does not fit is
-    // dropped with a count on stderr. An answer waits for the notes its server sent before it (a call's
-    // progress, its log lines), which travel apart from it, so it is
-    // written after them.
+    // dropped with a count on stderr. An answer waits for the notes its
+    // server sent before it (a call's progress, its log lines), which
+    // travel apart from it, so it is written after them.
     let mut forwarders = Vec::new();
     let mut routed = Vec::new();
     for session in &gateway.sessions {
@@ -310,6 +311,7 @@ pub async fn serve_stdio(gateway: Arc<Gateway>) -> std::io::Result<()> {
             })
         }));
     }
+    let in_flight = Arc::new(InFlight::default());
     let mut input = read_stdin();
     while let Some(line) = input.recv().await {
         let msg = match line {
@@ -330,7 +332,9 @@ pub async fn serve_stdio(gateway: Arc<Gateway>) -> std::io::Result<()> {
             }
         };
         let Some(id) = msg.get("id").cloned() else {
-            continue; // a notification
+            // A notification: a cancel stops the request it names.
+            in_flight.notified(&msg);
+            continue;
         };
         if msg.get("method").is_none() {
             waiting.answer("", &msg); // an answer to a server's request
@@ -343,14 +347,23 @@ pub async fn serve_stdio(gateway: Arc<Gateway>) -> std::io::Result<()> {
             let reach = gateway.target(&msg);
             Flush::new(&gateway.sessions, &routed, |i| reach.includes(i))
         };
+        let (ticket, cancelled) = in_flight.start(&id);
         let gateway = gateway.clone();
         let out = out_tx.clone();
         tokio::spawn(async move {
-            // A request a fault leaves unanswered (`timeout`, `drop`) ends
-            // here, holding nothing.
-            if let Handled::Answer(answer) = gateway.handle_client(id, &msg).await {
-                before_answer.wait().await;
-                let _ = out.send(Out::Message(answer));
+            let _ticket = ticket;
+            tokio::select! {
+                // A request a fault leaves unanswered (`timeout`, `drop`)
+                // ends here, holding nothing.
+                handled = gateway.handle_client(id, &msg) => {
+                    if let Handled::Answer(answer) = handled {
+                        before_answer.wait().await;
+                        let _ = out.send(Out::Message(answer));
+                    }
+                }
+                // Cancelled by the client: no answer, and the request the
+                // session waited on is cancelled at the server.
+                Ok(()) = cancelled => {}
             }
         });
     }

@@ -21,6 +21,7 @@ pub mod control;
 mod gateway;
 mod held;
 mod http;
+mod in_flight;
 pub mod inject;
 mod note_queue;
 pub mod prepare;

@@ -134,6 +134,26 @@ enum Cmd {
         params: Value,
         reply: oneshot::Sender<Result<Value, McpError>>,
     },
+    /// Requests whose askers have stopped waiting (cancelled by their
+    /// client, or timed out) are cancelled at the server.
+    Sweep,
+}
+
+/// Sends [`Cmd::Sweep`] when a request stops being waited for before its
+/// answer came: its asker was dropped (the client cancelled it) or gave up.
+struct SweepUnlessAnswered<'a> {
+    cmds: &'a mpsc::Sender<Cmd>,
+    answered: bool,
+}
+
+impl Drop for SweepUnlessAnswered<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            // A full queue: the next sweep (or the next request past the
+            // pending limit) takes this one too.
+            let _ = self.cmds.try_send(Cmd::Sweep);
+        }
+    }
 }
 
 /// The live figures of a server's current run, published by its driver
@@ -345,11 +365,19 @@ impl ServerSession {
             })
             .await
             .map_err(|_| McpError(format!("server \"{}\" is stopped", self.name)))?;
+        let mut sweep = SweepUnlessAnswered {
+            cmds: &self.cmds,
+            answered: false,
+        };
         // Unanswered, the request would hold its task and its message
-        // for as long as the server lives.
+        // for as long as the server lives. Timed out, it is cancelled at
+        // the server as the guard drops.
         let answer = match tokio::time::timeout(self.answer_timeout, answer).await {
-            Ok(answer) => answer
-                .unwrap_or_else(|_| Err(McpError(format!("server \"{}\" stopped", self.name)))),
+            Ok(answer) => {
+                sweep.answered = true;
+                answer
+                    .unwrap_or_else(|_| Err(McpError(format!("server \"{}\" stopped", self.name))))
+            }
             Err(_) => Err(McpError(format!(
                 "server \"{}\" did not answer `{method}` within {} s (its call_timeout, and {} s more)",
                 self.name,

@@ -84,6 +84,18 @@ async def work_together(prompt: str, ctx: Context) -> str:
 
 
 @mcp.tool
+async def wait_cancel(marker: str) -> str:
+    """Waits a minute; writes `marker` if it is cancelled meanwhile."""
+    try:
+        await asyncio.sleep(60)
+    except BaseException:
+        with open(marker, "w") as f:
+            f.write("cancelled")
+        raise
+    return f"{NAME}: not cancelled"
+
+
+@mcp.tool
 async def flood(count: int, size: int, ctx: Context) -> str:
     pad = "x" * size
     for i in range(count):
@@ -393,6 +405,7 @@ fn the_python_sdk_over_http_gets_progress_logging_sampling_elicitation_and_roots
             "ask_together",
             "ask_user",
             "flood",
+            "wait_cancel",
             "work",
             "work_together"
         ]),

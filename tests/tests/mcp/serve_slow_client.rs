@@ -39,20 +39,20 @@ const BOUND: Duration = Duration::from_secs(120);
 const QUIET: Duration = Duration::from_secs(3);
 
 /// The client's end: lines from the gateway, read only while `reading`.
-struct Client {
+pub(crate) struct Client {
     stdin: ChildStdin,
     lines: mpsc::Receiver<Value>,
     reading: Arc<AtomicBool>,
 }
 
 impl Client {
-    fn send(&mut self, msg: &Value) {
+    pub(crate) fn send(&mut self, msg: &Value) {
         writeln!(self.stdin, "{msg}").unwrap();
         self.stdin.flush().unwrap();
     }
 
     /// The messages before the answer with `id`, and the answer.
-    fn until_answer(&self, id: u64) -> (Vec<Value>, Value) {
+    pub(crate) fn until_answer(&self, id: u64) -> (Vec<Value>, Value) {
         let started = Instant::now();
         let mut before = Vec::new();
         loop {
@@ -67,9 +67,14 @@ impl Client {
             before.push(msg);
         }
     }
+
+    /// The next message within `wait`, if one comes.
+    pub(crate) fn next_within(&self, wait: Duration) -> Option<Value> {
+        self.lines.recv_timeout(wait).ok()
+    }
 }
 
-fn call(id: u64, tool: &str, args: Value) -> Value {
+pub(crate) fn call(id: u64, tool: &str, args: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
            "params": {"name": tool, "arguments": args}})
 }
@@ -86,9 +91,22 @@ fn cpu_ticks(pid: u32) -> u64 {
 
 /// `bulkhead mcp serve` on stdio over `servers`, initialized; its process,
 /// its client end, and the file its stderr goes to.
-fn start(servers: &Path) -> (KillOnDrop, Client, tempfile::NamedTempFile) {
+pub(crate) fn start(servers: &Path) -> (KillOnDrop, Client, tempfile::NamedTempFile) {
+    start_with(servers, None)
+}
+
+/// [`start`], with `config` as the gateway's `BULKHEAD_CONFIG`.
+pub(crate) fn start_with(
+    servers: &Path,
+    config: Option<&Path>,
+) -> (KillOnDrop, Client, tempfile::NamedTempFile) {
     let logs = tempfile::NamedTempFile::new().unwrap();
-    let mut child = Command::new(bin("bulkhead"))
+    let mut cmd = Command::new(bin("bulkhead"));
+    match config {
+        Some(config) => cmd.env("BULKHEAD_CONFIG", config),
+        None => cmd.env_remove("BULKHEAD_CONFIG"),
+    };
+    let mut child = cmd
         .args(["mcp", "serve", "--servers"])
         .arg(servers)
         .stdin(Stdio::piped())

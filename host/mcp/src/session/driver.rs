@@ -41,6 +41,21 @@ pub(super) struct Driver {
 
 type Pending = HashMap<u64, oneshot::Sender<Result<Value, McpError>>>;
 
+/// Lets go of the requests nobody waits for any more (their client
+/// cancelled them, or they timed out), and tells the server so with
+/// `notifications/cancelled`, as the client's own cancel would have: a
+/// long `tools/call` then stops instead of running for nobody.
+fn cancel_abandoned(pending: &mut Pending, to_server: &ToServer) {
+    pending.retain(|&id, reply| {
+        if !reply.is_closed() {
+            return true;
+        }
+        let _ = to_server.send(&json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": id, "reason": "the client cancelled the request, or it timed out"}}));
+        false
+    });
+}
+
 impl Driver {
     fn set_state(&self, state: ServerState, error: Option<String>) {
         {
@@ -68,12 +83,15 @@ impl Driver {
             let Decision::Restart { delay, .. } = decision else {
                 let msg = format!("{why}; {}, and is now marked failed", decision.note());
                 self.set_state(ServerState::Failed, Some(msg.clone()));
-                // Answer whoever still asks, with why.
-                while let Some(Cmd::Request { reply, .. }) = cmds.recv().await {
-                    let _ = reply.send(Err(McpError(format!(
-                        "server \"{}\" failed: {msg}",
-                        self.spec.name
-                    ))));
+                // Answer whoever still asks, with why (a sweep has nothing
+                // left to cancel).
+                while let Some(cmd) = cmds.recv().await {
+                    if let Cmd::Request { reply, .. } = cmd {
+                        let _ = reply.send(Err(McpError(format!(
+                            "server \"{}\" failed: {msg}",
+                            self.spec.name
+                        ))));
+                    }
                 }
                 return;
             };
@@ -199,10 +217,11 @@ impl Driver {
                             send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
                             // What the gateway's clients set before a
                             // restart; the answers are not awaited.
+                            // Not pending: their answers are dropped unrouted,
+                            // and a sweep does not take them for cancelled.
                             for (method, params) in replay.requests() {
                                 let id = next_id;
                                 next_id += 1;
-                                pending.insert(id, oneshot::channel().0);
                                 send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
                             }
                             let (tx, rx) = oneshot::channel();
@@ -244,7 +263,7 @@ impl Driver {
                         }
                         if pending.len() >= MAX_PENDING_REQUESTS {
                             // Those whose askers have given up go first.
-                            pending.retain(|_, reply| !reply.is_closed());
+                            cancel_abandoned(&mut pending, &to_server);
                         }
                         if pending.len() >= MAX_PENDING_REQUESTS {
                             let _ = reply.send(Err(McpError(format!(
@@ -271,6 +290,7 @@ impl Driver {
                             }
                         }
                     }
+                    Some(Cmd::Sweep) => cancel_abandoned(&mut pending, &to_server),
                     None => {
                         call.cancel();
                         let _ = call.wait().await;
