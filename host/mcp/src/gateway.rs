@@ -333,7 +333,7 @@ pub async fn serve_stdio(gateway: Arc<Gateway>) -> std::io::Result<()> {
         };
         let Some(id) = msg.get("id").cloned() else {
             // A notification: a cancel stops the request it names.
-            in_flight.notified(&msg);
+            in_flight.notified("", &msg);
             continue;
         };
         if msg.get("method").is_none() {
@@ -347,7 +347,7 @@ pub async fn serve_stdio(gateway: Arc<Gateway>) -> std::io::Result<()> {
             let reach = gateway.target(&msg);
             Flush::new(&gateway.sessions, &routed, |i| reach.includes(i))
         };
-        let (ticket, cancelled) = in_flight.start(&id);
+        let (ticket, cancelled) = in_flight.start("", &id);
         let gateway = gateway.clone();
         let out = out_tx.clone();
         tokio::spawn(async move {

@@ -1,7 +1,8 @@
-//! The stdio gateway's client requests in flight, by id, so that the
-//! client's `notifications/cancelled` stops the one it names: its task
-//! ends without an answer (a cancelled request gets none), and the
-//! session it was waiting on cancels it at the server in turn.
+//! A gateway's client requests in flight, by client session and id, so
+//! that a client's `notifications/cancelled` stops the one it names: its
+//! task ends without an answer (a cancelled request gets none), and the
+//! server session it was waiting on cancels it at the server in turn.
+//! Over stdio there is one client, whose session is `""`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,12 +27,16 @@ pub(crate) struct Ticket {
 }
 
 impl InFlight {
-    /// Registers request `id`: the receiver gets `Ok` if the client
-    /// cancels it.
-    pub(crate) fn start(self: &Arc<Self>, id: &Value) -> (Ticket, oneshot::Receiver<()>) {
+    /// Registers request `id` of client session `session`: the receiver
+    /// gets `Ok` if the client cancels it.
+    pub(crate) fn start(
+        self: &Arc<Self>,
+        session: &str,
+        id: &Value,
+    ) -> (Ticket, oneshot::Receiver<()>) {
         let (cancel, cancelled) = oneshot::channel();
         let serial = self.serial.fetch_add(1, Ordering::Relaxed);
-        let key = id.to_string();
+        let key = key(session, id);
         self.lock().insert(key.clone(), (serial, cancel));
         let ticket = Ticket {
             in_flight: self.clone(),
@@ -41,13 +46,14 @@ impl InFlight {
         (ticket, cancelled)
     }
 
-    /// A client's notification: if it is `notifications/cancelled` for a
-    /// request still in flight, that request is stopped.
-    pub(crate) fn notified(&self, msg: &Value) {
+    /// A notification of client session `session`: if it is
+    /// `notifications/cancelled` for a request of its still in flight, that
+    /// request is stopped.
+    pub(crate) fn notified(&self, session: &str, msg: &Value) {
         if msg["method"] != "notifications/cancelled" {
             return;
         }
-        let key = msg["params"]["requestId"].to_string();
+        let key = key(session, &msg["params"]["requestId"]);
         if let Some((_, cancel)) = self.lock().remove(&key) {
             let _ = cancel.send(());
         }
@@ -57,6 +63,11 @@ impl InFlight {
         // The map is whole whatever a panicking holder was doing.
         self.by_id.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// A session id is 32 hex digits (or empty): the NUL cannot be in it.
+fn key(session: &str, id: &Value) -> String {
+    format!("{session}\0{id}")
 }
 
 impl Drop for Ticket {
@@ -83,24 +94,26 @@ mod tests {
     #[test]
     fn a_cancel_stops_the_request_it_names_and_no_other() {
         let in_flight = Arc::new(InFlight::default());
-        let (_a, mut a) = in_flight.start(&json!(1));
-        let (_b, mut b) = in_flight.start(&json!("1"));
-        in_flight
-            .notified(&json!({"method": "notifications/progress", "params": {"requestId": 1}}));
-        in_flight.notified(&cancel(json!(1)));
+        let (_a, mut a) = in_flight.start("s", &json!(1));
+        let (_b, mut b) = in_flight.start("s", &json!("1"));
+        let (_c, mut c) = in_flight.start("t", &json!(1));
+        let progress = json!({"method": "notifications/progress", "params": {"requestId": 1}});
+        in_flight.notified("s", &progress);
+        in_flight.notified("s", &cancel(json!(1)));
         assert_eq!(a.try_recv(), Ok(()));
         assert!(b.try_recv().is_err(), "\"1\" is not 1");
-        in_flight.notified(&cancel(json!("1")));
+        assert!(c.try_recv().is_err(), "another session's 1");
+        in_flight.notified("s", &cancel(json!("1")));
         assert_eq!(b.try_recv(), Ok(()));
     }
 
     #[test]
     fn an_ended_request_unregisters_itself_but_not_a_later_one_of_its_id() {
         let in_flight = Arc::new(InFlight::default());
-        let (first, _) = in_flight.start(&json!(7));
-        let (_second, mut second) = in_flight.start(&json!(7));
+        let (first, _) = in_flight.start("", &json!(7));
+        let (_second, mut second) = in_flight.start("", &json!(7));
         drop(first);
-        in_flight.notified(&cancel(json!(7)));
+        in_flight.notified("", &cancel(json!(7)));
         assert_eq!(second.try_recv(), Ok(()), "the later 7 is still registered");
         assert!(in_flight.lock().is_empty());
     }

@@ -282,8 +282,21 @@ impl Setup {
     /// `bulkhead mcp serve --http` over the servers (`--expose a` if
     /// `expose`), and its port.
     pub(crate) fn gateway(&self, expose: bool) -> (KillOnDrop, u16) {
+        self.gateway_with(expose, None)
+    }
+
+    /// [`Setup::gateway`], with `config` as its `BULKHEAD_CONFIG`.
+    pub(crate) fn gateway_with(
+        &self,
+        expose: bool,
+        config: Option<&std::path::Path>,
+    ) -> (KillOnDrop, u16) {
         let port = free_port();
         let mut cmd = Command::new(bin("bulkhead"));
+        match config {
+            Some(config) => cmd.env("BULKHEAD_CONFIG", config),
+            None => cmd.env_remove("BULKHEAD_CONFIG"),
+        };
         cmd.args(["mcp", "serve", "--servers"])
             .arg(self.servers())
             .args(["--http", &format!("127.0.0.1:{port}")]);

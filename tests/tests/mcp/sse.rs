@@ -53,8 +53,8 @@ fn http_gateway(dir: &std::path::Path, expose: bool) -> (KillOnDrop, u16) {
 
 /// One HTTP exchange's answer: status, headers (lower-cased names) and
 /// the connection, for the body.
-struct Reply {
-    status: u16,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
     body: BufReader<TcpStream>,
 }
@@ -67,7 +67,7 @@ impl Reply {
             .map(|(_, v)| v.as_str())
     }
 
-    fn is_sse(&self) -> bool {
+    pub(crate) fn is_sse(&self) -> bool {
         self.header("content-type")
             .is_some_and(|t| t.starts_with("text/event-stream"))
     }
@@ -109,7 +109,7 @@ impl Reply {
 
     /// The next event, or `None` when the stream ends, however it ends
     /// (a connection closed mid-event, or reset, included).
-    fn event_or_end(&mut self) -> Option<(Option<u64>, Value)> {
+    pub(crate) fn event_or_end(&mut self) -> Option<(Option<u64>, Value)> {
         let mut id = None;
         loop {
             let mut line = Vec::new();
@@ -147,7 +147,7 @@ impl Reply {
     }
 
     /// The answer to request `id`, whether it came as JSON or SSE.
-    fn answer(mut self, id: u64) -> Value {
+    pub(crate) fn answer(mut self, id: u64) -> Value {
         if self.is_sse() {
             self.until_answer(id).1
         } else {
@@ -201,12 +201,12 @@ fn send(
 
 const BOTH: (&str, &str) = ("Accept", "application/json, text/event-stream");
 
-fn post(port: u16, session: &str, msg: &Value) -> Reply {
+pub(crate) fn post(port: u16, session: &str, msg: &Value) -> Reply {
     send(port, "POST", Some(session), &[BOTH], Some(msg))
 }
 
 /// Initializes a session declaring `capabilities`; its id.
-fn initialize(port: u16, capabilities: Value) -> String {
+pub(crate) fn initialize(port: u16, capabilities: Value) -> String {
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": capabilities,
         "clientInfo": {"name": "sse-test", "version": "0"}}});
@@ -219,7 +219,7 @@ fn initialize(port: u16, capabilities: Value) -> String {
     sid
 }
 
-fn call(id: u64, tool: &str, arguments: Value) -> Value {
+pub(crate) fn call(id: u64, tool: &str, arguments: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}})
 }
 

@@ -49,6 +49,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::gateway::{Gateway, MAX_CLIENT_MESSAGE};
+use crate::in_flight::InFlight;
 use crate::note_queue::Flush;
 use body::{Body, sse_event};
 use budget::{Charged, queue};
@@ -72,6 +73,8 @@ struct Guard {
     hub: Arc<Hub>,
     /// How far each server's notifications have got, by server index.
     routed: Vec<Arc<crate::note_queue::Routed>>,
+    /// Client requests in flight, for their clients' cancels.
+    in_flight: Arc<InFlight>,
 }
 
 /// Where and for whom `serve_http` listens.
@@ -124,6 +127,7 @@ pub async fn serve_http(gateway: Arc<Gateway>, options: HttpOptions) -> std::io:
         token,
         hub: hub.clone(),
         routed,
+        in_flight: Arc::default(),
     });
     eprintln!("bulkhead: mcp serve: listening on http://{bound}/mcp");
     gateway.faults_over_http();
@@ -284,6 +288,7 @@ async fn handle(req: Request<Incoming>, gateway: Arc<Gateway>, guard: &Guard) ->
     else {
         if let Some(sid) = &known {
             gateway.held.cancelled(sid, &msg);
+            guard.in_flight.notified(sid, &msg);
         }
         return plain(StatusCode::ACCEPTED, "");
     };
@@ -311,11 +316,24 @@ async fn handle(req: Request<Incoming>, gateway: Arc<Gateway>, guard: &Guard) ->
         msg["params"]["_meta"]["progressToken"] = ours.clone();
     }
     let hub = guard.hub.clone();
+    let (ticket, cancelled) = guard.in_flight.start(&sid, &id);
     let answer = tokio::spawn(async move {
-        crate::held::http_answer(&gateway, &sid, id, &msg, |s| {
-            hub.close(s);
-        })
-        .await
+        let _ticket = ticket;
+        tokio::select! {
+            // A request an injected fault holds, which the same cancel lets
+            // go, ends as such a request does.
+            biased;
+            a = crate::held::http_answer(&gateway, &sid, id.clone(), &msg, |s| {
+                hub.close(s);
+            }) => a,
+            // Cancelled by its client: an SSE stream ends without an answer
+            // (a cancelled request gets none); a client that takes only
+            // JSON must get a body, and gets the error of a cancelled
+            // request, which it no longer waits for.
+            Ok(()) = cancelled => (!accepts_sse).then(|| {
+                json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32800, "message": "the request was cancelled by its client"}})
+            }),
+        }
     });
     answer_post(flight, notes, answer, accepts_sse, before_answer).await
 }
