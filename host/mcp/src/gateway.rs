@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::byte_budget::try_charge;
 use crate::client::{self, Waiting};
 use crate::held::Held;
 use crate::in_flight::InFlight;
@@ -296,8 +297,7 @@ pub async fn serve_stdio(gateway: Arc<Gateway>) -> std::io::Result<()> {
                 client::takes(&declared, &msg)?;
                 let (request, _guard, answer) = waiting.register("", &msg);
                 let request = Bytes::from(request.to_string());
-                let charge = u32::try_from(request.len().clamp(1, PENDING_BYTES)).unwrap_or(u32::MAX);
-                let permit = asks.try_acquire_many_owned(charge).map_err(|_| {
+                let permit = try_charge(&asks, PENDING_BYTES, request.len()).ok_or_else(|| {
                     json!({"code": -32603, "message": format!(
                         "the client is not reading: {} MiB of servers' requests already wait for it",
                         PENDING_BYTES >> 20

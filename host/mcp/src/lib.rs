@@ -15,6 +15,7 @@
 /// catalogue and an agent's tools.
 pub const NAMESPACE_SEPARATOR: &str = "__";
 
+mod byte_budget;
 pub mod chaos;
 mod client;
 pub mod control;

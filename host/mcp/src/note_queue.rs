@@ -26,6 +26,7 @@ use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 
+use crate::byte_budget::try_charge;
 use crate::session::ServerSession;
 
 /// Bytes of one server's notifications queued for routing: two messages
@@ -174,11 +175,7 @@ fn enqueue(tx: &mpsc::Sender<Pending>, budget: &Arc<Semaphore>, note: &Value) ->
     };
     // One note bigger than the whole budget (a `max_message` set above
     // it) goes through alone.
-    let charge = bytes.len().clamp(1, PENDING_BYTES);
-    let Ok(charge) = u32::try_from(charge) else {
-        return false;
-    };
-    let Ok(permit) = budget.clone().try_acquire_many_owned(charge) else {
+    let Some(permit) = try_charge(budget, PENDING_BYTES, bytes.len()) else {
         return false;
     };
     tx.try_send((Bytes::from(bytes), permit)).is_ok()

@@ -21,6 +21,8 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
+use crate::byte_budget::try_charge;
+
 /// Bytes waiting for one server to read them: many times what a client's
 /// burst of requests takes (each a few KiB but for large arguments), and
 /// twice the default message cap, so one large request still fits whole
@@ -106,9 +108,7 @@ impl ToServer {
         }
         let mut line = msg.to_string().into_bytes();
         line.push(b'\n');
-        // Under `TO_SERVER_BYTES`, which fits in a u32.
-        let charge = line.len().clamp(1, TO_SERVER_BYTES) as u32;
-        let Ok(permit) = self.budget.bytes.clone().try_acquire_many_owned(charge) else {
+        let Some(permit) = try_charge(&self.budget.bytes, TO_SERVER_BYTES, line.len()) else {
             self.budget.backlogged.store(true, Ordering::Release);
             return Err(Backlogged);
         };

@@ -75,6 +75,23 @@ pub struct State {
     pub notes: Vec<String>,
 }
 
+impl State {
+    /// A session's start: nothing sent, nothing learnt of the client.
+    fn new(target: Target) -> Self {
+        Self {
+            target,
+            pending: HashMap::new(),
+            init: None,
+            init_id: None,
+            init_answered: false,
+            initialized: false,
+            client_closed: false,
+            replay: Replay::default(),
+            notes: Vec::new(),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Peek<'a> {
     id: Option<Value>,
@@ -87,17 +104,7 @@ impl Switch {
     /// A switch whose first run takes lines through `input`.
     pub fn new(input: InputSender) -> Self {
         Self {
-            state: Mutex::new(State {
-                target: Target::Live(input),
-                pending: HashMap::new(),
-                init: None,
-                init_id: None,
-                init_answered: false,
-                initialized: false,
-                client_closed: false,
-                replay: Replay::default(),
-                notes: Vec::new(),
-            }),
+            state: Mutex::new(State::new(Target::Live(input))),
             changed: Condvar::new(),
         }
     }
@@ -287,17 +294,7 @@ mod tests {
     use serde_json::json;
 
     fn state() -> State {
-        State {
-            target: Target::Ended,
-            pending: HashMap::new(),
-            init: None,
-            init_id: None,
-            init_answered: false,
-            initialized: false,
-            client_closed: false,
-            replay: Replay::default(),
-            notes: Vec::new(),
-        }
+        State::new(Target::Ended)
     }
 
     #[test]
